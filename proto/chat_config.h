@@ -1,7 +1,10 @@
 /* chat_config.h: settings as a table. Each setting is an environment variable CHAT_FOO_BAR
  * and the flag --foo-bar VALUE (or --foo-bar=VALUE); the flag wins. `--help` prints every
  * setting with its default and help. A value that does not parse or is out of bounds stops
- * the program at start with a message naming the setting.
+ * the program at start with a message naming the setting. An empty environment variable
+ * counts as unset. INT values are decimal and checked against [min, max]; BOOL values are
+ * 1/0, true/false, yes/no, on/off (a BOOL flag given without a value means true). Arguments
+ * that are not flags are refused (a program with sub-commands strips them first).
  * Call from main() before any thread starts. */
 #ifndef CHAT_CONFIG_H
 #define CHAT_CONFIG_H
