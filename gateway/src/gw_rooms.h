@@ -16,7 +16,7 @@ gw_rooms *gw_rooms_new(void);
 void gw_rooms_free(gw_rooms *r);
 
 /* room is a NUL-terminated valid room name (copied). Returns 0 when added, 1 when the member
- * was already joined, -ENOMEM. */
+ * was already joined, -ENOMEM, or -EINVAL when room is not a valid room name. */
 int gw_rooms_join(gw_rooms *r, const char *room, void *member);
 /* Returns 0 when removed, 1 when the member was not joined. */
 int gw_rooms_leave(gw_rooms *r, const char *room, void *member);

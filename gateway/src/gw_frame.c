@@ -1,0 +1,340 @@
+/* gw_frame.c: parsing and validating client frames of protocol v1 (see gw_frame.h).
+ *
+ * jansson parses the frame (duplicate keys refused; \u0000 allowed through so that a NUL in a
+ * text is reported as invalid_text rather than invalid_json), then each frame type checks its
+ * own fields with the shared rules of chat_validate.h. jansson refuses raw invalid UTF-8
+ * anywhere in the input; so that such a text still gets invalid_text, the input is parsed a
+ * second time with every invalid byte replaced by the escape \u0000 and run through the same
+ * checks. That second pass can only choose the error: a frame with invalid bytes is never
+ * accepted. Error messages never echo client bytes except printable ASCII. */
+#include "gw_frame.h"
+
+#include <jansson.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_error.h"
+#include "chat_msgid.h"
+
+#define GW_TOKEN_MAX 8192              /* bytes of a JWT in an auth frame */
+#define GW_FRAME_SANITIZE_MAX (1 << 20) /* larger inputs with invalid UTF-8: invalid_json */
+
+__attribute__((format(printf, 3, 4))) static int fail(gw_frame_error *err, const char *code,
+                                                      const char *fmt, ...)
+{
+    va_list ap;
+    err->code = code;
+    va_start(ap, fmt);
+    vsnprintf(err->message, sizeof(err->message), fmt, ap);
+    va_end(ap);
+    return CHAT_EINVAL;
+}
+
+/* The string of a JSON string value with its length; false for other JSON types. */
+static bool get_str(const json_t *v, const char **s, size_t *len)
+{
+    if (!json_is_string(v))
+        return false;
+    *s = json_string_value(v);
+    *len = json_string_length(v);
+    return true;
+}
+
+static bool str_eq(const char *s, size_t len, const char *lit)
+{
+    return len == strlen(lit) && memcmp(s, lit, len) == 0;
+}
+
+/* Copies s into out when it is short printable ASCII (safe to show); else "". */
+static void printable(const char *s, size_t len, char *out, size_t outlen)
+{
+    out[0] = '\0';
+    if (len >= outlen)
+        return;
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' ||
+            s[i] == '\\')
+            return;
+    memcpy(out, s, len);
+    out[len] = '\0';
+}
+
+/* A required room field, validated. */
+static int need_room(json_t *root, gw_frame *out, gw_frame_error *err)
+{
+    json_t *v = json_object_get(root, "room");
+    const char *s;
+    size_t len;
+
+    if (!v)
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"room\" is required");
+    if (!get_str(v, &s, &len))
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"room\" must be a string");
+    if (!chat_valid_room(s, len))
+        return fail(err, GW_ERR_INVALID_ROOM, "field \"room\" must match [A-Za-z0-9._:-]{1,%d}",
+                    CHAT_ROOM_MAX);
+    out->room = s;
+    return 0;
+}
+
+static int parse_auth(json_t *root, gw_frame *out, gw_frame_error *err)
+{
+    json_t *v = json_object_get(root, "token");
+    const char *s;
+    size_t len;
+
+    if (!v)
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"token\" is required");
+    if (!get_str(v, &s, &len) || len == 0 || len > GW_TOKEN_MAX)
+        return fail(err, GW_ERR_INVALID_FIELD,
+                    "field \"token\" must be a non-empty string of at most %d bytes",
+                    GW_TOKEN_MAX);
+    /* A compact JWT is printable ASCII; anything else cannot verify, so say so early. */
+    for (size_t i = 0; i < len; i++)
+        if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] > 0x7e)
+            return fail(err, GW_ERR_INVALID_FIELD,
+                        "field \"token\" must be a JWT in compact form");
+    out->token = s;
+    return 0;
+}
+
+static int parse_send(json_t *root, const gw_frame_limits *lim, gw_frame *out,
+                      gw_frame_error *err)
+{
+    int rc = need_room(root, out, err);
+    if (rc)
+        return rc;
+
+    json_t *v = json_object_get(root, "text");
+    const char *s;
+    size_t len;
+    if (!v)
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"text\" is required");
+    if (!get_str(v, &s, &len))
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"text\" must be a string");
+    if (len == 0)
+        return fail(err, GW_ERR_INVALID_TEXT, "field \"text\" must not be empty");
+    if (len > lim->max_text)
+        return fail(err, GW_ERR_TEXT_TOO_LONG, "field \"text\" is longer than %zu bytes",
+                    lim->max_text);
+    if (!chat_valid_utf8_nonul(s, len))
+        return fail(err, GW_ERR_INVALID_TEXT,
+                    "field \"text\" must be valid UTF-8 without NUL characters");
+    out->text = s;
+    out->text_len = len;
+
+    v = json_object_get(root, "cid");
+    if (v && !json_is_null(v)) {
+        if (!get_str(v, &s, &len) || !chat_valid_cid(s, len))
+            return fail(err, GW_ERR_INVALID_FIELD,
+                        "field \"cid\" must be 1 to %d printable ASCII characters",
+                        CHAT_CID_MAX);
+    }
+    return 0;
+}
+
+static int parse_history(json_t *root, const gw_frame_limits *lim, gw_frame *out,
+                         gw_frame_error *err)
+{
+    int rc = need_room(root, out, err);
+    if (rc)
+        return rc;
+
+    json_t *v = json_object_get(root, "before");
+    const char *s;
+    size_t len;
+    if (v && !json_is_null(v)) {
+        if (!get_str(v, &s, &len) || len != CHAT_MSGID_LEN || chat_msgid_parse(s, NULL, NULL))
+            return fail(err, GW_ERR_INVALID_FIELD, "field \"before\" must be a message id");
+        out->before = s;
+    }
+
+    out->limit = lim->default_history;
+    v = json_object_get(root, "limit");
+    if (v && !json_is_null(v)) {
+        json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
+        if (n < 1 || n > lim->max_history)
+            return fail(err, GW_ERR_INVALID_FIELD,
+                        "field \"limit\" must be an integer from 1 to %d", lim->max_history);
+        out->limit = (int)n;
+    }
+    return 0;
+}
+
+/* Validates a parsed root. On failure the caller still owns root. */
+static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out,
+                      gw_frame_error *err)
+{
+    const char *s;
+    size_t len;
+
+    if (!json_is_object(root))
+        return fail(err, GW_ERR_INVALID_JSON, "a frame must be a JSON object");
+
+    /* A usable cid is echoed in any error, whatever else is wrong with the frame. */
+    json_t *v = json_object_get(root, "cid");
+    if (get_str(v, &s, &len) && chat_valid_cid(s, len)) {
+        memcpy(err->cid, s, len);
+        err->cid[len] = '\0';
+        out->cid = s;
+    }
+
+    v = json_object_get(root, "type");
+    if (!v)
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"type\" is required");
+    if (!get_str(v, &s, &len))
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"type\" must be a string");
+
+    if (str_eq(s, len, "auth")) {
+        out->type = GW_FRAME_AUTH;
+        return parse_auth(root, out, err);
+    }
+    if (str_eq(s, len, "join")) {
+        out->type = GW_FRAME_JOIN;
+        return need_room(root, out, err);
+    }
+    if (str_eq(s, len, "leave")) {
+        out->type = GW_FRAME_LEAVE;
+        return need_room(root, out, err);
+    }
+    if (str_eq(s, len, "send")) {
+        out->type = GW_FRAME_SEND;
+        return parse_send(root, lim, out, err);
+    }
+    if (str_eq(s, len, "history")) {
+        out->type = GW_FRAME_HISTORY;
+        return parse_history(root, lim, out, err);
+    }
+    if (str_eq(s, len, "ping")) {
+        out->type = GW_FRAME_PING;
+        return 0;
+    }
+
+    char shown[33];
+    printable(s, len, shown, sizeof(shown));
+    if (shown[0])
+        return fail(err, GW_ERR_UNKNOWN_TYPE, "unknown frame type \"%s\"", shown);
+    return fail(err, GW_ERR_UNKNOWN_TYPE, "unknown frame type");
+}
+
+/* Length of the valid UTF-8 sequence starting at p[0], or 0 when p[0] does not start one.
+ * ASCII (NUL included: JSON has its own rule for raw control bytes) is always 1. */
+static size_t utf8_seq(const unsigned char *p, size_t avail)
+{
+    size_t n;
+    if (p[0] < 0x80)
+        return 1;
+    if (p[0] >= 0xc2 && p[0] <= 0xdf)
+        n = 2;
+    else if (p[0] >= 0xe0 && p[0] <= 0xef)
+        n = 3;
+    else if (p[0] >= 0xf0 && p[0] <= 0xf4)
+        n = 4;
+    else
+        return 0;
+    if (n > avail || !chat_valid_utf8_nonul((const char *)p, n))
+        return 0;
+    return n;
+}
+
+/* The input with each byte that is not part of valid UTF-8 replaced by the six characters
+ * \u0000. malloc'd (caller frees) or NULL. */
+static char *sanitize_utf8(const char *data, size_t len, size_t *outlen)
+{
+    const unsigned char *p = (const unsigned char *)data;
+    char *buf = malloc(len * 6 + 1);
+    size_t o = 0;
+
+    if (!buf)
+        return NULL;
+    for (size_t i = 0; i < len;) {
+        size_t n = utf8_seq(p + i, len - i);
+        if (n) {
+            memcpy(buf + o, p + i, n);
+            o += n;
+            i += n;
+        } else {
+            memcpy(buf + o, "\\u0000", 6);
+            o += 6;
+            i++;
+        }
+    }
+    *outlen = o;
+    return buf;
+}
+
+/* A frame jansson refused for invalid UTF-8: find the error a person should see. Never
+ * returns 0. */
+static int parse_bad_utf8(const char *data, size_t len, const gw_frame_limits *lim,
+                          gw_frame *out, gw_frame_error *err)
+{
+    size_t clean_len = 0;
+    char *clean = NULL;
+    json_t *root = NULL;
+    json_error_t jerr;
+    int rc;
+
+    if (len <= GW_FRAME_SANITIZE_MAX)
+        clean = sanitize_utf8(data, len, &clean_len);
+    if (clean)
+        root = json_loadb(clean, clean_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        rc = fail(err, GW_ERR_INVALID_JSON, "frame is not valid UTF-8 JSON");
+        goto out;
+    }
+    rc = parse_root(root, lim, out, err);
+    if (rc == 0) /* the bad bytes were in a key or an ignored field */
+        rc = fail(err, GW_ERR_INVALID_JSON, "frame is not valid UTF-8 JSON");
+out:
+    json_decref(root);
+    free(clean);
+    memset(out, 0, sizeof(*out));
+    return rc;
+}
+
+int gw_frame_parse(const char *data, size_t len, const gw_frame_limits *lim, gw_frame *out,
+                   gw_frame_error *err)
+{
+    json_error_t jerr;
+    json_t *root;
+    int rc;
+
+    memset(out, 0, sizeof(*out));
+    memset(err, 0, sizeof(*err));
+    if (!data)
+        len = 0;
+
+    root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
+    if (!root) {
+        switch (json_error_code(&jerr)) {
+        case json_error_invalid_utf8:
+            return parse_bad_utf8(data, len, lim, out, err);
+        case json_error_duplicate_key:
+            return fail(err, GW_ERR_INVALID_JSON, "frame has a duplicate key");
+        case json_error_out_of_memory:
+            return fail(err, GW_ERR_INTERNAL, "out of memory");
+        default:
+            return fail(err, GW_ERR_INVALID_JSON, "frame is not valid JSON (at byte %d)",
+                        jerr.position);
+        }
+    }
+    rc = parse_root(root, lim, out, err);
+    if (rc) {
+        json_decref(root);
+        memset(out, 0, sizeof(*out));
+        return rc;
+    }
+    out->json_ = root;
+    return 0;
+}
+
+void gw_frame_free(gw_frame *f)
+{
+    if (!f)
+        return;
+    json_decref((json_t *)f->json_);
+    memset(f, 0, sizeof(*f));
+}

@@ -1,0 +1,29 @@
+/* gw_rate.c: token bucket for per-connection frame rate limits (see gw_rate.h). Tokens refill
+ * continuously at per_ms up to burst; a clock that goes backwards refills nothing. */
+#include "gw_rate.h"
+
+void gw_rate_init(gw_rate *r, double per_second, double burst, int64_t now_ms)
+{
+    if (!(per_second > 0))
+        per_second = 1;
+    if (!(burst >= 1))
+        burst = 1;
+    r->per_ms = per_second / 1000.0;
+    r->burst = burst;
+    r->tokens = burst;
+    r->last_ms = now_ms;
+}
+
+bool gw_rate_take(gw_rate *r, int64_t now_ms)
+{
+    if (now_ms > r->last_ms) {
+        r->tokens += (double)(now_ms - r->last_ms) * r->per_ms;
+        if (r->tokens > r->burst)
+            r->tokens = r->burst;
+        r->last_ms = now_ms;
+    }
+    if (r->tokens < 1.0)
+        return false;
+    r->tokens -= 1.0;
+    return true;
+}

@@ -1,0 +1,471 @@
+/* gw_rooms.c: the gateway's room index (see gw_rooms.h).
+ *
+ * Three intrusive chained hash tables share one small implementation:
+ *   rooms       room name        -> gw_room   (members as a list in join order)
+ *   members     member pointer   -> gw_member (its memberships, for count_of and leave_all)
+ *   links       (room, member)   -> gw_link   (one membership; in both lists above)
+ * A membership (gw_link) sits on two doubly linked lists, so join, leave and is_member are O(1)
+ * on average and fan-out walks the room's list in join order. Room names come from clients, so
+ * the string hash is SipHash-2-4 keyed per index from getrandom(): colliding names cannot be
+ * precomputed to turn lookups into list scans. */
+#define _POSIX_C_SOURCE 200809L /* strnlen, clock_gettime */
+
+#include "gw_rooms.h"
+
+#include <errno.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <time.h>
+
+#include "chat_validate.h"
+
+#define GW_ROOMS_MIN_SLOTS 64
+
+/* ---- a minimal intrusive hash table ---------------------------------------------------- */
+
+typedef struct gw_hnode {
+    struct gw_hnode *next;
+    uint64_t hash;
+} gw_hnode;
+
+typedef struct gw_htab {
+    gw_hnode **slots;
+    size_t nslots; /* a power of two */
+    size_t count;
+} gw_htab;
+
+static int htab_init(gw_htab *t)
+{
+    t->slots = calloc(GW_ROOMS_MIN_SLOTS, sizeof(*t->slots));
+    if (!t->slots)
+        return -ENOMEM;
+    t->nslots = GW_ROOMS_MIN_SLOTS;
+    t->count = 0;
+    return 0;
+}
+
+/* Moves every node into a table of n slots. On ENOMEM the table keeps its old size, which is
+ * still correct, only slower. */
+static void htab_resize(gw_htab *t, size_t n)
+{
+    gw_hnode **slots = calloc(n, sizeof(*slots));
+    if (!slots)
+        return;
+    for (size_t i = 0; i < t->nslots; i++) {
+        gw_hnode *node = t->slots[i];
+        while (node) {
+            gw_hnode *next = node->next;
+            size_t j = node->hash & (n - 1);
+            node->next = slots[j];
+            slots[j] = node;
+            node = next;
+        }
+    }
+    free(t->slots);
+    t->slots = slots;
+    t->nslots = n;
+}
+
+static void htab_insert(gw_htab *t, gw_hnode *node)
+{
+    if (t->count >= t->nslots && t->nslots <= SIZE_MAX / 2 / sizeof(*t->slots))
+        htab_resize(t, t->nslots * 2);
+    size_t i = node->hash & (t->nslots - 1);
+    node->next = t->slots[i];
+    t->slots[i] = node;
+    t->count++;
+}
+
+static void htab_remove(gw_htab *t, gw_hnode *node)
+{
+    gw_hnode **pp = &t->slots[node->hash & (t->nslots - 1)];
+    while (*pp && *pp != node)
+        pp = &(*pp)->next;
+    if (*pp) {
+        *pp = node->next;
+        t->count--;
+    }
+    if (t->nslots > GW_ROOMS_MIN_SLOTS && t->count < t->nslots / 8)
+        htab_resize(t, t->nslots / 2);
+}
+
+static gw_hnode *htab_first(const gw_htab *t, uint64_t hash)
+{
+    gw_hnode *node = t->slots[hash & (t->nslots - 1)];
+    while (node && node->hash != hash)
+        node = node->next;
+    return node;
+}
+
+static gw_hnode *htab_next(const gw_hnode *node, uint64_t hash)
+{
+    node = node->next;
+    while (node && node->hash != hash)
+        node = node->next;
+    return (gw_hnode *)node;
+}
+
+/* ---- hashing ------------------------------------------------------------------------------ */
+
+static uint64_t rotl64(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+
+#define SIPROUND                                                                               \
+    do {                                                                                       \
+        v0 += v1;                                                                              \
+        v1 = rotl64(v1, 13);                                                                   \
+        v1 ^= v0;                                                                              \
+        v0 = rotl64(v0, 32);                                                                   \
+        v2 += v3;                                                                              \
+        v3 = rotl64(v3, 16);                                                                   \
+        v3 ^= v2;                                                                              \
+        v0 += v3;                                                                              \
+        v3 = rotl64(v3, 21);                                                                   \
+        v3 ^= v0;                                                                              \
+        v2 += v1;                                                                              \
+        v1 = rotl64(v1, 17);                                                                   \
+        v1 ^= v2;                                                                              \
+        v2 = rotl64(v2, 32);                                                                   \
+    } while (0)
+
+/* SipHash-2-4 (Aumasson and Bernstein) of len bytes under the 128-bit key k. */
+static uint64_t siphash24(const uint64_t k[2], const unsigned char *p, size_t len)
+{
+    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
+    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
+    size_t full = len - len % 8;
+
+    for (size_t i = 0; i < full; i += 8) {
+        uint64_t m = 0;
+        for (int j = 7; j >= 0; j--)
+            m = (m << 8) | p[i + (size_t)j];
+        v3 ^= m;
+        SIPROUND;
+        SIPROUND;
+        v0 ^= m;
+    }
+    uint64_t b = (uint64_t)len << 56;
+    for (size_t j = 0; j < len % 8; j++)
+        b |= (uint64_t)p[full + j] << (8 * j);
+    v3 ^= b;
+    SIPROUND;
+    SIPROUND;
+    v0 ^= b;
+    v2 ^= 0xff;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    SIPROUND;
+    return v0 ^ v1 ^ v2 ^ v3;
+}
+
+/* Pointers are not chosen by clients: a strong integer mix (splitmix64 finaliser) suffices. */
+static uint64_t mix64(uint64_t x)
+{
+    x ^= x >> 30;
+    x *= 0xbf58476d1ce4e5b9ULL;
+    x ^= x >> 27;
+    x *= 0x94d049bb133111ebULL;
+    x ^= x >> 31;
+    return x;
+}
+
+static uint64_t ptr_hash(const void *p) { return mix64((uint64_t)(uintptr_t)p); }
+
+/* ---- the index ---------------------------------------------------------------------------- */
+
+typedef struct gw_link gw_link;
+
+typedef struct gw_room {
+    gw_hnode node; /* first: the hash node is the struct */
+    gw_link *head, *tail;
+    size_t nmembers;
+    size_t len;
+    char name[CHAT_ROOM_MAX + 1];
+} gw_room;
+
+typedef struct gw_member {
+    gw_hnode node;
+    void *member;
+    gw_link *head;
+    size_t nrooms;
+} gw_member;
+
+struct gw_link {
+    gw_hnode node;
+    gw_room *room;
+    gw_member *m;
+    gw_link *rprev, *rnext; /* in room->head list, join order */
+    gw_link *mprev, *mnext; /* in m->head list */
+};
+
+struct gw_rooms {
+    gw_htab rooms, members, links;
+    uint64_t key[2];
+};
+
+static void seed_key(uint64_t key[2], const void *salt)
+{
+    if (getrandom(key, 2 * sizeof(uint64_t), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(uint64_t)))
+        return;
+    /* No entropy yet (very early boot): still better than a fixed key. */
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    key[0] = mix64((uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20));
+    key[1] = mix64(key[0] ^ ptr_hash(salt));
+}
+
+gw_rooms *gw_rooms_new(void)
+{
+    gw_rooms *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    if (htab_init(&r->rooms) || htab_init(&r->members) || htab_init(&r->links)) {
+        gw_rooms_free(r);
+        return NULL;
+    }
+    seed_key(r->key, r);
+    return r;
+}
+
+void gw_rooms_free(gw_rooms *r)
+{
+    if (!r)
+        return;
+    /* Every link, member and room is reachable from the tables' slots. */
+    gw_htab *tabs[] = {&r->links, &r->members, &r->rooms};
+    for (size_t t = 0; t < 3; t++) {
+        if (!tabs[t]->slots)
+            continue;
+        for (size_t i = 0; i < tabs[t]->nslots; i++) {
+            gw_hnode *node = tabs[t]->slots[i];
+            while (node) {
+                gw_hnode *next = node->next;
+                free(node);
+                node = next;
+            }
+        }
+        free(tabs[t]->slots);
+    }
+    free(r);
+}
+
+static uint64_t room_hash(const gw_rooms *r, const char *room, size_t len)
+{
+    return siphash24(r->key, (const unsigned char *)room, len);
+}
+
+static gw_room *find_room(const gw_rooms *r, const char *room, size_t len)
+{
+    uint64_t h = room_hash(r, room, len);
+    for (gw_hnode *n = htab_first(&r->rooms, h); n; n = htab_next(n, h)) {
+        gw_room *rm = (gw_room *)n;
+        if (rm->len == len && memcmp(rm->name, room, len) == 0)
+            return rm;
+    }
+    return NULL;
+}
+
+static gw_member *find_member(const gw_rooms *r, const void *member)
+{
+    uint64_t h = ptr_hash(member);
+    for (gw_hnode *n = htab_first(&r->members, h); n; n = htab_next(n, h)) {
+        gw_member *m = (gw_member *)n;
+        if (m->member == member)
+            return m;
+    }
+    return NULL;
+}
+
+static uint64_t link_hash(const gw_room *room, const void *member)
+{
+    return mix64(ptr_hash(room) ^ rotl64(ptr_hash(member), 17));
+}
+
+static gw_link *find_link(const gw_rooms *r, const gw_room *room, const void *member)
+{
+    uint64_t h = link_hash(room, member);
+    for (gw_hnode *n = htab_first(&r->links, h); n; n = htab_next(n, h)) {
+        gw_link *l = (gw_link *)n;
+        if (l->room == room && l->m->member == member)
+            return l;
+    }
+    return NULL;
+}
+
+/* A room name is at most CHAT_ROOM_MAX bytes; longer or invalid input is refused. */
+static bool room_len(const char *room, size_t *len)
+{
+    if (!room)
+        return false;
+    size_t n = strnlen(room, CHAT_ROOM_MAX + 1);
+    if (!chat_valid_room(room, n))
+        return false;
+    *len = n;
+    return true;
+}
+
+int gw_rooms_join(gw_rooms *r, const char *room, void *member)
+{
+    size_t len;
+    gw_room *rm;
+    gw_member *m;
+    gw_link *l;
+    bool new_room = false, new_member = false;
+
+    if (!room_len(room, &len))
+        return -EINVAL;
+    rm = find_room(r, room, len);
+    m = find_member(r, member);
+    if (rm && m && find_link(r, rm, member))
+        return 1;
+
+    if (!rm) {
+        rm = calloc(1, sizeof(*rm));
+        if (!rm)
+            goto fail;
+        memcpy(rm->name, room, len);
+        rm->len = len;
+        rm->node.hash = room_hash(r, room, len);
+        new_room = true;
+    }
+    if (!m) {
+        m = calloc(1, sizeof(*m));
+        if (!m)
+            goto fail;
+        m->member = member;
+        m->node.hash = ptr_hash(member);
+        new_member = true;
+    }
+    l = calloc(1, sizeof(*l));
+    if (!l)
+        goto fail;
+
+    if (new_room)
+        htab_insert(&r->rooms, &rm->node);
+    if (new_member)
+        htab_insert(&r->members, &m->node);
+    l->room = rm;
+    l->m = m;
+    l->node.hash = link_hash(rm, member);
+    htab_insert(&r->links, &l->node);
+
+    l->rprev = rm->tail;
+    if (rm->tail)
+        rm->tail->rnext = l;
+    else
+        rm->head = l;
+    rm->tail = l;
+    rm->nmembers++;
+
+    l->mnext = m->head;
+    if (m->head)
+        m->head->mprev = l;
+    m->head = l;
+    m->nrooms++;
+    return 0;
+
+fail:
+    if (new_room)
+        free(rm);
+    if (new_member)
+        free(m);
+    return -ENOMEM;
+}
+
+/* Unlinks and frees one membership, then the room and the member record when they are
+ * left empty. */
+static void drop_link(gw_rooms *r, gw_link *l)
+{
+    gw_room *rm = l->room;
+    gw_member *m = l->m;
+
+    if (l->rprev)
+        l->rprev->rnext = l->rnext;
+    else
+        rm->head = l->rnext;
+    if (l->rnext)
+        l->rnext->rprev = l->rprev;
+    else
+        rm->tail = l->rprev;
+    rm->nmembers--;
+
+    if (l->mprev)
+        l->mprev->mnext = l->mnext;
+    else
+        m->head = l->mnext;
+    if (l->mnext)
+        l->mnext->mprev = l->mprev;
+    m->nrooms--;
+
+    htab_remove(&r->links, &l->node);
+    free(l);
+    if (rm->nmembers == 0) {
+        htab_remove(&r->rooms, &rm->node);
+        free(rm);
+    }
+    if (m->nrooms == 0) {
+        htab_remove(&r->members, &m->node);
+        free(m);
+    }
+}
+
+int gw_rooms_leave(gw_rooms *r, const char *room, void *member)
+{
+    size_t len;
+    if (!room_len(room, &len))
+        return 1;
+    gw_room *rm = find_room(r, room, len);
+    if (!rm)
+        return 1;
+    gw_link *l = find_link(r, rm, member);
+    if (!l)
+        return 1;
+    drop_link(r, l);
+    return 0;
+}
+
+bool gw_rooms_is_member(const gw_rooms *r, const char *room, const void *member)
+{
+    size_t len;
+    if (!room_len(room, &len))
+        return false;
+    gw_room *rm = find_room(r, room, len);
+    return rm && find_link(r, rm, member);
+}
+
+size_t gw_rooms_count_of(const gw_rooms *r, const void *member)
+{
+    gw_member *m = find_member(r, member);
+    return m ? m->nrooms : 0;
+}
+
+size_t gw_rooms_leave_all(gw_rooms *r, void *member)
+{
+    gw_member *m = find_member(r, member);
+    if (!m)
+        return 0;
+    size_t n = m->nrooms;
+    /* drop_link frees m together with the last link: count down instead of testing m. */
+    for (size_t i = 0; i < n; i++)
+        drop_link(r, m->head);
+    return n;
+}
+
+size_t gw_rooms_foreach(const gw_rooms *r, const char *room, gw_rooms_visit_fn fn, void *arg)
+{
+    size_t len, n = 0;
+    if (!room_len(room, &len))
+        return 0;
+    gw_room *rm = find_room(r, room, len);
+    if (!rm)
+        return 0;
+    for (gw_link *l = rm->head; l; l = l->rnext) {
+        fn(l->m->member, arg);
+        n++;
+    }
+    return n;
+}
+
+size_t gw_rooms_room_count(const gw_rooms *r) { return r->rooms.count; }
