@@ -1,0 +1,121 @@
+/* gw_config.c: the gateway's settings table, and the checks that need more than one setting
+ * (the listen address, the JWT key material, the node id default). */
+#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include "gw_config.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "chat_config.h"
+#include "chat_error.h"
+#include "chat_validate.h"
+
+#define S(f) offsetof(gw_settings, f)
+
+static const chat_cfg_entry gw_table[] = {
+    {"CHAT_LISTEN", CHAT_CFG_STR, "0.0.0.0:8081", 0, 0, S(listen), "address:port to listen on"},
+    {"CHAT_NODE_ID", CHAT_CFG_STR, NULL, 0, 0, S(node_id),
+     "node id reported in welcome (default: the host name)"},
+    {"CHAT_KAFKA_BROKERS", CHAT_CFG_STR, "127.0.0.1:9092", 0, 0, S(kafka_brokers),
+     "Kafka bootstrap servers"},
+    {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, S(kafka_topic), "Kafka topic"},
+    {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, S(mongo_uri),
+     "MongoDB URI; the database is the path (default chat)"},
+    {"CHAT_MONGO_WORKERS", CHAT_CFG_INT, "2", 1, 64, S(mongo_workers),
+     "threads doing MongoDB reads"},
+    {"CHAT_JWT_ALG", CHAT_CFG_STR, "HS256", 0, 0, S(jwt_alg),
+     "accepted JWT algorithm: HS256, RS256 or ES256"},
+    {"CHAT_JWT_SECRET", CHAT_CFG_STR, NULL, 0, 0, S(jwt_secret),
+     "HS256 shared secret (at least 16 bytes)"},
+    {"CHAT_JWT_PUBLIC_KEY", CHAT_CFG_STR, NULL, 0, 0, S(jwt_public_key),
+     "PEM public key file for RS256/ES256"},
+    {"CHAT_JWT_ISSUER", CHAT_CFG_STR, NULL, 0, 0, S(jwt_issuer), "required iss claim, if set"},
+    {"CHAT_JWT_AUDIENCE", CHAT_CFG_STR, NULL, 0, 0, S(jwt_audience),
+     "required aud claim, if set"},
+    {"CHAT_JWT_LEEWAY", CHAT_CFG_INT, "30", 0, 3600, S(jwt_leeway),
+     "seconds of clock skew allowed on exp and nbf"},
+    {"CHAT_AUTH_TIMEOUT", CHAT_CFG_INT, "10", 1, 300, S(auth_timeout),
+     "seconds a client has to send the first-frame auth"},
+    {"CHAT_WEB_ROOT", CHAT_CFG_STR, NULL, 0, 0, S(web_root),
+     "directory of the web client (unset: not served)"},
+    {"CHAT_DEV_TOKENS", CHAT_CFG_BOOL, "false", 0, 0, S(dev_tokens),
+     "serve GET /dev/token (development sign-in; never in production)"},
+    {"CHAT_MAX_TEXT", CHAT_CFG_INT, "4096", 1, 65536, S(max_text), "bytes of message text"},
+    {"CHAT_MAX_FRAME", CHAT_CFG_INT, "65536", 1024, 1048576, S(max_frame),
+     "bytes of a client frame; larger closes with 1009"},
+    {"CHAT_MAX_ROOMS", CHAT_CFG_INT, "100", 1, 10000, S(max_rooms),
+     "rooms one session may join"},
+    {"CHAT_HISTORY_LIMIT", CHAT_CFG_INT, "50", 0, 100, S(history_limit),
+     "messages returned by join"},
+    {"CHAT_RATE", CHAT_CFG_INT, "20", 1, 1000000, S(rate),
+     "frames per second per connection"},
+    {"CHAT_RATE_BURST", CHAT_CFG_INT, "50", 1, 1000000, S(rate_burst),
+     "frames a connection may send in a burst"},
+    {"CHAT_SEND_QUEUE", CHAT_CFG_INT, "1024", 1, 1000000, S(send_queue),
+     "frames queued per connection before it is dropped"},
+    {"CHAT_SEND_QUEUE_BYTES", CHAT_CFG_INT, "4194304", 1024, 1073741824, S(send_queue_bytes),
+     "bytes queued per connection before it is dropped"},
+    {"CHAT_PING_INTERVAL", CHAT_CFG_INT, "30", 1, 3600, S(ping_interval),
+     "seconds between WebSocket pings; idle connections close after twice that"},
+    {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
+};
+
+static const char gw_usage[] = "usage: chat-gateway [options]\n"
+                               "The chat gateway: WebSocket clients in, Kafka out and back.\n"
+                               "Every option can also be given as its environment variable.";
+
+static int parse_listen(gw_settings *s, char *err, size_t errlen)
+{
+    const char *colon = strrchr(s->listen, ':');
+    if (!colon || (size_t)(colon - s->listen) >= sizeof(s->host)) {
+        chat_errf(err, errlen, "CHAT_LISTEN: \"%s\" is not address:port", s->listen);
+        return CHAT_EINVAL;
+    }
+    memcpy(s->host, s->listen, (size_t)(colon - s->listen));
+    s->host[colon - s->listen] = '\0';
+    char *end;
+    errno = 0;
+    long port = strtol(colon + 1, &end, 10);
+    if (errno || *end || end == colon + 1 || port < 1 || port > 65535) {
+        chat_errf(err, errlen, "CHAT_LISTEN: port in \"%s\" is not 1..65535", s->listen);
+        return CHAT_EINVAL;
+    }
+    s->port = (int)port;
+    return 0;
+}
+
+int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t errlen)
+{
+    memset(s, 0, sizeof(*s));
+    int rc = chat_config_load(gw_table, sizeof(gw_table) / sizeof(gw_table[0]), s, argc, argv,
+                              gw_usage, err, errlen);
+    if (rc != 0)
+        return rc;
+    if ((rc = parse_listen(s, err, errlen)) != 0)
+        return rc;
+    if (!s->node_id || !*s->node_id) {
+        if (gethostname(s->node_id_buf, sizeof(s->node_id_buf) - 1) != 0)
+            snprintf(s->node_id_buf, sizeof(s->node_id_buf), "gateway");
+        s->node_id = s->node_id_buf;
+    }
+    if (strlen(s->node_id) > 63 || !chat_valid_cid(s->node_id, strlen(s->node_id))) {
+        chat_errf(err, errlen, "CHAT_NODE_ID: must be 1..63 printable ASCII characters");
+        return CHAT_EINVAL;
+    }
+    if (strcmp(s->kafka_topic, "") == 0) {
+        chat_errf(err, errlen, "CHAT_KAFKA_TOPIC: must not be empty");
+        return CHAT_EINVAL;
+    }
+    if (s->dev_tokens && strcmp(s->jwt_alg, "HS256") != 0) {
+        chat_errf(err, errlen, "CHAT_DEV_TOKENS: needs CHAT_JWT_ALG=HS256");
+        return CHAT_EINVAL;
+    }
+    if (s->rate_burst < 1) {
+        chat_errf(err, errlen, "CHAT_RATE_BURST: must be at least 1");
+        return CHAT_EINVAL;
+    }
+    return 0;
+}

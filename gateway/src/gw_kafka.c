@@ -1,0 +1,391 @@
+/* gw_kafka.c: the idempotent producer with its delivery reports, the fan-out consumer over
+ * every partition, and the reachability probe behind /readyz (see gw_kafka.h). */
+#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include "gw_kafka.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <librdkafka/rdkafka.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "chat_error.h"
+#include "chat_log.h"
+
+struct gw_kafka {
+    gw_kafka_config cfg;
+    rd_kafka_t *producer;
+    rd_kafka_t *consumer;
+    int prod_pipe[2];
+    int cons_pipe[2];
+    bool producer_fatal; /* set by the error callback, handled after polling */
+    atomic_bool ready;
+    atomic_bool stop;
+    pthread_t probe;
+    bool probe_started;
+};
+
+static int make_pipe(int p[2])
+{
+    if (pipe(p) != 0)
+        return -errno;
+    for (int i = 0; i < 2; i++) {
+        fcntl(p[i], F_SETFL, fcntl(p[i], F_GETFL) | O_NONBLOCK);
+        fcntl(p[i], F_SETFD, FD_CLOEXEC);
+    }
+    return 0;
+}
+
+static void drain_fd(int fd)
+{
+    char buf[256];
+    while (read(fd, buf, sizeof(buf)) > 0)
+        ;
+}
+
+static int set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
+                    size_t errlen)
+{
+    char kerr[256];
+    if (rd_kafka_conf_set(conf, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
+        chat_errf(err, errlen, "kafka setting %s=%s: %s", name, value, kerr);
+        return CHAT_EINVAL;
+    }
+    return 0;
+}
+
+static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
+{
+    (void)rk;
+    chat_log(level <= 3 ? CHAT_LOG_ERROR : level <= 5 ? CHAT_LOG_WARN : CHAT_LOG_DEBUG,
+             "kafka %s: %s", fac, buf);
+}
+
+static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
+{
+    gw_kafka *k = opaque;
+    if (err == RD_KAFKA_RESP_ERR__FATAL) {
+        char why[512];
+        rd_kafka_fatal_error(rk, why, sizeof(why));
+        chat_log(CHAT_LOG_ERROR, "kafka producer fatal error: %s; recreating the producer", why);
+        k->producer_fatal = true;
+        return;
+    }
+    chat_log(err == RD_KAFKA_RESP_ERR__ALL_BROKERS_DOWN ? CHAT_LOG_WARN : CHAT_LOG_INFO,
+             "kafka producer: %s", reason);
+}
+
+static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    (void)rk;
+    gw_kafka *k = opaque;
+    if (m->err) {
+        k->cfg.on_ack(m->_private, NULL, rd_kafka_err2str(m->err), k->cfg.arg);
+        return;
+    }
+    char id[CHAT_MSGID_LEN + 1];
+    if (chat_msgid_format(id, m->partition, m->offset) != 0) {
+        k->cfg.on_ack(m->_private, NULL, "no offset in the delivery report", k->cfg.arg);
+        return;
+    }
+    k->cfg.on_ack(m->_private, id, NULL, k->cfg.arg);
+}
+
+static int producer_create(gw_kafka *k, char *err, size_t errlen)
+{
+    char kerr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc = 0;
+    if ((rc = set_conf(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
+        (rc = set_conf(conf, "enable.idempotence", "true", err, errlen)) ||
+        (rc = set_conf(conf, "linger.ms", "2", err, errlen)) ||
+        (rc = set_conf(conf, "message.timeout.ms", "15000", err, errlen)) ||
+        (rc = set_conf(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
+        (rc = set_conf(conf, "queue.buffering.max.kbytes", "65536", err, errlen)) ||
+        (rc = set_conf(conf, "client.id", k->cfg.node_id, err, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_opaque(conf, k);
+    rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
+    rd_kafka_conf_set_error_cb(conf, producer_error_cb);
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
+    if (!k->producer) {
+        rd_kafka_conf_destroy(conf);
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the producer: %s", kerr);
+        return CHAT_EINVAL;
+    }
+    rd_kafka_queue_t *q = rd_kafka_queue_get_main(k->producer);
+    rd_kafka_queue_io_event_enable(q, k->prod_pipe[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    k->producer_fatal = false;
+    return 0;
+}
+
+static void *destroy_thread(void *rk)
+{
+    rd_kafka_destroy(rk);
+    return NULL;
+}
+
+/* After a fatal error: fail what is pending, hand the old client to a thread to destroy (it
+ * may take a while) and start a fresh one. */
+static void producer_recreate(gw_kafka *k)
+{
+    rd_kafka_t *old = k->producer;
+    rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+    while (rd_kafka_poll(old, 0) > 0)
+        ;
+    k->producer = NULL;
+    pthread_t t;
+    if (pthread_create(&t, NULL, destroy_thread, old) == 0)
+        pthread_detach(t);
+    else
+        rd_kafka_destroy(old);
+    char err[512];
+    if (producer_create(k, err, sizeof(err)) != 0)
+        chat_log(CHAT_LOG_ERROR, "cannot recreate the kafka producer: %s", err);
+    else
+        chat_log(CHAT_LOG_INFO, "kafka producer recreated");
+}
+
+static int consumer_create(gw_kafka *k, char *err, size_t errlen)
+{
+    char kerr[512], group[160];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc;
+    /* librdkafka wants a group.id even though we only assign; it is never joined. */
+    snprintf(group, sizeof(group), "chat-gateway-fanout-%s", k->cfg.node_id);
+    if ((rc = set_conf(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
+        (rc = set_conf(conf, "group.id", group, err, errlen)) ||
+        (rc = set_conf(conf, "enable.auto.commit", "false", err, errlen)) ||
+        (rc = set_conf(conf, "enable.auto.offset.store", "false", err, errlen)) ||
+        (rc = set_conf(conf, "enable.partition.eof", "false", err, errlen)) ||
+        (rc = set_conf(conf, "fetch.wait.max.ms", "50", err, errlen)) ||
+        (rc = set_conf(conf, "queued.max.messages.kbytes", "16384", err, errlen)) ||
+        (rc = set_conf(conf, "client.id", k->cfg.node_id, err, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_log_cb(conf, log_cb);
+    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+    if (!k->consumer) {
+        rd_kafka_conf_destroy(conf);
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the consumer: %s", kerr);
+        return CHAT_EINVAL;
+    }
+    rd_kafka_poll_set_consumer(k->consumer);
+    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->consumer);
+    rd_kafka_queue_io_event_enable(q, k->cons_pipe[1], "1", 1);
+    rd_kafka_queue_destroy(q);
+    return 0;
+}
+
+/* Partition count of the topic, or a negative code. Blocking. */
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *why,
+                            size_t whylen)
+{
+    rd_kafka_topic_t *t = rd_kafka_topic_new(rk, topic, NULL);
+    if (!t) {
+        chat_errf(why, whylen, "cannot create a topic handle");
+        return CHAT_EINVAL;
+    }
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t e = rd_kafka_metadata(rk, 0, t, &md, timeout_ms);
+    int n = CHAT_EINVAL;
+    if (e) {
+        chat_errf(why, whylen, "%s", rd_kafka_err2str(e));
+    } else if (md->topic_cnt != 1 || md->topics[0].err) {
+        chat_errf(why, whylen, "topic %s: %s", topic,
+                  md->topic_cnt ? rd_kafka_err2str(md->topics[0].err) : "not found");
+    } else {
+        n = md->topics[0].partition_cnt;
+    }
+    if (md)
+        rd_kafka_metadata_destroy(md);
+    rd_kafka_topic_destroy(t);
+    return n;
+}
+
+static void *probe_main(void *arg)
+{
+    gw_kafka *k = arg;
+    while (!atomic_load(&k->stop)) {
+        char why[256];
+        int n = topic_partitions(k->consumer, k->cfg.topic, 2000, why, sizeof(why));
+        bool ok = n > 0;
+        if (ok != atomic_load(&k->ready))
+            chat_log(ok ? CHAT_LOG_INFO : CHAT_LOG_WARN, "kafka is %s%s%s",
+                     ok ? "reachable" : "unreachable", ok ? "" : ": ", ok ? "" : why);
+        atomic_store(&k->ready, ok);
+        for (int i = 0; i < 20 && !atomic_load(&k->stop); i++) {
+            struct timespec ts = {0, 100 * 1000 * 1000};
+            nanosleep(&ts, NULL);
+        }
+    }
+    return NULL;
+}
+
+int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t errlen)
+{
+    gw_kafka *k = calloc(1, sizeof(*k));
+    int rc = -ENOMEM;
+    if (!k)
+        goto fail;
+    k->cfg = *cfg;
+    k->prod_pipe[0] = k->prod_pipe[1] = k->cons_pipe[0] = k->cons_pipe[1] = -1;
+    if ((rc = make_pipe(k->prod_pipe)) || (rc = make_pipe(k->cons_pipe))) {
+        chat_errf(err, errlen, "pipe: %s", strerror(-rc));
+        goto fail;
+    }
+    if ((rc = producer_create(k, err, errlen)) || (rc = consumer_create(k, err, errlen)))
+        goto fail;
+
+    int parts = -1;
+    char why[256] = "";
+    for (int waited = 0;; waited += 2) {
+        parts = topic_partitions(k->consumer, cfg->topic, 2000, why, sizeof(why));
+        if (parts > 0 || waited >= cfg->wait_topic_s)
+            break;
+        if (waited % 10 == 0)
+            chat_log(CHAT_LOG_WARN, "waiting for kafka topic %s at %s: %s", cfg->topic,
+                     cfg->brokers, why);
+        sleep(1);
+    }
+    if (parts <= 0) {
+        chat_errf(err, errlen,
+                  "CHAT_KAFKA_TOPIC: topic %s is not available at %s (%s); create it with "
+                  "chat-admin init",
+                  cfg->topic, cfg->brokers, why);
+        rc = CHAT_EINVAL;
+        goto fail;
+    }
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
+    for (int p = 0; p < parts; p++)
+        rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = RD_KAFKA_OFFSET_END;
+    rd_kafka_resp_err_t e = rd_kafka_assign(k->consumer, list);
+    rd_kafka_topic_partition_list_destroy(list);
+    if (e) {
+        chat_errf(err, errlen, "kafka assign: %s", rd_kafka_err2str(e));
+        rc = CHAT_EINVAL;
+        goto fail;
+    }
+    atomic_store(&k->ready, true);
+    if (pthread_create(&k->probe, NULL, probe_main, k) != 0) {
+        chat_errf(err, errlen, "cannot start the kafka probe thread");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    k->probe_started = true;
+    chat_log(CHAT_LOG_INFO, "kafka: producing to and fanning out %s (%d partitions) at %s",
+             cfg->topic, parts, cfg->brokers);
+    *out = k;
+    return 0;
+fail:
+    gw_kafka_free(k, 0);
+    return rc;
+}
+
+void gw_kafka_free(gw_kafka *k, int flush_ms)
+{
+    if (!k)
+        return;
+    atomic_store(&k->stop, true);
+    if (k->probe_started)
+        pthread_join(k->probe, NULL);
+    if (k->producer) {
+        if (flush_ms > 0 && rd_kafka_flush(k->producer, flush_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
+            chat_log(CHAT_LOG_WARN, "kafka: %d messages not delivered at shutdown",
+                     rd_kafka_outq_len(k->producer));
+        rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        while (rd_kafka_poll(k->producer, 0) > 0)
+            ;
+        rd_kafka_destroy(k->producer);
+    }
+    if (k->consumer) {
+        rd_kafka_consumer_close(k->consumer);
+        rd_kafka_destroy(k->consumer);
+    }
+    for (int i = 0; i < 2; i++) {
+        if (k->prod_pipe[i] >= 0)
+            close(k->prod_pipe[i]);
+        if (k->cons_pipe[i] >= 0)
+            close(k->cons_pipe[i]);
+    }
+    free(k);
+}
+
+int gw_kafka_producer_fd(const gw_kafka *k) { return k->prod_pipe[0]; }
+int gw_kafka_consumer_fd(const gw_kafka *k) { return k->cons_pipe[0]; }
+
+int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err,
+                     size_t errlen)
+{
+    if (!k->producer) {
+        chat_errf(err, errlen, "the producer is being recreated");
+        return -EAGAIN;
+    }
+    uint8_t *buf = NULL;
+    size_t len = 0;
+    int rc = chat_envelope_encode(e, &buf, &len, err, errlen);
+    if (rc)
+        return rc;
+    rd_kafka_resp_err_t ke = rd_kafka_producev(
+        k->producer, RD_KAFKA_V_TOPIC(k->cfg.topic), RD_KAFKA_V_KEY(e->room, strlen(e->room)),
+        RD_KAFKA_V_VALUE(buf, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_FREE),
+        RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
+    if (ke) {
+        free(buf);
+        chat_errf(err, errlen, "%s", rd_kafka_err2str(ke));
+        return ke == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
+    }
+    return 0;
+}
+
+void gw_kafka_serve_producer(gw_kafka *k)
+{
+    drain_fd(k->prod_pipe[0]);
+    if (!k->producer)
+        return;
+    while (rd_kafka_poll(k->producer, 0) > 0)
+        ;
+    if (k->producer_fatal)
+        producer_recreate(k);
+}
+
+bool gw_kafka_serve_consumer(gw_kafka *k, size_t max)
+{
+    drain_fd(k->cons_pipe[0]);
+    for (size_t i = 0; i < max; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(k->consumer, 0);
+        if (!m)
+            return false;
+        if (m->err) {
+            if (m->err != RD_KAFKA_RESP_ERR__PARTITION_EOF)
+                chat_log(CHAT_LOG_WARN, "kafka consumer: %s", rd_kafka_message_errstr(m));
+            rd_kafka_message_destroy(m);
+            continue;
+        }
+        chat_message msg;
+        char err[256] = "offset out of range";
+        memset(&msg, 0, sizeof(msg));
+        if (chat_msgid_format(msg.id, m->partition, m->offset) != 0 ||
+            chat_envelope_decode(m->payload, m->len, &msg.env, err, sizeof(err)) != 0) {
+            chat_log(CHAT_LOG_WARN, "kafka: skipping undecodable record %s[%d]@%lld: %s",
+                     k->cfg.topic, (int)m->partition, (long long)m->offset, err);
+        } else {
+            k->cfg.on_record(&msg, k->cfg.arg);
+            chat_envelope_clear(&msg.env);
+        }
+        rd_kafka_message_destroy(m);
+    }
+    return true;
+}
+
+bool gw_kafka_ready(const gw_kafka *k) { return atomic_load(&k->ready); }

@@ -1,0 +1,62 @@
+/* gw_kafka.h: the gateway's two Kafka clients.
+ *
+ * The producer is idempotent; each produced message's delivery report reaches on_ack exactly
+ * once, on the loop thread, with the message id derived from (partition, offset) or with an
+ * error. After a fatal producer error the producer is purged (the pending messages fail) and
+ * recreated, so the gateway keeps serving.
+ * The fan-out consumer assigns every partition of the topic at its end (no group management)
+ * and hands each decoded record to on_record on the loop thread.
+ * Both clients signal the loop through file descriptors (librdkafka queue io events) that the
+ * caller adopts into libwebsockets; a background thread checks broker reachability for
+ * gw_kafka_ready().
+ * Threads: gw_kafka_new/free from main; produce/serve_* on the loop thread; ready from any. */
+#ifndef GW_KAFKA_H
+#define GW_KAFKA_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chat_envelope.h"
+
+typedef struct gw_kafka gw_kafka;
+
+/* id is NULL on failure, and errstr says why. opaque is what gw_kafka_produce was given. */
+typedef void (*gw_kafka_ack_fn)(void *opaque, const char *id, const char *errstr, void *arg);
+/* m and its strings live only during the call. */
+typedef void (*gw_kafka_record_fn)(const chat_message *m, void *arg);
+
+typedef struct gw_kafka_config {
+    const char *brokers;
+    const char *topic;
+    const char *node_id;
+    int wait_topic_s; /* how long gw_kafka_new waits for the topic to exist */
+    gw_kafka_ack_fn on_ack;
+    gw_kafka_record_fn on_record;
+    void *arg;
+} gw_kafka_config;
+
+/* Blocking (call before the loop runs): creates both clients, waits for the topic's metadata,
+ * assigns all partitions at their end. Returns 0 or CHAT_EINVAL with err. */
+int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t errlen);
+/* Flushes the producer for at most flush_ms, then destroys everything. NULL is a no-op. */
+void gw_kafka_free(gw_kafka *k, int flush_ms);
+
+/* The read ends to adopt into the loop; readable means "call the matching serve function". */
+int gw_kafka_producer_fd(const gw_kafka *k);
+int gw_kafka_consumer_fd(const gw_kafka *k);
+
+/* Queues e (key = room). On 0, on_ack will be called once with opaque. On failure (queue
+ * full, producer unusable) returns a negative code with err and never calls on_ack. */
+int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err,
+                     size_t errlen);
+
+/* Serves delivery reports and producer errors; recreates the producer after a fatal error. */
+void gw_kafka_serve_producer(gw_kafka *k);
+/* Hands at most max records to on_record. Returns true when it stopped at max (call again
+ * soon), false when the queue is empty. */
+bool gw_kafka_serve_consumer(gw_kafka *k, size_t max);
+
+/* True while the broker answered a metadata request for the topic recently. Any thread. */
+bool gw_kafka_ready(const gw_kafka *k);
+
+#endif

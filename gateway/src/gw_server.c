@@ -1,0 +1,457 @@
+/* gw_server.c: libwebsockets glue (see gw_server.h). One protocol, "chat", handles both the
+ * HTTP endpoints and the WebSocket sessions at /ws; a second, "chat-wake", receives the
+ * readable events of the Kafka queue descriptors adopted as raw files. */
+#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include "gw_server.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "chat_error.h"
+#include "chat_log.h"
+#include "gw_kafka.h"
+#include "gw_session.h"
+#include "gw_store.h"
+#include "gw_token.h"
+
+_Static_assert(GW_BUF_PRE >= LWS_PRE, "gw_buf headroom must cover LWS_PRE");
+
+#define GW_FANOUT_BATCH 512 /* records handed out per loop turn before yielding */
+#define GW_HTTP_BODY_MAX 4096
+
+/* Per-connection data: a WebSocket session, or the pending response of an HTTP request. */
+typedef struct gw_pss {
+    gw_session s;
+    unsigned http_status;
+    const char *http_type;
+    size_t http_len;
+    char *http_body;
+} gw_pss;
+
+static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
+                          "img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; "
+                          "form-action 'none'; frame-ancestors 'none'";
+
+static const struct lws_protocol_vhost_options hdr_referrer = {NULL, NULL, "referrer-policy:",
+                                                               "no-referrer"};
+static const struct lws_protocol_vhost_options hdr_nosniff = {
+    &hdr_referrer, NULL, "x-content-type-options:", "nosniff"};
+static const struct lws_protocol_vhost_options hdr_csp = {&hdr_nosniff, NULL,
+                                                          "content-security-policy:", csp};
+
+static int64_t ts_ms(clockid_t clk)
+{
+    struct timespec ts;
+    clock_gettime(clk, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+int64_t gw_now_ms(void) { return ts_ms(CLOCK_MONOTONIC); }
+int64_t gw_wall_ms(void) { return ts_ms(CLOCK_REALTIME); }
+
+static gw_ctx *ctx_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
+
+/* --- authentication at the upgrade -------------------------------------------------------- */
+
+/* The token from "Authorization: Bearer" or ?access_token=, copied into buf.
+ * Returns 1 when one was given, 0 when none, -1 when it was malformed or too long. */
+static int upgrade_token(struct lws *wsi, char *buf, int len)
+{
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_HTTP_AUTHORIZATION);
+    if (n > 0) {
+        if (n >= len || lws_hdr_copy(wsi, buf, len, WSI_TOKEN_HTTP_AUTHORIZATION) < 0)
+            return -1;
+        if (strncasecmp(buf, "Bearer ", 7) != 0)
+            return -1;
+        memmove(buf, buf + 7, strlen(buf + 7) + 1);
+        return buf[0] ? 1 : -1;
+    }
+    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", buf, len);
+    if (!v)
+        return 0;
+    if (v != buf)
+        memmove(buf, v, strlen(v) + 1);
+    return buf[0] ? 1 : -1;
+}
+
+/* 0: no token (first-frame auth), 1: valid (*id filled), -1: refused (why filled). */
+static int upgrade_auth(gw_ctx *ctx, struct lws *wsi, gw_identity *id, char *why, size_t wlen)
+{
+    char token[8192];
+    int t = upgrade_token(wsi, token, sizeof(token));
+    if (t == 0)
+        return 0;
+    if (t < 0) {
+        chat_errf(why, wlen, "malformed bearer token");
+        return -1;
+    }
+    return gw_auth_verify(ctx->auth, token, time(NULL), id, why, wlen) == 0 ? 1 : -1;
+}
+
+/* --- HTTP endpoints ---------------------------------------------------------------------- */
+
+static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
+                        const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
+                        const char *fmt, ...)
+{
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+                                       *end = hdr + sizeof(hdr) - 1;
+    free(pss->http_body);
+    pss->http_body = malloc(LWS_PRE + GW_HTTP_BODY_MAX);
+    if (!pss->http_body)
+        return -1;
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(pss->http_body + LWS_PRE, GW_HTTP_BODY_MAX, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= GW_HTTP_BODY_MAX)
+        return -1;
+    pss->http_len = (size_t)n;
+    pss->http_status = status;
+    pss->http_type = type;
+    if (lws_add_http_common_headers(wsi, status, type, pss->http_len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static bool valid_user(const char *u)
+{
+    size_t n = strlen(u);
+    if (n < 1 || n > 32)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = u[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
+{
+    char user[64];
+    if (!ctx->cfg.dev_tokens)
+        return http_respond(wsi, pss, 404, "application/json",
+                            "{\"error\":\"not found: development sign-in is off\"}");
+    if (!lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user)) || !valid_user(user))
+        return http_respond(wsi, pss, 400, "application/json",
+                            "{\"error\":\"user must match [A-Za-z0-9._-]{1,32}\"}");
+    const char *u = user;
+    if (strncmp(user, "user=", 5) == 0)
+        u = user + 5;
+    gw_token_claims c = {.sub = u,
+                         .name = u,
+                         .issuer = ctx->cfg.jwt_issuer,
+                         .audience = ctx->cfg.jwt_audience,
+                         .ttl_s = 86400};
+    char *tok = NULL, err[160];
+    if (gw_token_mint(ctx->cfg.jwt_secret, &c, time(NULL), &tok, err, sizeof(err)) != 0) {
+        chat_log(CHAT_LOG_ERROR, "dev token: %s", err);
+        return http_respond(wsi, pss, 500, "application/json",
+                            "{\"error\":\"cannot mint a token\"}");
+    }
+    chat_log(CHAT_LOG_INFO, "development token issued for %s", u);
+    int rc = http_respond(wsi, pss, 200, "application/json",
+                          "{\"token\":\"%s\",\"user\":\"%s\",\"expires_in\":86400,"
+                          "\"warning\":\"development sign-in: anyone can get a token for any "
+                          "name; turn CHAT_DEV_TOKENS off in production\"}",
+                          tok, u);
+    free(tok);
+    return rc;
+}
+
+static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
+{
+    char path[256];
+    if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
+        return http_respond(wsi, pss, 405, "application/json",
+                            "{\"error\":\"method not allowed\"}");
+    if (strcmp(path, "/healthz") == 0)
+        return http_respond(wsi, pss, 200, "text/plain", "ok\n");
+    if (strcmp(path, "/readyz") == 0) {
+        bool k = gw_kafka_ready(ctx->kafka), m = gw_store_ready(ctx->store);
+        return http_respond(wsi, pss, k && m ? 200 : 503, "application/json",
+                            "{\"status\":\"%s\",\"kafka\":\"%s\",\"mongo\":\"%s\","
+                            "\"node\":\"%s\",\"sessions\":%llu}",
+                            k && m ? "ready" : "not ready", k ? "ok" : "down", m ? "ok" : "down",
+                            ctx->cfg.node_id, (unsigned long long)ctx->stats.sessions_open);
+    }
+    if (strcmp(path, "/dev/token") == 0)
+        return http_dev_token(ctx, wsi, pss);
+    if (strcmp(path, "/ws") == 0)
+        return http_respond(wsi, pss, 426, "application/json",
+                            "{\"error\":\"upgrade to a WebSocket here\"}");
+    return http_respond(wsi, pss, 404, "application/json", "{\"error\":\"not found\"}");
+}
+
+static int http_writeable(struct lws *wsi, gw_pss *pss)
+{
+    if (!pss->http_body)
+        return 0;
+    int n = lws_write(wsi, (unsigned char *)pss->http_body + LWS_PRE, pss->http_len,
+                      LWS_WRITE_HTTP_FINAL);
+    free(pss->http_body);
+    pss->http_body = NULL;
+    if (n < (int)pss->http_len)
+        return -1;
+    return lws_http_transaction_completed(wsi) ? -1 : 0;
+}
+
+/* --- the protocol callback --------------------------------------------------------------- */
+
+static void drain_store(gw_ctx *ctx)
+{
+    if (ctx->store)
+        gw_store_drain(ctx->store, gw_session_on_history, ctx);
+}
+
+static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+    gw_pss *pss = user;
+    gw_ctx *ctx = ctx_of(wsi);
+    gw_identity id;
+    char why[160];
+
+    switch (reason) {
+    case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
+        char path[64];
+        if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0 ||
+            strcmp(path, "/ws") != 0 || !in || strcmp(in, "websocket") != 0) {
+            lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
+            return 1;
+        }
+        if (upgrade_auth(ctx, wsi, &id, why, sizeof(why)) < 0) {
+            chat_log(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
+            lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, why);
+            return 1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_ESTABLISHED: {
+        int a = upgrade_auth(ctx, wsi, &id, why, sizeof(why));
+        if (gw_session_open(ctx, &pss->s, wsi, a == 1 ? &id : NULL) != 0)
+            return -1;
+        if (a < 0) { /* expired between the two checks */
+            lws_close_reason(wsi, 4001, (unsigned char *)"authentication failed", 21);
+            return -1;
+        }
+        return 0;
+    }
+    case LWS_CALLBACK_RECEIVE:
+        return gw_session_receive(&pss->s, in, len, lws_is_first_fragment(wsi),
+                                  lws_is_final_fragment(wsi), lws_frame_is_binary(wsi));
+    case LWS_CALLBACK_SERVER_WRITEABLE:
+        return gw_session_writeable(&pss->s);
+    case LWS_CALLBACK_CLOSED:
+        gw_session_closed(&pss->s);
+        return 0;
+
+    case LWS_CALLBACK_HTTP:
+        return http_request(ctx, wsi, pss) ? -1 : 0;
+    case LWS_CALLBACK_HTTP_WRITEABLE:
+        return http_writeable(wsi, pss);
+    case LWS_CALLBACK_CLOSED_HTTP:
+        if (pss) {
+            free(pss->http_body);
+            pss->http_body = NULL;
+        }
+        return 0;
+
+    case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (ctx)
+            drain_store(ctx);
+        return 0;
+    default:
+        break;
+    }
+    return lws_callback_http_dummy(wsi, reason, user, in, len);
+}
+
+/* --- Kafka wake-ups ---------------------------------------------------------------------- */
+
+enum { GW_WAKE_PRODUCER = 1, GW_WAKE_CONSUMER = 2 };
+static const int wake_producer = GW_WAKE_PRODUCER, wake_consumer = GW_WAKE_CONSUMER;
+
+static void serve_consumer(gw_ctx *ctx);
+
+static void kafka_continue(lws_sorted_usec_list_t *sul)
+{
+    serve_consumer(lws_container_of(sul, gw_ctx, kafka_sul));
+}
+
+static void serve_consumer(gw_ctx *ctx)
+{
+    if (gw_kafka_serve_consumer(ctx->kafka, GW_FANOUT_BATCH))
+        lws_sul_schedule(ctx->lws, 0, &ctx->kafka_sul, kafka_continue, 1);
+}
+
+static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
+                         void *in, size_t len)
+{
+    gw_ctx *ctx = ctx_of(wsi);
+    switch (reason) {
+    case LWS_CALLBACK_RAW_RX_FILE: {
+        const int *which = lws_get_opaque_user_data(wsi);
+        if (which == &wake_producer)
+            gw_kafka_serve_producer(ctx->kafka);
+        else if (which == &wake_consumer)
+            serve_consumer(ctx);
+        return 0;
+    }
+    case LWS_CALLBACK_RAW_CLOSE_FILE:
+        if (ctx && !ctx->stopping)
+            chat_log(CHAT_LOG_ERROR, "a Kafka wake-up descriptor closed");
+        return 0;
+    default:
+        return 0;
+    }
+}
+
+static const struct lws_protocols gw_protocols[] = {
+    {"chat", chat_callback, sizeof(gw_pss), 4096, 0, NULL, 0},
+    {"chat-wake", wake_callback, 0, 0, 0, NULL, 0},
+    {NULL, NULL, 0, 0, 0, NULL, 0},
+};
+
+static int adopt(gw_ctx *ctx, int fd, const int *which, char *err, size_t errlen)
+{
+    lws_sock_file_fd_type u;
+    u.filefd = fd;
+    struct lws *w = lws_adopt_descriptor_vhost(ctx->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
+                                               "chat-wake", NULL);
+    if (!w) {
+        chat_errf(err, errlen, "cannot adopt a Kafka descriptor into the event loop");
+        return CHAT_EINVAL;
+    }
+    lws_set_opaque_user_data(w, (void *)which);
+    return 0;
+}
+
+static void stats_tick(lws_sorted_usec_list_t *sul)
+{
+    gw_ctx *ctx = lws_container_of(sul, gw_ctx, stats_sul);
+    gw_stats *st = &ctx->stats;
+    chat_log(CHAT_LOG_INFO,
+             "stats: sessions=%llu rooms=%zu frames_in=%llu produced=%llu acked=%llu "
+             "produce_failed=%llu fanout_records=%llu frames_out=%llu dropped_slow=%llu",
+             (unsigned long long)st->sessions_open, gw_rooms_room_count(ctx->rooms),
+             (unsigned long long)st->frames_in, (unsigned long long)st->produced,
+             (unsigned long long)st->acked, (unsigned long long)st->produce_failed,
+             (unsigned long long)st->fanout_records, (unsigned long long)st->messages_out,
+             (unsigned long long)st->dropped_slow);
+    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick, 60 * LWS_US_PER_SEC);
+}
+
+static void lws_log_emit(int level, const char *line)
+{
+    size_t n = strlen(line);
+    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
+        n--;
+    chat_log(level == LLL_ERR ? CHAT_LOG_ERROR : CHAT_LOG_WARN, "lws: %.*s", (int)n, line);
+}
+
+int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
+{
+    ctx->retry.secs_since_valid_ping = (uint16_t)ctx->cfg.ping_interval;
+    ctx->retry.secs_since_valid_hangup = (uint16_t)(ctx->cfg.ping_interval * 2);
+
+    lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
+
+    memset(&ctx->mounts, 0, sizeof(ctx->mounts));
+    struct lws_http_mount *m = &ctx->mounts[0];
+    if (ctx->cfg.web_root && *ctx->cfg.web_root) {
+        m->mountpoint = "/";
+        m->mountpoint_len = 1;
+        m->origin = ctx->cfg.web_root;
+        m->def = "index.html";
+        m->origin_protocol = LWSMPRO_FILE;
+        m->cache_max_age = 0;
+    }
+    /* the dynamic endpoints are matched before the file mount by being longer */
+    static const char *const dyn[] = {"/healthz", "/readyz", "/dev/token", "/ws"};
+    struct lws_http_mount *prev = (ctx->cfg.web_root && *ctx->cfg.web_root) ? m : NULL;
+    for (size_t i = 0; i < sizeof(dyn) / sizeof(dyn[0]); i++) {
+        struct lws_http_mount *d = &ctx->mounts[1 + i];
+        d->mountpoint = dyn[i];
+        d->mountpoint_len = (unsigned char)strlen(dyn[i]);
+        d->origin = "chat";
+        d->origin_protocol = LWSMPRO_CALLBACK;
+        d->mount_next = prev;
+        prev = d;
+    }
+
+    struct lws_context_creation_info info;
+    memset(&info, 0, sizeof(info));
+    info.port = ctx->cfg.port;
+    info.iface = (strcmp(ctx->cfg.host, "0.0.0.0") == 0 || !ctx->cfg.host[0]) ? NULL
+                                                                               : ctx->cfg.host;
+    info.protocols = gw_protocols;
+    info.mounts = prev;
+    info.headers = &hdr_csp;
+    info.retry_and_idle_policy = &ctx->retry;
+    info.user = ctx;
+    info.max_http_header_data = 12288;
+    info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
+    info.vhost_name = "chat";
+
+    ctx->lws = lws_create_context(&info);
+    if (!ctx->lws) {
+        chat_errf(err, errlen, "CHAT_LISTEN: cannot listen on %s (in use, or not an address "
+                  "of this host?)", ctx->cfg.listen);
+        return CHAT_EINVAL;
+    }
+    ctx->vhost = lws_get_vhost_by_name(ctx->lws, "chat");
+    if (!ctx->vhost) {
+        chat_errf(err, errlen, "libwebsockets created no vhost");
+        return CHAT_EINVAL;
+    }
+    int rc;
+    if ((rc = adopt(ctx, gw_kafka_producer_fd(ctx->kafka), &wake_producer, err, errlen)) ||
+        (rc = adopt(ctx, gw_kafka_consumer_fd(ctx->kafka), &wake_consumer, err, errlen)))
+        return rc;
+    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick, 60 * LWS_US_PER_SEC);
+    return 0;
+}
+
+void gw_server_run(gw_ctx *ctx)
+{
+    while (!ctx->stopping)
+        if (lws_service(ctx->lws, 0) < 0)
+            break;
+    chat_log(CHAT_LOG_INFO, "shutting down: closing %llu sessions",
+             (unsigned long long)ctx->stats.sessions_open);
+    gw_sessions_shutdown(ctx);
+    int64_t until = gw_now_ms() + 1000;
+    while (ctx->sessions && gw_now_ms() < until)
+        if (lws_service(ctx->lws, 0) < 0)
+            break;
+}
+
+void gw_server_free(gw_ctx *ctx)
+{
+    if (ctx->lws) {
+        lws_sul_cancel(&ctx->stats_sul);
+        lws_sul_cancel(&ctx->kafka_sul);
+        lws_context_destroy(ctx->lws);
+        ctx->lws = NULL;
+    }
+}
+
+void gw_server_wake(void *arg)
+{
+    gw_ctx *ctx = arg;
+    if (ctx->lws)
+        lws_cancel_service(ctx->lws);
+}

@@ -1,0 +1,34 @@
+/* gw_session.h: one WebSocket client session speaking protocol v1: authentication, frame
+ * dispatch, its bounded send queue, and the replies that arrive later (Kafka acks, fan-out,
+ * MongoDB history). gw_server.c feeds it libwebsockets events.
+ * Loop thread only. */
+#ifndef GW_SESSION_H
+#define GW_SESSION_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "gw_ctx.h"
+#include "gw_kafka.h"
+#include "gw_store.h"
+
+/* A session's memory is libwebsockets' per-session data. id is NULL when the client will
+ * authenticate with its first frame (the auth timer starts), else the identity checked at
+ * the upgrade. Returns 0 or -1 (close the connection). */
+int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identity *id);
+/* The connection is gone: leave every room, drop queued frames, detach pending replies. */
+void gw_session_closed(gw_session *s);
+/* A chunk of a received message. Returns 0, or -1 to close now (close reason set). */
+int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bool final,
+                       bool binary);
+/* The socket can take more. Returns 0, or -1 to close now. */
+int gw_session_writeable(gw_session *s);
+/* Closes every session with 1001 (shutdown). */
+void gw_sessions_shutdown(gw_ctx *ctx);
+
+/* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
+void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);
+void gw_session_on_record(const chat_message *m, void *arg);
+void gw_session_on_history(gw_store_result *r, void *arg);
+
+#endif

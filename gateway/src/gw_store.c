@@ -1,0 +1,346 @@
+/* gw_store.c: the MongoDB worker pool behind gw_store.h. Requests and results are linked
+ * lists under one mutex; the request queue is bounded, a result is bounded by its limit. */
+#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include "gw_store.h"
+
+#include <bson/bson.h>
+#include <errno.h>
+#include <mongoc/mongoc.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "chat_error.h"
+#include "chat_log.h"
+
+typedef struct gw_store_req {
+    struct gw_store_req *next;
+    gw_store_result r;
+    char before[CHAT_MSGID_LEN + 1]; /* "" = newest */
+    int limit;
+} gw_store_req;
+
+struct gw_store {
+    mongoc_uri_t *uri;
+    mongoc_client_pool_t *pool;
+    char db[128];
+    pthread_mutex_t mu;
+    pthread_cond_t cv;
+    gw_store_req *req_head, *req_tail;
+    size_t req_count, max_queue;
+    gw_store_req *done_head, *done_tail;
+    pthread_t *threads;
+    int nthreads;
+    bool stop;
+    atomic_bool ready;
+    int64_t last_check_ms;
+    void (*wake)(void *);
+    void *wake_arg;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static void set_ready(gw_store *s, bool ok, const char *why)
+{
+    if (atomic_exchange(&s->ready, ok) != ok)
+        chat_log(ok ? CHAT_LOG_INFO : CHAT_LOG_WARN, "mongodb is %s%s%s",
+                 ok ? "reachable" : "unreachable", ok ? "" : ": ", ok ? "" : why);
+}
+
+static void ping(gw_store *s, mongoc_client_t *c)
+{
+    bson_t cmd = BSON_INITIALIZER;
+    bson_error_t e;
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    bool ok = mongoc_client_command_simple(c, "admin", &cmd, NULL, NULL, &e);
+    bson_destroy(&cmd);
+    set_ready(s, ok, ok ? "" : e.message);
+}
+
+static char *dup_utf8(const bson_t *doc, const char *key)
+{
+    bson_iter_t it;
+    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)) {
+        uint32_t len;
+        const char *v = bson_iter_utf8(&it, &len);
+        char *out = malloc(len + 1);
+        if (out) {
+            memcpy(out, v, len);
+            out[len] = '\0';
+        }
+        return out;
+    }
+    return strdup("");
+}
+
+/* One stored document to a message; returns false for a document we would not have written. */
+static bool doc_to_message(const bson_t *doc, chat_message *m)
+{
+    bson_iter_t it;
+    memset(m, 0, sizeof(*m));
+    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it))
+        return false;
+    uint32_t idlen;
+    const char *id = bson_iter_utf8(&it, &idlen);
+    if (idlen != CHAT_MSGID_LEN || chat_msgid_parse(id, NULL, NULL) != 0)
+        return false;
+    memcpy(m->id, id, CHAT_MSGID_LEN + 1);
+    m->env.version = 1;
+    m->env.room = dup_utf8(doc, "room");
+    m->env.from = dup_utf8(doc, "from");
+    m->env.name = dup_utf8(doc, "name");
+    m->env.text = dup_utf8(doc, "text");
+    m->env.cid = dup_utf8(doc, "cid");
+    m->env.gateway = strdup("");
+    if (!m->env.room || !m->env.from || !m->env.name || !m->env.text || !m->env.cid ||
+        !m->env.gateway) {
+        chat_envelope_clear(&m->env);
+        return false;
+    }
+    m->env.text_len = strlen(m->env.text);
+    if (bson_iter_init_find(&it, doc, "ts")) {
+        if (BSON_ITER_HOLDS_DATE_TIME(&it))
+            m->env.ts_ms = bson_iter_date_time(&it);
+        else if (BSON_ITER_HOLDS_INT64(&it))
+            m->env.ts_ms = bson_iter_int64(&it);
+    }
+    return true;
+}
+
+static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
+{
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child;
+    BSON_APPEND_UTF8(&filter, "room", q->r.room);
+    if (q->before[0]) {
+        BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
+        BSON_APPEND_UTF8(&child, "$lt", q->before);
+        bson_append_document_end(&filter, &child);
+    }
+    BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
+    BSON_APPEND_INT32(&child, "_id", -1);
+    bson_append_document_end(&opts, &child);
+    BSON_APPEND_INT64(&opts, "limit", q->limit);
+
+    mongoc_collection_t *coll = mongoc_client_get_collection(c, s->db, "messages");
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+    q->r.msgs = q->limit > 0 ? calloc((size_t)q->limit, sizeof(chat_message)) : NULL;
+    q->r.n = 0;
+    const bson_t *doc;
+    bson_error_t e;
+    if (q->limit > 0 && !q->r.msgs) {
+        q->r.err = -ENOMEM;
+    } else {
+        while (q->r.n < (size_t)q->limit && mongoc_cursor_next(cur, &doc)) {
+            if (doc_to_message(doc, &q->r.msgs[q->r.n]))
+                q->r.n++;
+        }
+        if (mongoc_cursor_error(cur, &e)) {
+            chat_log(CHAT_LOG_WARN, "history of %s: %s", q->r.room, e.message);
+            q->r.err = -EIO;
+            set_ready(s, false, e.message);
+        } else {
+            set_ready(s, true, "");
+        }
+    }
+    /* newest first from the query; the protocol wants oldest first */
+    for (size_t i = 0; i < q->r.n / 2; i++) {
+        chat_message t = q->r.msgs[i];
+        q->r.msgs[i] = q->r.msgs[q->r.n - 1 - i];
+        q->r.msgs[q->r.n - 1 - i] = t;
+    }
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+}
+
+static void free_result(gw_store_result *r)
+{
+    for (size_t i = 0; i < r->n; i++)
+        chat_envelope_clear(&r->msgs[i].env);
+    free(r->msgs);
+    r->msgs = NULL;
+    r->n = 0;
+}
+
+static void *worker_main(void *arg)
+{
+    gw_store *s = arg;
+    pthread_mutex_lock(&s->mu);
+    while (!s->stop) {
+        if (!s->req_head) {
+            /* idle: ping every 2 s (one worker does it), else wait for work */
+            int64_t now = mono_ms();
+            if (now - s->last_check_ms >= 2000) {
+                s->last_check_ms = now;
+                pthread_mutex_unlock(&s->mu);
+                mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+                ping(s, c);
+                mongoc_client_pool_push(s->pool, c);
+                pthread_mutex_lock(&s->mu);
+                continue;
+            }
+            struct timespec ts;
+            clock_gettime(CLOCK_REALTIME, &ts);
+            ts.tv_nsec += 500 * 1000 * 1000;
+            if (ts.tv_nsec >= 1000000000) {
+                ts.tv_sec++;
+                ts.tv_nsec -= 1000000000;
+            }
+            pthread_cond_timedwait(&s->cv, &s->mu, &ts);
+            continue;
+        }
+        gw_store_req *q = s->req_head;
+        s->req_head = q->next;
+        if (!s->req_head)
+            s->req_tail = NULL;
+        s->req_count--;
+        pthread_mutex_unlock(&s->mu);
+
+        mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
+        run_query(s, c, q);
+        mongoc_client_pool_push(s->pool, c);
+
+        pthread_mutex_lock(&s->mu);
+        s->last_check_ms = mono_ms();
+        q->next = NULL;
+        if (s->done_tail)
+            s->done_tail->next = q;
+        else
+            s->done_head = q;
+        s->done_tail = q;
+        pthread_mutex_unlock(&s->mu);
+        s->wake(s->wake_arg);
+        pthread_mutex_lock(&s->mu);
+    }
+    pthread_mutex_unlock(&s->mu);
+    return NULL;
+}
+
+int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
+                 void (*wake)(void *), void *wake_arg, char *err, size_t errlen)
+{
+    bson_error_t e;
+    gw_store *s = calloc(1, sizeof(*s));
+    if (!s)
+        return -ENOMEM;
+    pthread_mutex_init(&s->mu, NULL);
+    pthread_cond_init(&s->cv, NULL);
+    s->max_queue = max_queue;
+    s->wake = wake;
+    s->wake_arg = wake_arg;
+    s->uri = mongoc_uri_new_with_error(uri, &e);
+    if (!s->uri) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: %s", e.message);
+        goto fail;
+    }
+    const char *db = mongoc_uri_get_database(s->uri);
+    snprintf(s->db, sizeof(s->db), "%s", db && *db ? db : "chat");
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
+        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000);
+    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_APPNAME))
+        mongoc_uri_set_appname(s->uri, "chat-gateway");
+    s->pool = mongoc_client_pool_new(s->uri);
+    if (!s->pool) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: cannot create a client pool");
+        goto fail;
+    }
+    mongoc_client_pool_max_size(s->pool, (uint32_t)workers + 1);
+    s->threads = calloc((size_t)workers, sizeof(pthread_t));
+    if (!s->threads)
+        goto fail;
+    for (int i = 0; i < workers; i++) {
+        if (pthread_create(&s->threads[i], NULL, worker_main, s) != 0) {
+            chat_errf(err, errlen, "cannot start a MongoDB worker thread");
+            goto fail;
+        }
+        s->nthreads++;
+    }
+    *out = s;
+    return 0;
+fail:
+    gw_store_free(s);
+    return CHAT_EINVAL;
+}
+
+void gw_store_free(gw_store *s)
+{
+    if (!s)
+        return;
+    pthread_mutex_lock(&s->mu);
+    s->stop = true;
+    pthread_cond_broadcast(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    for (int i = 0; i < s->nthreads; i++)
+        pthread_join(s->threads[i], NULL);
+    free(s->threads);
+    for (gw_store_req *q = s->req_head, *n; q; q = n) {
+        n = q->next;
+        free(q);
+    }
+    for (gw_store_req *q = s->done_head, *n; q; q = n) {
+        n = q->next;
+        free_result(&q->r);
+        free(q);
+    }
+    if (s->pool)
+        mongoc_client_pool_destroy(s->pool);
+    if (s->uri)
+        mongoc_uri_destroy(s->uri);
+    pthread_cond_destroy(&s->cv);
+    pthread_mutex_destroy(&s->mu);
+    free(s);
+}
+
+int gw_store_history(gw_store *s, const char *room, const char *before, int limit, int kind,
+                     void *opaque)
+{
+    gw_store_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    q->r.opaque = opaque;
+    q->r.kind = kind;
+    snprintf(q->r.room, sizeof(q->r.room), "%s", room);
+    snprintf(q->before, sizeof(q->before), "%s", before ? before : "");
+    q->limit = limit;
+    pthread_mutex_lock(&s->mu);
+    if (s->req_count >= s->max_queue) {
+        pthread_mutex_unlock(&s->mu);
+        free(q);
+        return -ENOBUFS;
+    }
+    if (s->req_tail)
+        s->req_tail->next = q;
+    else
+        s->req_head = q;
+    s->req_tail = q;
+    s->req_count++;
+    pthread_cond_signal(&s->cv);
+    pthread_mutex_unlock(&s->mu);
+    return 0;
+}
+
+size_t gw_store_drain(gw_store *s, gw_store_result_fn fn, void *arg)
+{
+    pthread_mutex_lock(&s->mu);
+    gw_store_req *list = s->done_head;
+    s->done_head = s->done_tail = NULL;
+    pthread_mutex_unlock(&s->mu);
+    size_t n = 0;
+    for (gw_store_req *q = list, *next; q; q = next, n++) {
+        next = q->next;
+        fn(&q->r, arg);
+        free_result(&q->r);
+        free(q);
+    }
+    return n;
+}
+
+bool gw_store_ready(const gw_store *s) { return atomic_load(&s->ready); }

@@ -1,0 +1,48 @@
+/* gw_store.h: MongoDB reads for the gateway (room history), done by a small pool of worker
+ * threads so the loop never blocks. The loop submits a request; a worker runs the query with
+ * a client from a mongoc_client_pool_t and queues the result; the wake callback (which calls
+ * lws_cancel_service) tells the loop to collect results with gw_store_drain().
+ * The workers also ping MongoDB when idle, for gw_store_ready().
+ * Threads: new/free from main; history/drain on the loop thread; ready from any. */
+#ifndef GW_STORE_H
+#define GW_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "chat_envelope.h"
+#include "chat_validate.h"
+
+typedef struct gw_store gw_store;
+
+typedef struct gw_store_result {
+    void *opaque;                /* as given to gw_store_history */
+    int kind;                    /* as given to gw_store_history */
+    char room[CHAT_ROOM_MAX + 1];
+    int err;                     /* 0, or negative: the query failed */
+    chat_message *msgs;          /* oldest first; owned by the store, valid during the call */
+    size_t n;
+} gw_store_result;
+
+typedef void (*gw_store_result_fn)(gw_store_result *r, void *arg);
+
+/* Connects lazily (a MongoDB that is down is not an error here). wake() is called from worker
+ * threads. Returns 0 or CHAT_EINVAL with err naming CHAT_MONGO_URI. */
+int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
+                 void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
+/* Stops the workers (waiting for a running query) and frees. Undrained results are freed
+ * without calling anyone. NULL is a no-op. */
+void gw_store_free(gw_store *s);
+
+/* Queues "the last `limit` messages of room, before the id `before` (NULL: newest)".
+ * Returns 0, or -ENOBUFS when max_queue requests are already waiting. */
+int gw_store_history(gw_store *s, const char *room, const char *before, int limit, int kind,
+                     void *opaque);
+
+/* Calls fn for every finished request, in completion order. Returns how many. */
+size_t gw_store_drain(gw_store *s, gw_store_result_fn fn, void *arg);
+
+/* True while the last ping or query succeeded. */
+bool gw_store_ready(const gw_store *s);
+
+#endif

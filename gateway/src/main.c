@@ -1,0 +1,114 @@
+/* main.c: chat-gateway. Loads the settings, builds the context (auth, room index, Kafka,
+ * MongoDB workers, libwebsockets), serves until SIGINT/SIGTERM, then shuts down in order:
+ * sessions closed with 1001, the producer flushed, the workers stopped. */
+#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include <mongoc/mongoc.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_error.h"
+#include "chat_log.h"
+#include "gw_config.h"
+#include "gw_ctx.h"
+#include "gw_kafka.h"
+#include "gw_server.h"
+#include "gw_session.h"
+#include "gw_store.h"
+
+/* The one global: signal handlers cannot be given a context. */
+static gw_ctx *signal_ctx;
+
+static void on_signal(int sig)
+{
+    (void)sig;
+    if (signal_ctx) {
+        signal_ctx->stopping = 1;
+        gw_server_wake(signal_ctx);
+    }
+}
+
+int main(int argc, char **argv)
+{
+    static gw_ctx ctx;
+    char err[512];
+    int rc = gw_settings_load(&ctx.cfg, argc, argv, err, sizeof(err));
+    if (rc == 1)
+        return 0;
+    if (rc != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        return 2;
+    }
+    char component[96];
+    snprintf(component, sizeof(component), "gateway[%s]", ctx.cfg.node_id);
+    if (chat_log_init(component, ctx.cfg.log_level) != 0) {
+        fprintf(stderr, "chat-gateway: CHAT_LOG_LEVEL: unknown level \"%s\"\n",
+                ctx.cfg.log_level);
+        return 2;
+    }
+    ctx.limits.max_text = (size_t)ctx.cfg.max_text;
+    ctx.limits.max_history = 100;
+    ctx.limits.default_history = 50;
+
+    gw_auth_config ac = {.alg = ctx.cfg.jwt_alg,
+                         .secret = ctx.cfg.jwt_secret,
+                         .public_key_file = ctx.cfg.jwt_public_key,
+                         .issuer = ctx.cfg.jwt_issuer,
+                         .audience = ctx.cfg.jwt_audience,
+                         .leeway_s = (long)ctx.cfg.jwt_leeway};
+    if (gw_auth_new(&ctx.auth, &ac, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        return 2;
+    }
+    if (ctx.cfg.dev_tokens)
+        chat_log(CHAT_LOG_WARN, "CHAT_DEV_TOKENS is on: GET /dev/token gives anyone a token "
+                                "for any name. Development only.");
+
+    mongoc_init();
+    rc = 1;
+    ctx.rooms = gw_rooms_new();
+    if (!ctx.rooms) {
+        fprintf(stderr, "chat-gateway: out of memory\n");
+        goto out;
+    }
+    if (gw_store_new(&ctx.store, ctx.cfg.mongo_uri, (int)ctx.cfg.mongo_workers, 1024,
+                     gw_server_wake, &ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        goto out;
+    }
+    gw_kafka_config kc = {.brokers = ctx.cfg.kafka_brokers,
+                          .topic = ctx.cfg.kafka_topic,
+                          .node_id = ctx.cfg.node_id,
+                          .wait_topic_s = 60,
+                          .on_ack = gw_session_on_ack,
+                          .on_record = gw_session_on_record,
+                          .arg = &ctx};
+    if (gw_kafka_new(&ctx.kafka, &kc, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        goto out;
+    }
+    if (gw_server_start(&ctx, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        goto out;
+    }
+    signal_ctx = &ctx;
+    signal(SIGINT, on_signal);
+    signal(SIGTERM, on_signal);
+    signal(SIGPIPE, SIG_IGN);
+    chat_log(CHAT_LOG_INFO, "listening on %s (node %s, JWT %s, web client %s)", ctx.cfg.listen,
+             ctx.cfg.node_id, ctx.cfg.jwt_alg,
+             ctx.cfg.web_root && *ctx.cfg.web_root ? ctx.cfg.web_root : "not served");
+    gw_server_run(&ctx);
+    rc = 0;
+out:
+    /* the loop is gone first, so no callback runs while the rest is torn down */
+    gw_server_free(&ctx);
+    gw_kafka_free(ctx.kafka, 5000);
+    gw_store_free(ctx.store);
+    gw_rooms_free(ctx.rooms);
+    gw_auth_free(ctx.auth);
+    mongoc_cleanup();
+    chat_log(CHAT_LOG_INFO, "stopped");
+    return rc;
+}
