@@ -82,11 +82,12 @@ class Cluster:
         except subprocess.TimeoutExpired as e:
             raise AssertionError(
                 f"scripts/cluster.sh {' '.join(args)} took more than {timeout}s; "
-                f"output so far:\n{e.output}"
+                f"output so far:\n{_tail(e.output)}"
             ) from None
         if proc.returncode != 0:
             raise AssertionError(
-                f"scripts/cluster.sh {' '.join(args)} exited {proc.returncode}:\n{proc.stdout}"
+                f"scripts/cluster.sh {' '.join(args)} exited {proc.returncode}:\n"
+                f"{_tail(proc.stdout)}"
             )
         return proc
 
@@ -117,6 +118,13 @@ class Cluster:
         if self._mongo is not None:
             self._mongo.close()
             self._mongo = None
+
+
+def _tail(text: Any, lines: int = 80) -> str:
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", errors="replace")
+    rows = (text or "").splitlines()
+    return "\n".join(rows[-lines:])
 
 
 def unique(prefix: str) -> str:
