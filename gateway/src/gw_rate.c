@@ -22,8 +22,11 @@ bool gw_rate_take(gw_rate *r, int64_t now_ms)
             r->tokens = r->burst;
         r->last_ms = now_ms;
     }
-    if (r->tokens < 1.0)
+    /* The epsilon absorbs rounding in the sums above: a token due at t is granted at t. */
+    if (r->tokens < 1.0 - 1e-9)
         return false;
     r->tokens -= 1.0;
+    if (r->tokens < 0)
+        r->tokens = 0;
     return true;
 }

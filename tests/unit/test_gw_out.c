@@ -1,0 +1,204 @@
+/* test_gw_out.c: the server frame encoder (gw_out.c). Every frame is parsed back with jansson
+ * and its fields compared; non-ASCII text, quotes and backslashes must survive the trip. */
+#include <jansson.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "check.h"
+#include "gw_out.h"
+
+/* Parses a buffer's payload (which must be exactly one compact JSON object, NUL-terminated
+ * after len bytes) and drops the buffer. */
+static json_t *parse(gw_buf *b)
+{
+    CHECK(b != NULL);
+    if (!b)
+        return NULL;
+    CHECK(b->refs == 1);
+    const char *p = (const char *)gw_buf_payload(b);
+    CHECK(p[b->len] == '\0');
+    CHECK(strlen(p) == b->len);
+    CHECK(strchr(p, '\n') == NULL); /* compact */
+    json_error_t jerr;
+    json_t *j = json_loadb(p, b->len, JSON_REJECT_DUPLICATES, &jerr);
+    if (!j)
+        fprintf(stderr, "   not JSON: %s: %s\n", jerr.text, p);
+    CHECK(json_is_object(j));
+    gw_buf_unref(b);
+    return j;
+}
+
+static const char *str(const json_t *o, const char *key)
+{
+    return json_string_value(json_object_get(o, key));
+}
+
+static void test_simple_frames(void)
+{
+    json_t *j = parse(gw_out_welcome("alice", "gw-1"));
+    CHECK_STR(str(j, "type"), "welcome");
+    CHECK_STR(str(j, "user"), "alice");
+    CHECK_STR(str(j, "gateway"), "gw-1");
+    CHECK(json_object_size(j) == 3);
+    json_decref(j);
+
+    j = parse(gw_out_error("invalid_room", "field \"room\" must match [A-Za-z0-9._:-]{1,64}",
+                           "c1"));
+    CHECK_STR(str(j, "type"), "error");
+    CHECK_STR(str(j, "code"), "invalid_room");
+    CHECK_STR(str(j, "message"), "field \"room\" must match [A-Za-z0-9._:-]{1,64}");
+    CHECK_STR(str(j, "cid"), "c1");
+    json_decref(j);
+
+    /* cid left out when NULL or "" */
+    j = parse(gw_out_error("rate_limited", "slow down", NULL));
+    CHECK(json_object_get(j, "cid") == NULL);
+    CHECK(json_object_size(j) == 3);
+    json_decref(j);
+    j = parse(gw_out_error("rate_limited", "slow down", ""));
+    CHECK(json_object_get(j, "cid") == NULL);
+    json_decref(j);
+
+    j = parse(gw_out_ack("c1", "0001-00000000000000000007"));
+    CHECK_STR(str(j, "type"), "ack");
+    CHECK_STR(str(j, "cid"), "c1");
+    CHECK_STR(str(j, "id"), "0001-00000000000000000007");
+    json_decref(j);
+    j = parse(gw_out_ack(NULL, "0001-00000000000000000007"));
+    CHECK(json_object_get(j, "cid") == NULL);
+    CHECK_STR(str(j, "id"), "0001-00000000000000000007");
+    json_decref(j);
+
+    gw_buf *b = gw_out_pong();
+    CHECK(b != NULL);
+    if (b)
+        CHECK_STR((const char *)gw_buf_payload(b), "{\"type\":\"pong\"}");
+    j = parse(b);
+    json_decref(j);
+
+    j = parse(gw_out_left("general"));
+    CHECK_STR(str(j, "type"), "left");
+    CHECK_STR(str(j, "room"), "general");
+    json_decref(j);
+}
+
+static chat_message make_msg(const char *id, const char *room, const char *from,
+                             const char *text, long long ts, const char *cid)
+{
+    chat_message m;
+    memset(&m, 0, sizeof(m));
+    snprintf(m.id, sizeof(m.id), "%s", id);
+    m.env.version = 1;
+    m.env.room = (char *)room;
+    m.env.from = (char *)from;
+    m.env.name = (char *)"";
+    m.env.text = (char *)text;
+    m.env.text_len = strlen(text);
+    m.env.ts_ms = ts;
+    m.env.cid = (char *)cid;
+    m.env.gateway = (char *)"gw-1";
+    return m;
+}
+
+/* Checks a message object against m. */
+static void check_msg(const json_t *o, const chat_message *m)
+{
+    CHECK(json_is_object(o));
+    CHECK_STR(str(o, "type"), "message");
+    CHECK_STR(str(o, "id"), m->id);
+    CHECK_STR(str(o, "room"), m->env.room);
+    CHECK_STR(str(o, "from"), m->env.from);
+    json_t *t = json_object_get(o, "text");
+    CHECK(json_is_string(t));
+    CHECK(json_string_length(t) == m->env.text_len);
+    CHECK(t && memcmp(json_string_value(t), m->env.text, m->env.text_len) == 0);
+    json_t *ts = json_object_get(o, "ts");
+    CHECK(json_is_integer(ts));
+    CHECK(json_integer_value(ts) == m->env.ts_ms);
+    if (m->env.cid && *m->env.cid)
+        CHECK_STR(str(o, "cid"), m->env.cid);
+    else
+        CHECK(json_object_get(o, "cid") == NULL);
+    /* the gateway is internal: never sent to clients */
+    CHECK(json_object_get(o, "gateway") == NULL);
+}
+
+static void test_message(void)
+{
+    /* quotes, backslashes, control characters, non-ASCII and astral characters */
+    const char *text = "say \"hi\" \\o/\n\t\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </script>";
+    chat_message m = make_msg("0002-00000000000000001234", "general", "alice", text,
+                              1764072000123LL, "c-7");
+    gw_buf *b = gw_out_message(&m);
+    CHECK(b != NULL);
+    /* non-ASCII is written as UTF-8, not escaped */
+    if (b)
+        CHECK(strstr((const char *)gw_buf_payload(b), "\xc3\xa9t\xc3\xa9") != NULL);
+    json_t *j = parse(b);
+    check_msg(j, &m);
+    CHECK(json_object_get(j, "name") == NULL); /* left out when "" */
+    json_decref(j);
+
+    /* no cid: left out; a display name: included */
+    m = make_msg("0002-00000000000000001235", "general", "bob", "x", 1, "");
+    m.env.name = (char *)"Bob \xc3\x98";
+    j = parse(gw_out_message(&m));
+    check_msg(j, &m);
+    CHECK_STR(str(j, "name"), "Bob \xc3\x98");
+    json_decref(j);
+    m.env.cid = NULL;
+    m.env.name = NULL;
+    j = parse(gw_out_message(&m));
+    check_msg(j, &m);
+    json_decref(j);
+
+    /* invalid UTF-8 is never written out as JSON */
+    m = make_msg("0002-00000000000000001236", "general", "bob", "bad \xff", 1, "");
+    CHECK(gw_out_message(&m) == NULL);
+}
+
+static void test_lists(void)
+{
+    chat_message msgs[3] = {
+        make_msg("0000-00000000000000000001", "r", "a", "one", 10, "x1"),
+        make_msg("0000-00000000000000000002", "r", "b", "two \"2\"", 20, ""),
+        make_msg("0000-00000000000000000003", "r", "a", "\xe4\xb8\x89", 30, "x3"),
+    };
+
+    json_t *j = parse(gw_out_joined("r", msgs, 3));
+    CHECK_STR(str(j, "type"), "joined");
+    CHECK_STR(str(j, "room"), "r");
+    json_t *h = json_object_get(j, "history");
+    CHECK(json_is_array(h));
+    CHECK(json_array_size(h) == 3);
+    for (size_t i = 0; i < 3 && i < json_array_size(h); i++)
+        check_msg(json_array_get(h, i), &msgs[i]);
+    json_decref(j);
+
+    j = parse(gw_out_joined("r", NULL, 0));
+    CHECK(json_is_array(json_object_get(j, "history")));
+    CHECK(json_array_size(json_object_get(j, "history")) == 0);
+    json_decref(j);
+
+    j = parse(gw_out_history("r", msgs + 1, 2));
+    CHECK_STR(str(j, "type"), "history");
+    CHECK_STR(str(j, "room"), "r");
+    json_t *ms = json_object_get(j, "messages");
+    CHECK(json_array_size(ms) == 2);
+    for (size_t i = 0; i < 2 && i < json_array_size(ms); i++)
+        check_msg(json_array_get(ms, i), &msgs[i + 1]);
+    json_decref(j);
+
+    /* one bad message fails the whole frame instead of sending a partial list */
+    msgs[1].env.text = (char *)"\xc0\xaf";
+    msgs[1].env.text_len = 2;
+    CHECK(gw_out_history("r", msgs, 3) == NULL);
+}
+
+int main(void)
+{
+    RUN(test_simple_frames);
+    RUN(test_message);
+    RUN(test_lists);
+    return check_summary();
+}
