@@ -1,0 +1,20 @@
+/* ps_admin.h: what `chat-admin init` does to Kafka: create the chat topic with the admin API
+ * (never relying on broker auto-create), waiting for a broker that is still starting.
+ * One thread; blocks up to the given timeout. */
+#ifndef PS_ADMIN_H
+#define PS_ADMIN_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+/* Creates topic with the given partitions and replication factor. An existing topic with the
+ * same partition count is success (*created = false). Retries while the broker is unreachable
+ * or not ready, for up to timeout_ms. Returns 0; -ETIMEDOUT when Kafka did not answer in time;
+ * CHAT_EINVAL when the topic exists with another partition count or the broker refused the
+ * request (err says why). */
+int ps_admin_create_topic(const char *brokers, const char *topic, int partitions,
+                          int replication, int64_t timeout_ms, bool *created, char *err,
+                          size_t errlen);
+
+#endif

@@ -1,0 +1,180 @@
+/* ps_config.c: the settings tables of chat-persister and chat-admin, and the checks that
+ * chat_config cannot do alone: a parseable MongoDB URI with a usable database name, a valid
+ * Kafka topic name, a known log level. */
+#include "ps_config.h"
+
+#include <mongoc/mongoc.h>
+#include <stdio.h>
+#include <string.h>
+#include <strings.h>
+
+#include "chat_config.h"
+#include "chat_error.h"
+
+#define S(f) offsetof(ps_settings, f)
+#define A(f) offsetof(ps_admin_settings, f)
+
+static const chat_cfg_entry ps_table[] = {
+    {"CHAT_KAFKA_BROKERS", CHAT_CFG_STR, "127.0.0.1:9092", 0, 0, S(kafka_brokers),
+     "Kafka bootstrap servers (host:port,...)"},
+    {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, S(kafka_topic),
+     "Kafka topic to persist"},
+    {"CHAT_KAFKA_GROUP", CHAT_CFG_STR, "chat-persister", 0, 0, S(kafka_group),
+     "Kafka consumer group shared by all persister instances"},
+    {"CHAT_KAFKA_SESSION_MS", CHAT_CFG_INT, "10000", 6000, 300000, S(kafka_session_ms),
+     "consumer group session timeout in ms (how soon a dead instance's partitions move)"},
+    {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, S(mongo_uri),
+     "MongoDB URI; the database is the path (default chat)"},
+    {"CHAT_BATCH_SIZE", CHAT_CFG_INT, "500", 1, 100000, S(batch_size),
+     "messages stored per insert_many at most"},
+    {"CHAT_BATCH_MS", CHAT_CFG_INT, "200", 0, 60000, S(batch_ms),
+     "ms a message may wait for its batch to fill before it is stored"},
+    {"CHAT_SHUTDOWN_MS", CHAT_CFG_INT, "10000", 0, 600000, S(shutdown_ms),
+     "ms to keep retrying the last batch at SIGTERM before leaving it for replay"},
+    {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
+};
+
+static const char ps_usage[] =
+    "usage: chat-persister [options]\n"
+    "Stores every chat message from Kafka in MongoDB (consumer group; offsets are committed\n"
+    "only after a batch is stored). Every option can also be given as its environment variable.";
+
+static const chat_cfg_entry admin_table[] = {
+    {"CHAT_KAFKA_BROKERS", CHAT_CFG_STR, "127.0.0.1:9092", 0, 0, A(kafka_brokers),
+     "Kafka bootstrap servers (host:port,...)"},
+    {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, A(kafka_topic),
+     "Kafka topic to create"},
+    {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, A(mongo_uri),
+     "MongoDB URI; the database is the path (default chat)"},
+    {"CHAT_PARTITIONS", CHAT_CFG_INT, "12", 1, 10000, A(partitions),
+     "partitions of the topic (fixed once created)"},
+    {"CHAT_REPLICATION", CHAT_CFG_INT, "1", 1, 32767, A(replication),
+     "replication factor of the topic"},
+    {"CHAT_TIMEOUT", CHAT_CFG_INT, "15", 1, 600, A(timeout_s),
+     "seconds to wait for Kafka and MongoDB to answer (retrying while they start)"},
+    {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, A(log_level), "debug, info, warn or error"},
+};
+
+static const char admin_usage[] =
+    "usage: chat-admin init [options]\n"
+    "init: creates the Kafka topic (an existing topic with the same partition count is fine)\n"
+    "      and the MongoDB index room_id_desc on messages. Idempotent.\n"
+    "Every option can also be given as its environment variable.";
+
+bool ps_valid_topic(const char *s)
+{
+    size_t n = s ? strlen(s) : 0;
+
+    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
+        return false;
+    for (size_t i = 0; i < n; i++) {
+        char c = s[i];
+        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+              c == '.' || c == '_' || c == '-'))
+            return false;
+    }
+    return true;
+}
+
+int ps_config_mongo_db(const char *uri, char *out, size_t outlen, char *err, size_t errlen)
+{
+    bson_error_t berr;
+    mongoc_uri_t *u = NULL;
+    const char *db;
+    int rc = 0;
+
+    if (!uri || !uri[0]) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: empty");
+        return CHAT_EINVAL;
+    }
+    u = mongoc_uri_new_with_error(uri, &berr);
+    if (!u) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: %s", berr.message);
+        return CHAT_EINVAL;
+    }
+    db = mongoc_uri_get_database(u);
+    if (!db || !db[0])
+        db = "chat";
+    if (strlen(db) >= outlen || strlen(db) > PS_DB_NAME_MAX || strpbrk(db, "/\\. \"$")) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: \"%s\" is not a usable database name", db);
+        rc = CHAT_EINVAL;
+        goto out;
+    }
+    memcpy(out, db, strlen(db) + 1);
+out:
+    mongoc_uri_destroy(u);
+    return rc;
+}
+
+void ps_mask_uri(const char *uri, char *out, size_t outlen)
+{
+    const char *host, *at, *colon, *slash;
+
+    if (!out || outlen == 0)
+        return;
+    snprintf(out, outlen, "%s", uri ? uri : "");
+    host = uri ? strstr(uri, "://") : NULL;
+    if (!host)
+        return;
+    host += 3;
+    slash = strchr(host, '/');
+    at = strchr(host, '@');
+    if (!at || (slash && slash < at))
+        return; /* no credentials */
+    colon = memchr(host, ':', (size_t)(at - host));
+    if (!colon)
+        return; /* a user name only */
+    snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - uri), uri, at);
+}
+
+static int check_common(const char *brokers, const char *topic, const char *uri,
+                        const char *level, char *db, size_t dblen, char *err, size_t errlen)
+{
+    if (!brokers || !brokers[0]) {
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: empty");
+        return CHAT_EINVAL;
+    }
+    if (!ps_valid_topic(topic)) {
+        chat_errf(err, errlen, "CHAT_KAFKA_TOPIC: \"%s\" is not a valid topic name",
+                  topic ? topic : "");
+        return CHAT_EINVAL;
+    }
+    if (!level || (strcasecmp(level, "debug") != 0 && strcasecmp(level, "info") != 0 &&
+                   strcasecmp(level, "warn") != 0 && strcasecmp(level, "error") != 0)) {
+        chat_errf(err, errlen, "CHAT_LOG_LEVEL: \"%s\" is not debug, info, warn or error",
+                  level ? level : "");
+        return CHAT_EINVAL;
+    }
+    return ps_config_mongo_db(uri, db, dblen, err, errlen);
+}
+
+int ps_config_load(ps_settings *s, int argc, char **argv, char *err, size_t errlen)
+{
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    rc = chat_config_load(ps_table, sizeof(ps_table) / sizeof(ps_table[0]), s, argc, argv,
+                          ps_usage, err, errlen);
+    if (rc != 0)
+        return rc;
+    if (!s->kafka_group || !s->kafka_group[0]) {
+        chat_errf(err, errlen, "CHAT_KAFKA_GROUP: empty");
+        return CHAT_EINVAL;
+    }
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level,
+                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
+}
+
+int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
+                         size_t errlen)
+{
+    int rc;
+
+    memset(s, 0, sizeof(*s));
+    rc = chat_config_load(admin_table, sizeof(admin_table) / sizeof(admin_table[0]), s, argc,
+                          argv, admin_usage, err, errlen);
+    if (rc != 0)
+        return rc;
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level,
+                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
+}

@@ -1,0 +1,258 @@
+/* ps_store.c: MongoDB writes of the persister: one client, the messages collection, the
+ * room_id_desc index and idempotent unordered batch inserts. A failed insert is judged from
+ * its reply: it succeeded for our purposes when every document is either inserted or
+ * refused as a duplicate key (stored by an earlier attempt or another instance); anything
+ * else is reported so the caller retries the same batch. */
+#include "ps_store.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <mongoc/mongoc.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_error.h"
+#include "ps_config.h"
+
+struct ps_store {
+    mongoc_client_t *client;
+    mongoc_database_t *db;
+    mongoc_collection_t *coll;
+};
+
+static void default_int_option(mongoc_uri_t *u, const char *key, int32_t v)
+{
+    if (!mongoc_uri_has_option(u, key))
+        mongoc_uri_set_option_as_int32(u, key, v);
+}
+
+int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname,
+                  char *err, size_t errlen)
+{
+    bson_error_t berr;
+    mongoc_uri_t *u = NULL;
+    ps_store *s = NULL;
+    int rc = 0;
+
+    *out = NULL;
+    u = mongoc_uri_new_with_error(uri, &berr);
+    if (!u) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: %s", berr.message);
+        return CHAT_EINVAL;
+    }
+    default_int_option(u, MONGOC_URI_CONNECTTIMEOUTMS, 5000);
+    default_int_option(u, MONGOC_URI_SOCKETTIMEOUTMS, 30000);
+    default_int_option(u, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 5000);
+    if (appname && !mongoc_uri_get_appname(u))
+        mongoc_uri_set_appname(u, appname);
+    s = calloc(1, sizeof(*s));
+    if (!s) {
+        rc = -ENOMEM;
+        chat_errf(err, errlen, "out of memory");
+        goto out;
+    }
+    s->client = mongoc_client_new_from_uri_with_error(u, &berr);
+    if (!s->client) {
+        chat_errf(err, errlen, "CHAT_MONGO_URI: %s", berr.message);
+        rc = CHAT_EINVAL;
+        goto out;
+    }
+    mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);
+    s->db = mongoc_client_get_database(s->client, db);
+    s->coll = mongoc_client_get_collection(s->client, db, PS_COLLECTION);
+    if (!s->db || !s->coll) {
+        chat_errf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    *out = s;
+    s = NULL;
+out:
+    ps_store_close(s);
+    mongoc_uri_destroy(u);
+    return rc;
+}
+
+void ps_store_close(ps_store *s)
+{
+    if (!s)
+        return;
+    if (s->coll)
+        mongoc_collection_destroy(s->coll);
+    if (s->db)
+        mongoc_database_destroy(s->db);
+    if (s->client)
+        mongoc_client_destroy(s->client);
+    free(s);
+}
+
+int ps_store_ping(ps_store *s, char *err, size_t errlen)
+{
+    bson_t cmd = BSON_INITIALIZER;
+    bson_error_t berr;
+    int rc = 0;
+
+    BSON_APPEND_INT32(&cmd, "ping", 1);
+    if (!mongoc_database_command_simple(s->db, &cmd, NULL, NULL, &berr)) {
+        chat_errf(err, errlen, "%s", berr.message);
+        rc = -EIO;
+    }
+    bson_destroy(&cmd);
+    return rc;
+}
+
+int ps_store_ensure_index(ps_store *s, char *err, size_t errlen)
+{
+    bson_t cmd = BSON_INITIALIZER, indexes, index, key;
+    bson_error_t berr;
+    int rc = 0;
+
+    BSON_APPEND_UTF8(&cmd, "createIndexes", PS_COLLECTION);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+    BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &key);
+    BSON_APPEND_INT32(&key, "room", 1);
+    BSON_APPEND_INT32(&key, "_id", -1);
+    bson_append_document_end(&index, &key);
+    BSON_APPEND_UTF8(&index, "name", PS_INDEX_NAME);
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(&cmd, &indexes);
+    if (!mongoc_database_write_command_with_opts(s->db, &cmd, NULL, NULL, &berr)) {
+        chat_errf(err, errlen, "createIndexes %s: %s", PS_INDEX_NAME, berr.message);
+        rc = -EIO;
+    }
+    bson_destroy(&cmd);
+    return rc;
+}
+
+int ps_store_build_doc(const ps_record *r, bson_t *doc)
+{
+    const chat_envelope *e = &r->env;
+    bool ok = true;
+
+    ok = ok && BSON_APPEND_UTF8(doc, "_id", r->id);
+    ok = ok && BSON_APPEND_UTF8(doc, "room", e->room ? e->room : "");
+    ok = ok && BSON_APPEND_UTF8(doc, "from", e->from ? e->from : "");
+    if (e->name && e->name[0])
+        ok = ok && BSON_APPEND_UTF8(doc, "name", e->name);
+    ok = ok && bson_append_utf8(doc, "text", 4, e->text ? e->text : "",
+                                e->text ? (int)e->text_len : 0);
+    ok = ok && BSON_APPEND_DATE_TIME(doc, "ts", e->ts_ms);
+    ok = ok && BSON_APPEND_UTF8(doc, "cid", e->cid ? e->cid : "");
+    return ok ? 0 : -ENOMEM;
+}
+
+/* An int64 from a numeric field of reply, or -1. */
+static int64_t reply_count(const bson_t *reply, const char *key)
+{
+    bson_iter_t it;
+
+    if (reply && bson_iter_init_find(&it, reply, key) && BSON_ITER_HOLDS_NUMBER(&it))
+        return bson_iter_as_int64(&it);
+    return -1;
+}
+
+int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char *err,
+                      size_t errlen)
+{
+    bson_iter_t it, arr;
+    int64_t inserted = reply_count(reply, "insertedCount");
+    size_t dups = 0, others = 0;
+    char first[256] = "";
+
+    memset(res, 0, sizeof(*res));
+    if (!reply) {
+        chat_errf(err, errlen, "no reply");
+        return -EIO;
+    }
+    if (bson_iter_init_find(&it, reply, "writeConcernErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr) && bson_iter_next(&arr)) {
+        chat_errf(err, errlen, "write concern error");
+        return -EIO;
+    }
+    if (bson_iter_init_find(&it, reply, "writeErrors") && BSON_ITER_HOLDS_ARRAY(&it) &&
+        bson_iter_recurse(&it, &arr)) {
+        while (bson_iter_next(&arr)) {
+            bson_iter_t e;
+            int64_t code = -1;
+
+            if (BSON_ITER_HOLDS_DOCUMENT(&arr) && bson_iter_recurse(&arr, &e)) {
+                bson_iter_t c = e;
+                if (bson_iter_find(&c, "code") && BSON_ITER_HOLDS_NUMBER(&c))
+                    code = bson_iter_as_int64(&c);
+                if (code != PS_DUPLICATE_KEY && !first[0]) {
+                    bson_iter_t m = e;
+                    if (bson_iter_find(&m, "errmsg") && BSON_ITER_HOLDS_UTF8(&m))
+                        snprintf(first, sizeof(first), "code %" PRId64 ": %s", code,
+                                 bson_iter_utf8(&m, NULL));
+                    else
+                        snprintf(first, sizeof(first), "code %" PRId64, code);
+                }
+            }
+            if (code == PS_DUPLICATE_KEY)
+                dups++;
+            else
+                others++;
+        }
+    }
+    if (others) {
+        chat_errf(err, errlen, "%zu write errors, first %s", others, first);
+        return -EIO;
+    }
+    if (inserted < 0 || (size_t)inserted + dups != n) {
+        chat_errf(err, errlen, "only %" PRId64 " of %zu documents acknowledged",
+                  inserted < 0 ? 0 : inserted + (int64_t)dups, n);
+        return -EIO;
+    }
+    res->inserted = (size_t)inserted;
+    res->duplicates = dups;
+    return 0;
+}
+
+int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res,
+                    char *err, size_t errlen)
+{
+    bson_t *docs = NULL, opts = BSON_INITIALIZER, reply;
+    const bson_t **ptrs = NULL;
+    bson_error_t berr;
+    size_t built = 0;
+    bool ok;
+    int rc = 0;
+
+    memset(res, 0, sizeof(*res));
+    bson_init(&reply);
+    if (n == 0)
+        goto out;
+    docs = calloc(n, sizeof(*docs));
+    ptrs = calloc(n, sizeof(*ptrs));
+    if (!docs || !ptrs) {
+        chat_errf(err, errlen, "out of memory");
+        rc = -ENOMEM;
+        goto out;
+    }
+    for (; built < n; built++) {
+        bson_init(&docs[built]);
+        ptrs[built] = &docs[built];
+        if (ps_store_build_doc(&recs[built], &docs[built]) != 0) {
+            built++;
+            chat_errf(err, errlen, "document too large");
+            rc = -ENOMEM;
+            goto out;
+        }
+    }
+    BSON_APPEND_BOOL(&opts, "ordered", false);
+    bson_destroy(&reply);
+    memset(&berr, 0, sizeof(berr));
+    ok = mongoc_collection_insert_many(s->coll, ptrs, n, &opts, &reply, &berr);
+    rc = ps_store_classify(&reply, n, res, err, errlen);
+    if (rc != 0 && !ok && berr.message[0]) /* the driver's message says more (network...) */
+        chat_errf(err, errlen, "%s", berr.message);
+out:
+    for (size_t i = 0; i < built; i++)
+        bson_destroy(&docs[i]);
+    free(docs);
+    free(ptrs);
+    bson_destroy(&opts);
+    bson_destroy(&reply);
+    return rc;
+}
