@@ -11,6 +11,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "chat_error.h"
 #include "chat_log.h"
 #include "ps_admin.h"
 #include "ps_config.h"
@@ -32,9 +33,9 @@ static int init_mongo(const ps_admin_settings *s, char *err, size_t errlen)
         struct timespec ts = {0, 500 * 1000000L};
         if (ps_os_now_ms() + 500 > deadline) {
             char why[512];
-            snprintf(why, sizeof(why), "%s", err);
-            snprintf(err, errlen, "MongoDB at %s is unreachable within %lld s: %s", uri,
-                     s->timeout_s, why);
+            chat_errf(why, sizeof(why), "%s", err);
+            chat_errf(err, errlen, "MongoDB at %s is unreachable within %lld s: %s", uri,
+                      s->timeout_s, why);
             rc = -ETIMEDOUT;
             goto out;
         }
