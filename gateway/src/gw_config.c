@@ -18,7 +18,7 @@
 static const chat_cfg_entry gw_table[] = {
     {"CHAT_LISTEN", CHAT_CFG_STR, "0.0.0.0:8081", 0, 0, S(listen), "address:port to listen on"},
     {"CHAT_NODE_ID", CHAT_CFG_STR, NULL, 0, 0, S(node_id),
-     "node id reported in welcome (default: the host name)"},
+     "node id reported in welcome; unset: the host name"},
     {"CHAT_KAFKA_BROKERS", CHAT_CFG_STR, "127.0.0.1:9092", 0, 0, S(kafka_brokers),
      "Kafka bootstrap servers"},
     {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, S(kafka_topic), "Kafka topic"},
