@@ -17,7 +17,8 @@
   const BACKOFF_MAX_MS = 30000;
   const DEFAULT_ROOM = 'general';
   const MAX_NOTICES = 4;
-  const BOTTOM_SLACK_PX = 48;   /* "at the bottom" if within this many pixels of it */
+  const BOTTOM_SLACK_PX = 48;
+  const GROUP_MS = 5 * 60 * 1000;   /* "at the bottom" if within this many pixels of it */
   const STORE_KEY = 'chat.session.v1';
   const NAME_KEY = 'chat.lastName';
 
@@ -63,6 +64,7 @@
     requests: new Map(),  /* cid -> {kind: 'join'|'leave'|'history'|'send', room} */
     seq: 0,
     devTokens: null,      /* false once /dev/token answered 404: go straight to the JWT form */
+    selfName: null,       /* our display name: the token's name claim, else its sub */
     hiddenUnread: 0,      /* messages that arrived while the tab was in the background */
   };
   const baseTitle = document.title;
@@ -247,6 +249,9 @@
   function startSession(token, rooms, current) {
     state.token = token;
     state.user = null;
+    const claims = jwtClaims(token) || {};
+    state.selfName = typeof claims.name === 'string' && claims.name ? claims.name
+      : (typeof claims.sub === 'string' ? claims.sub : null);
     state.gateway = null;
     for (const name of [...state.order]) dropRoom(name);
     const wanted = rooms.filter((r) => typeof r === 'string' && ROOM_RE.test(r));
@@ -419,7 +424,8 @@
     state.user = typeof f.user === 'string' ? f.user : null;
     state.gateway = typeof f.gateway === 'string' ? f.gateway : '?';
     state.attempt = 0;
-    el.whoamiUser.textContent = state.user || '';
+    el.whoamiUser.textContent = state.selfName || state.user || '';
+    el.whoamiUser.title = state.user ? `user id: ${state.user}` : '';
     show(el.whoami, true);
     setConn('connected', `Connected to ${state.gateway}`);
     startPing();
@@ -764,8 +770,11 @@
   function buildMessage(m, own) {
     const li = el.template.content.firstElementChild.cloneNode(true);
     if (own) li.classList.add('own');
-    const display = (typeof m.name === 'string' && m.name) ? m.name : String(m.from || '?');
-    li.querySelector('.msg-from').textContent = own ? `${display} (you)` : display;
+    const from = String(m.from || '?');
+    let display = (typeof m.name === 'string' && m.name) ? m.name : from;
+    if (own) display = `${state.selfName || display} (you)`;
+    li.querySelector('.msg-from').textContent = display;
+    li.dataset.from = from;
     setTime(li, m.ts);
     li.querySelector('.msg-text').textContent = String(m.text);
     return li;
@@ -777,9 +786,11 @@
       t.textContent = '';
       return;
     }
+    li.dataset.ts = String(ts);
     const d = new Date(ts);
     t.dateTime = d.toISOString();
     t.title = d.toLocaleString();
+    li.title = t.title;
     t.textContent = formatTime(ts);
   }
 
@@ -822,6 +833,12 @@
   }
 
   function insertSorted(room, li, id) {
+    placeSorted(room, li, id);
+    regroup(li);
+    if (li.nextElementSibling) regroup(li.nextElementSibling);
+  }
+
+  function placeSorted(room, li, id) {
     /* usually the newest (append) or older than everything (prepend): check those first */
     const last = room.list.lastElementChild;
     if (!last || last.dataset.id < id) {
@@ -840,6 +857,14 @@
       }
     }
     room.list.prepend(li);
+  }
+
+  /* A message right after one from the same sender (within GROUP_MS) drops its header. */
+  function regroup(li) {
+    const prev = li.previousElementSibling;
+    const cont = !!prev && prev.dataset.from === li.dataset.from &&
+      Math.abs(Number(li.dataset.ts) - Number(prev.dataset.ts)) < GROUP_MS;
+    li.classList.toggle('cont', cont);
   }
 
   function updateComposer() {
