@@ -92,6 +92,32 @@ static int upgrade_auth(gw_ctx *ctx, struct lws *wsi, gw_identity *id, char *why
     return gw_auth_verify(ctx->auth, token, time(NULL), id, why, wlen) == 0 ? 1 : -1;
 }
 
+/* Answers an upgrade request with 401 and a JSON body. Written by hand because lws 4.1 writes
+ * an "HTTP/1.0" status line at this stage, which WebSocket clients refuse to read. Returns 1,
+ * what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE wants after a response was sent. */
+static int refuse_upgrade(struct lws *wsi, const char *why)
+{
+    char safe[160], resp[LWS_PRE + 512];
+    size_t j = 0;
+    for (size_t i = 0; why[i] && j + 1 < sizeof(safe); i++)
+        if (why[i] != '"' && why[i] != '\\' && (unsigned char)why[i] >= 0x20)
+            safe[j++] = why[i];
+    safe[j] = '\0';
+    char body[256];
+    int blen = snprintf(body, sizeof(body), "{\"error\":\"unauthorized\",\"message\":\"%s\"}", safe);
+    int n = snprintf(resp + LWS_PRE, sizeof(resp) - LWS_PRE,
+                     "HTTP/1.1 401 Unauthorized\r\n"
+                     "content-type: application/json\r\n"
+                     "content-length: %d\r\n"
+                     "www-authenticate: Bearer error=\"invalid_token\"\r\n"
+                     "cache-control: no-store\r\n"
+                     "connection: close\r\n\r\n%s",
+                     blen, body);
+    if (n > 0 && (size_t)n < sizeof(resp) - LWS_PRE)
+        lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
+    return 1;
+}
+
 /* --- HTTP endpoints ---------------------------------------------------------------------- */
 
 static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
@@ -144,12 +170,11 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     if (!ctx->cfg.dev_tokens)
         return http_respond(wsi, pss, 404, "application/json",
                             "{\"error\":\"not found: development sign-in is off\"}");
-    if (!lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user)) || !valid_user(user))
+    /* returns a pointer into user, just after "user=" */
+    const char *u = lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user));
+    if (!u || !valid_user(u))
         return http_respond(wsi, pss, 400, "application/json",
                             "{\"error\":\"user must match [A-Za-z0-9._-]{1,32}\"}");
-    const char *u = user;
-    if (strncmp(user, "user=", 5) == 0)
-        u = user + 5;
     gw_token_claims c = {.sub = u,
                          .name = u,
                          .issuer = ctx->cfg.jwt_issuer,
@@ -234,8 +259,7 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         }
         if (upgrade_auth(ctx, wsi, &id, why, sizeof(why)) < 0) {
             chat_log(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
-            lws_return_http_status(wsi, HTTP_STATUS_UNAUTHORIZED, why);
-            return 1;
+            return refuse_upgrade(wsi, why);
         }
         return 0;
     }
