@@ -111,8 +111,7 @@ static int check_public_key(const gw_auth *a, const char *path, char *err, size_
             goto out;
         }
         if (EVP_PKEY_get_bits(pk) < 2048) {
-            chat_errf(err, errlen, "CHAT_JWT_PUBLIC_KEY: %s: RSA key shorter than 2048 bits",
-                      path);
+            chat_errf(err, errlen, "CHAT_JWT_PUBLIC_KEY: %s: RSA key shorter than 2048 bits", path);
             goto out;
         }
     } else {
@@ -121,8 +120,7 @@ static int check_public_key(const gw_auth *a, const char *path, char *err, size_
         if (EVP_PKEY_get_base_id(pk) != EVP_PKEY_EC ||
             !EVP_PKEY_get_group_name(pk, group, sizeof(group), &glen) ||
             strcmp(group, "prime256v1") != 0) {
-            chat_errf(err, errlen, "CHAT_JWT_PUBLIC_KEY: %s is not an EC P-256 key (ES256)",
-                      path);
+            chat_errf(err, errlen, "CHAT_JWT_PUBLIC_KEY: %s is not an EC P-256 key (ES256)", path);
             goto out;
         }
     }
@@ -425,8 +423,8 @@ static void copy_name(char *dst, const char *s, size_t len)
     dst[o] = '\0';
 }
 
-static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identity *id,
-                        char *err, size_t errlen)
+static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identity *id, char *err,
+                        size_t errlen)
 {
     double exp, nbf, iat, t = (double)now, leeway = (double)a->leeway_s;
     int has;

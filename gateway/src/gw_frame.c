@@ -19,7 +19,7 @@
 #include "chat_error.h"
 #include "chat_msgid.h"
 
-#define GW_TOKEN_MAX 8192              /* bytes of a JWT in an auth frame */
+#define GW_TOKEN_MAX 8192               /* bytes of a JWT in an auth frame */
 #define GW_FRAME_SANITIZE_MAX (1 << 20) /* larger inputs with invalid UTF-8: invalid_json */
 
 __attribute__((format(printf, 3, 4))) static int fail(gw_frame_error *err, const char *code,
@@ -55,8 +55,7 @@ static void printable(const char *s, size_t len, char *out, size_t outlen)
     if (len >= outlen)
         return;
     for (size_t i = 0; i < len; i++)
-        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' ||
-            s[i] == '\\')
+        if ((unsigned char)s[i] < 0x20 || (unsigned char)s[i] > 0x7e || s[i] == '"' || s[i] == '\\')
             return;
     memcpy(out, s, len);
     out[len] = '\0';
@@ -90,19 +89,16 @@ static int parse_auth(json_t *root, gw_frame *out, gw_frame_error *err)
         return fail(err, GW_ERR_MISSING_FIELD, "field \"token\" is required");
     if (!get_str(v, &s, &len) || len == 0 || len > GW_TOKEN_MAX)
         return fail(err, GW_ERR_INVALID_FIELD,
-                    "field \"token\" must be a non-empty string of at most %d bytes",
-                    GW_TOKEN_MAX);
+                    "field \"token\" must be a non-empty string of at most %d bytes", GW_TOKEN_MAX);
     /* A compact JWT is printable ASCII; anything else cannot verify, so say so early. */
     for (size_t i = 0; i < len; i++)
         if ((unsigned char)s[i] <= 0x20 || (unsigned char)s[i] > 0x7e)
-            return fail(err, GW_ERR_INVALID_FIELD,
-                        "field \"token\" must be a JWT in compact form");
+            return fail(err, GW_ERR_INVALID_FIELD, "field \"token\" must be a JWT in compact form");
     out->token = s;
     return 0;
 }
 
-static int parse_send(json_t *root, const gw_frame_limits *lim, gw_frame *out,
-                      gw_frame_error *err)
+static int parse_send(json_t *root, const gw_frame_limits *lim, gw_frame *out, gw_frame_error *err)
 {
     int rc = need_room(root, out, err);
     if (rc)
@@ -130,8 +126,7 @@ static int parse_send(json_t *root, const gw_frame_limits *lim, gw_frame *out,
     if (v && !json_is_null(v)) {
         if (!get_str(v, &s, &len) || !chat_valid_cid(s, len))
             return fail(err, GW_ERR_INVALID_FIELD,
-                        "field \"cid\" must be 1 to %d printable ASCII characters",
-                        CHAT_CID_MAX);
+                        "field \"cid\" must be 1 to %d printable ASCII characters", CHAT_CID_MAX);
     }
     return 0;
 }
@@ -165,8 +160,7 @@ static int parse_history(json_t *root, const gw_frame_limits *lim, gw_frame *out
 }
 
 /* Validates a parsed root. On failure the caller still owns root. */
-static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out,
-                      gw_frame_error *err)
+static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, gw_frame_error *err)
 {
     const char *s;
     size_t len;
@@ -268,8 +262,8 @@ static char *sanitize_utf8(const char *data, size_t len, size_t *outlen)
 
 /* A frame jansson refused for invalid UTF-8: find the error a person should see. Never
  * returns 0. */
-static int parse_bad_utf8(const char *data, size_t len, const gw_frame_limits *lim,
-                          gw_frame *out, gw_frame_error *err)
+static int parse_bad_utf8(const char *data, size_t len, const gw_frame_limits *lim, gw_frame *out,
+                          gw_frame_error *err)
 {
     size_t clean_len = 0;
     char *clean = NULL;

@@ -125,7 +125,10 @@ gw_buf *gw_out_ack(const char *cid, const char *id)
     return finish(o);
 }
 
-gw_buf *gw_out_pong(void) { return finish(frame("pong")); }
+gw_buf *gw_out_pong(void)
+{
+    return finish(frame("pong"));
+}
 
 gw_buf *gw_out_left(const char *room)
 {
@@ -137,7 +140,10 @@ gw_buf *gw_out_left(const char *room)
     return finish(o);
 }
 
-gw_buf *gw_out_message(const chat_message *m) { return finish(message_obj(m)); }
+gw_buf *gw_out_message(const chat_message *m)
+{
+    return finish(message_obj(m));
+}
 
 gw_buf *gw_out_joined(const char *room, const chat_message *msgs, size_t n)
 {

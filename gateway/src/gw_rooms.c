@@ -109,24 +109,27 @@ static gw_hnode *htab_next(const gw_hnode *node, uint64_t hash)
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
-static uint64_t rotl64(uint64_t x, int b) { return (x << b) | (x >> (64 - b)); }
+static uint64_t rotl64(uint64_t x, int b)
+{
+    return (x << b) | (x >> (64 - b));
+}
 
-#define SIPROUND                                                                               \
-    do {                                                                                       \
-        v0 += v1;                                                                              \
-        v1 = rotl64(v1, 13);                                                                   \
-        v1 ^= v0;                                                                              \
-        v0 = rotl64(v0, 32);                                                                   \
-        v2 += v3;                                                                              \
-        v3 = rotl64(v3, 16);                                                                   \
-        v3 ^= v2;                                                                              \
-        v0 += v3;                                                                              \
-        v3 = rotl64(v3, 21);                                                                   \
-        v3 ^= v0;                                                                              \
-        v2 += v1;                                                                              \
-        v1 = rotl64(v1, 17);                                                                   \
-        v1 ^= v2;                                                                              \
-        v2 = rotl64(v2, 32);                                                                   \
+#define SIPROUND                                                                                   \
+    do {                                                                                           \
+        v0 += v1;                                                                                  \
+        v1 = rotl64(v1, 13);                                                                       \
+        v1 ^= v0;                                                                                  \
+        v0 = rotl64(v0, 32);                                                                       \
+        v2 += v3;                                                                                  \
+        v3 = rotl64(v3, 16);                                                                       \
+        v3 ^= v2;                                                                                  \
+        v0 += v3;                                                                                  \
+        v3 = rotl64(v3, 21);                                                                       \
+        v3 ^= v0;                                                                                  \
+        v2 += v1;                                                                                  \
+        v1 = rotl64(v1, 17);                                                                       \
+        v1 ^= v2;                                                                                  \
+        v2 = rotl64(v2, 32);                                                                       \
     } while (0)
 
 /* SipHash-2-4 (Aumasson and Bernstein) of len bytes under the 128-bit key k. */
@@ -171,7 +174,10 @@ static uint64_t mix64(uint64_t x)
     return x;
 }
 
-static uint64_t ptr_hash(const void *p) { return mix64((uint64_t)(uintptr_t)p); }
+static uint64_t ptr_hash(const void *p)
+{
+    return mix64((uint64_t)(uintptr_t)p);
+}
 
 /* ---- the index ---------------------------------------------------------------------------- */
 
@@ -468,4 +474,7 @@ size_t gw_rooms_foreach(const gw_rooms *r, const char *room, gw_rooms_visit_fn f
     return n;
 }
 
-size_t gw_rooms_room_count(const gw_rooms *r) { return r->rooms.count; }
+size_t gw_rooms_room_count(const gw_rooms *r)
+{
+    return r->rooms.count;
+}

@@ -15,7 +15,7 @@
 
 #define GW_TOKEN_SECRET_MIN 16
 #define GW_TOKEN_TTL_MAX (366L * 24 * 3600) /* a development token lives at most a year */
-#define GW_TOKEN_CLAIM_MAX 1024            /* iss and aud */
+#define GW_TOKEN_CLAIM_MAX 1024             /* iss and aud */
 
 /* NUL-terminated UTF-8 of 1..max bytes without control characters. */
 static int valid_text(const char *s, size_t max)
@@ -29,8 +29,8 @@ static int valid_text(const char *s, size_t max)
     return 1;
 }
 
-int gw_token_mint(const char *secret, const gw_token_claims *c, time_t now, char **out,
-                  char *err, size_t errlen)
+int gw_token_mint(const char *secret, const gw_token_claims *c, time_t now, char **out, char *err,
+                  size_t errlen)
 {
     jwt_t *jwt = NULL;
     char *tok = NULL;

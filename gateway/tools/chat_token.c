@@ -14,17 +14,16 @@
 
 static void usage(FILE *f)
 {
-    fprintf(f,
-            "usage: chat-token --sub USER [options]\n"
-            "Prints an HS256 JWT for USER on stdout.\n"
-            "\n"
-            "  --sub USER        user id (the sub claim), required\n"
-            "  --name NAME       display name (the name claim)\n"
-            "  --ttl SECONDS     lifetime, default 3600\n"
-            "  --issuer ISS      iss claim (default: $CHAT_JWT_ISSUER, if set)\n"
-            "  --audience AUD    aud claim (default: $CHAT_JWT_AUDIENCE, if set)\n"
-            "  --secret SECRET   HS256 secret, at least 16 bytes (default: $CHAT_JWT_SECRET)\n"
-            "  --help            this text\n");
+    fprintf(f, "usage: chat-token --sub USER [options]\n"
+               "Prints an HS256 JWT for USER on stdout.\n"
+               "\n"
+               "  --sub USER        user id (the sub claim), required\n"
+               "  --name NAME       display name (the name claim)\n"
+               "  --ttl SECONDS     lifetime, default 3600\n"
+               "  --issuer ISS      iss claim (default: $CHAT_JWT_ISSUER, if set)\n"
+               "  --audience AUD    aud claim (default: $CHAT_JWT_AUDIENCE, if set)\n"
+               "  --secret SECRET   HS256 secret, at least 16 bytes (default: $CHAT_JWT_SECRET)\n"
+               "  --help            this text\n");
 }
 
 /* Parses a TTL in seconds: 1..LONG_MAX, digits only. */

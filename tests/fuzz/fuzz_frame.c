@@ -12,8 +12,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    static const gw_frame_limits lim = {.max_text = 4096, .max_history = 100,
-                                        .default_history = 50};
+    static const gw_frame_limits lim = {
+        .max_text = 4096, .max_history = 100, .default_history = 50};
     gw_frame f;
     gw_frame_error e;
 

@@ -45,8 +45,7 @@ static char *hs256(const char *claims_json)
 
 static void b64url(const char *in, char *out)
 {
-    static const char tab[] =
-        "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
     size_t n = strlen(in), o = 0;
     const unsigned char *p = (const unsigned char *)in;
     for (size_t i = 0; i < n; i += 3) {
@@ -78,11 +77,8 @@ static gw_auth *hs_auth(const char *issuer, const char *audience)
 {
     gw_auth *a = NULL;
     char err[256] = "";
-    gw_auth_config cfg = {.alg = "HS256",
-                          .secret = SECRET,
-                          .issuer = issuer,
-                          .audience = audience,
-                          .leeway_s = 30};
+    gw_auth_config cfg = {
+        .alg = "HS256", .secret = SECRET, .issuer = issuer, .audience = audience, .leeway_s = 30};
     int rc = gw_auth_new(&a, &cfg, err, sizeof(err));
     if (rc)
         fprintf(stderr, "   gw_auth_new: %s\n", err);
@@ -219,8 +215,8 @@ static void test_bad_signature(void)
     if (!a)
         return;
     const char *other = "another-secret-of-32-bytes-xxxxx";
-    char *tok = make_token(JWT_ALG_HS256, other, strlen(other),
-                           "{\"sub\":\"alice\",\"exp\":1764075600}");
+    char *tok =
+        make_token(JWT_ALG_HS256, other, strlen(other), "{\"sub\":\"alice\",\"exp\":1764075600}");
     refused(a, tok, "signature");
     free(tok);
 
@@ -271,15 +267,15 @@ static void test_other_hmac_algs(void)
         return;
     /* signed with the right secret, but not with the configured algorithm */
     const char *long_secret = SECRET SECRET; /* 64 bytes: libjwt wants >= 512 bits for HS512 */
-    char *tok = make_token(JWT_ALG_HS512, SECRET, strlen(SECRET),
-                           "{\"sub\":\"alice\",\"exp\":1764075600}");
+    char *tok =
+        make_token(JWT_ALG_HS512, SECRET, strlen(SECRET), "{\"sub\":\"alice\",\"exp\":1764075600}");
     if (!tok) /* libjwt may refuse short HS512 keys; the secret must still be the same */
         tok = make_token(JWT_ALG_HS512, long_secret, strlen(long_secret),
                          "{\"sub\":\"alice\",\"exp\":1764075600}");
     refused(a, tok, "algorithm HS512 not accepted");
     free(tok);
-    tok = make_token(JWT_ALG_HS384, SECRET, strlen(SECRET),
-                     "{\"sub\":\"alice\",\"exp\":1764075600}");
+    tok =
+        make_token(JWT_ALG_HS384, SECRET, strlen(SECRET), "{\"sub\":\"alice\",\"exp\":1764075600}");
     refused(a, tok, "algorithm HS384 not accepted");
     free(tok);
     gw_auth_free(a);
@@ -370,7 +366,7 @@ static void test_garbage(void)
     refused(a, "..", "malformed");
     refused(a, "!!!.???.***", "malformed");
     refused(a, "eyJhbGciOiJIUzI1NiJ9.bm90IGpzb24.c2ln", "malformed"); /* payload "not json" */
-    refused(a, "WzFd.e30.c2ln", "malformed");                          /* header [1] */
+    refused(a, "WzFd.e30.c2ln", "malformed");                         /* header [1] */
     char tok[1024];
     craft(tok, "{\"alg\":\"HS256\"}", "[1,2]", "c2ln");
     refused(a, tok, "malformed");

@@ -15,12 +15,14 @@ static int ok_len(const char *s, size_t len, gw_frame *f)
     gw_frame_error e;
     int rc = gw_frame_parse(s, len, &LIM, f, &e);
     if (rc != 0)
-        fprintf(stderr, "   unexpected error %s: %s (for %.*s)\n", e.code, e.message, (int)len,
-                s);
+        fprintf(stderr, "   unexpected error %s: %s (for %.*s)\n", e.code, e.message, (int)len, s);
     return rc;
 }
 
-static int ok(const char *s, gw_frame *f) { return ok_len(s, strlen(s), f); }
+static int ok(const char *s, gw_frame *f)
+{
+    return ok_len(s, strlen(s), f);
+}
 
 /* Parses a frame that must fail; returns the error. */
 static gw_frame_error bad_len(const char *s, size_t len)
@@ -39,7 +41,10 @@ static gw_frame_error bad_len(const char *s, size_t len)
     return e;
 }
 
-static gw_frame_error bad(const char *s) { return bad_len(s, strlen(s)); }
+static gw_frame_error bad(const char *s)
+{
+    return bad_len(s, strlen(s));
+}
 
 static void test_valid_frames(void)
 {
@@ -310,8 +315,8 @@ static void test_text_too_long(void)
 
 static void test_history_fields(void)
 {
-    const char *bad_limits[] = {"0", "-1", "101", "50.0", "\"50\"", "true", "1e2",
-                                "99999999999999999999"};
+    const char *bad_limits[] = {"0",      "-1",   "101", "50.0",
+                                "\"50\"", "true", "1e2", "99999999999999999999"};
     for (size_t i = 0; i < sizeof(bad_limits) / sizeof(bad_limits[0]); i++) {
         char buf[128];
         snprintf(buf, sizeof(buf), "{\"type\":\"history\",\"room\":\"r\",\"limit\":%s}",
@@ -321,8 +326,12 @@ static void test_history_fields(void)
                               ? GW_ERR_INVALID_JSON /* jansson: integer overflow */
                               : GW_ERR_INVALID_FIELD);
     }
-    const char *bad_before[] = {"\"\"", "\"abc\"", "\"3-42\"", "\"0003-0000000000000000004x\"",
-                                "\"0003-00000000000000000042 \"", "42"};
+    const char *bad_before[] = {"\"\"",
+                                "\"abc\"",
+                                "\"3-42\"",
+                                "\"0003-0000000000000000004x\"",
+                                "\"0003-00000000000000000042 \"",
+                                "42"};
     for (size_t i = 0; i < sizeof(bad_before) / sizeof(bad_before[0]); i++) {
         char buf[128];
         snprintf(buf, sizeof(buf), "{\"type\":\"history\",\"room\":\"r\",\"before\":%s}",
@@ -336,7 +345,8 @@ static void test_history_fields(void)
 static void test_cid_echo(void)
 {
     /* The cid is echoed whatever the error and whatever the type. */
-    gw_frame_error e = bad("{\"type\":\"send\",\"room\":\"bad room\",\"text\":\"x\",\"cid\":\"c9\"}");
+    gw_frame_error e =
+        bad("{\"type\":\"send\",\"room\":\"bad room\",\"text\":\"x\",\"cid\":\"c9\"}");
     CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
     CHECK_STR(e.cid, "c9");
     e = bad("{\"cid\":\"c10\"}");

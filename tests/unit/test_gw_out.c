@@ -42,8 +42,8 @@ static void test_simple_frames(void)
     CHECK(json_object_size(j) == 3);
     json_decref(j);
 
-    j = parse(gw_out_error("invalid_room", "field \"room\" must match [A-Za-z0-9._:-]{1,64}",
-                           "c1"));
+    j = parse(
+        gw_out_error("invalid_room", "field \"room\" must match [A-Za-z0-9._:-]{1,64}", "c1"));
     CHECK_STR(str(j, "type"), "error");
     CHECK_STR(str(j, "code"), "invalid_room");
     CHECK_STR(str(j, "message"), "field \"room\" must match [A-Za-z0-9._:-]{1,64}");
@@ -82,8 +82,8 @@ static void test_simple_frames(void)
     json_decref(j);
 }
 
-static chat_message make_msg(const char *id, const char *room, const char *from,
-                             const char *text, long long ts, const char *cid)
+static chat_message make_msg(const char *id, const char *room, const char *from, const char *text,
+                             long long ts, const char *cid)
 {
     chat_message m;
     memset(&m, 0, sizeof(m));
@@ -126,9 +126,10 @@ static void check_msg(const json_t *o, const chat_message *m)
 static void test_message(void)
 {
     /* quotes, backslashes, control characters, non-ASCII and astral characters */
-    const char *text = "say \"hi\" \\o/\n\t\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </script>";
-    chat_message m = make_msg("0002-00000000000000001234", "general", "alice", text,
-                              1764072000123LL, "c-7");
+    const char *text =
+        "say \"hi\" \\o/\n\t\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 </script>";
+    chat_message m =
+        make_msg("0002-00000000000000001234", "general", "alice", text, 1764072000123LL, "c-7");
     gw_buf *b = gw_out_message(&m);
     CHECK(b != NULL);
     /* non-ASCII is written as UTF-8, not escaped */

@@ -52,8 +52,7 @@ static void test_join_leave(void)
     CHECK(gw_rooms_join(r, "", &a) == -EINVAL);
     CHECK(gw_rooms_join(r, "a b", &a) == -EINVAL);
     CHECK(gw_rooms_join(r, NULL, &a) == -EINVAL);
-    CHECK(gw_rooms_join(r,
-                        "0123456789012345678901234567890123456789012345678901234567890123x",
+    CHECK(gw_rooms_join(r, "0123456789012345678901234567890123456789012345678901234567890123x",
                         &a) == -EINVAL);
     CHECK(gw_rooms_room_count(r) == 2);
 

@@ -185,8 +185,10 @@ static void test_tool(void)
 
     /* the secret from the environment, issuer and audience from flags */
     setenv("CHAT_JWT_SECRET", SECRET, 1);
-    snprintf(cmd, sizeof(cmd), "'%s' --sub carol --name 'Carol C' --ttl 600 --issuer dev "
-             "--audience chat", tool);
+    snprintf(cmd, sizeof(cmd),
+             "'%s' --sub carol --name 'Carol C' --ttl 600 --issuer dev "
+             "--audience chat",
+             tool);
     CHECK(run(cmd, line, sizeof(line)) == 0);
     unsetenv("CHAT_JWT_SECRET");
     gw_auth *a = auth(SECRET, "dev", "chat");
