@@ -6,6 +6,7 @@
  * clear reason (this is what stops an RS256 public key being used as an HS256 secret). After
  * libjwt has verified the signature, the algorithm is compared once more and the claims are
  * checked here: exp (required), nbf, iat, sub (required), iss and aud (when configured).
+ * HS256 MACs are also checked here in constant time before libjwt's own (strcmp) check.
  * Public keys are read and checked with OpenSSL once, at gw_auth_new(). */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 
@@ -16,7 +17,9 @@
 #include <jwt.h>
 #include <openssl/bio.h>
 #include <openssl/err.h>
+#include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/hmac.h>
 #include <openssl/pem.h>
 #include <stdbool.h>
 #include <stdint.h>
@@ -306,7 +309,22 @@ static void show_alg(const char *alg, char *out, size_t outlen)
         snprintf(out, outlen, "%s", "(unreadable)");
 }
 
-/* Checks the token's shape and its header's alg before any cryptography. */
+/* HS256 in constant time. libjwt 1.10 compares MACs with strcmp(), whose running time tells
+ * an attacker how much of a forged MAC is right; checking here first means libjwt only ever
+ * compares a MAC that is already known to be correct. */
+static bool hmac_ok(const gw_auth *a, const char *input, size_t len, const char *mac, size_t maclen)
+{
+    unsigned char want[EVP_MAX_MD_SIZE];
+    unsigned wantlen = 0;
+
+    if (!HMAC(EVP_sha256(), a->key, (int)a->key_len, (const unsigned char *)input, len, want,
+              &wantlen))
+        return false;
+    return maclen == wantlen && CRYPTO_memcmp(want, mac, wantlen) == 0;
+}
+
+/* Checks the token's shape and its header's alg, and for HS256 the MAC, before libjwt sees
+ * the token. */
 static int check_shape(const gw_auth *a, const char *token, char *err, size_t errlen)
 {
     size_t len = strnlen(token, GW_AUTH_TOKEN_MAX + 1);
@@ -354,8 +372,12 @@ static int check_shape(const gw_auth *a, const char *token, char *err, size_t er
         chat_errf(err, errlen, "malformed token signature");
         goto out;
     }
-    free(raw);
     rc = 0;
+    if (a->alg == JWT_ALG_HS256 && !hmac_ok(a, token, (size_t)(dot2 - token), raw, n)) {
+        chat_errf(err, errlen, "token signature invalid");
+        rc = CHAT_EAUTH;
+    }
+    free(raw);
 out:
     json_decref(hdr);
     json_decref(payload);
