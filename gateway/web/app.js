@@ -546,6 +546,24 @@
       if (f.code === 'not_joined' && state.rooms.has(req.room)) dropRoom(req.room);
       return;
     }
+    if (!req && f.code === 'unavailable') {
+      /* storage trouble answers a join or a history request without its cid: undo whatever
+       * is waiting and try the joins again in a moment (a repeated join is harmless) */
+      for (const room of state.rooms.values()) {
+        if (room.loadingOlder) {
+          room.loadingOlder = false;
+          renderRoomControls(room);
+        }
+        if (room.joining && !room.joined) {
+          room.joining = false;
+          setTimeout(() => {
+            if (state.conn === 'connected' && state.rooms.get(room.name) === room &&
+                !room.joined && !room.joining) requestJoin(room);
+          }, 3000 + Math.random() * 2000);
+        }
+      }
+      renderRoomList();
+    }
     if (!req && (f.code === 'too_many_rooms' || f.code === 'invalid_room')) {
       /* a server that does not echo the cid of a join: blame the newest pending join */
       const joining = state.order.filter((n) => state.rooms.get(n).joining);
