@@ -61,7 +61,7 @@ static json_t *message_obj(const chat_message *m)
         return NULL;
     json_t *text = e->text ? json_stringn(e->text, e->text_len) : json_string("");
     if (put_str(o, "id", m->id, false) || put_str(o, "room", e->room, false) ||
-        put_str(o, "from", e->from, false) || put_str(o, "name", e->name, true) ||
+        put_str(o, "from", e->from, false) ||
         json_object_set_new(o, "text", text) ||
         json_object_set_new(o, "ts", json_integer((json_int_t)e->ts_ms)) ||
         put_str(o, "cid", e->cid, true)) {
