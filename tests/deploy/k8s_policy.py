@@ -16,8 +16,8 @@ import sys
 import yaml
 
 WORKLOAD_KINDS = {"Deployment", "Job", "StatefulSet", "DaemonSet"}
-# Settings of the gateway, persister and chat-admin (README.md); a typo here would be ignored
-# silently by the programs, so catch it.
+# Settings of the gateway, persister and chat-admin (README.md, each program's --help); a typo
+# here would be ignored silently by the programs, so catch it.
 KNOWN_SETTINGS = {
     "CHAT_LISTEN", "CHAT_NODE_ID", "CHAT_KAFKA_BROKERS", "CHAT_KAFKA_TOPIC", "CHAT_MONGO_URI",
     "CHAT_MONGO_WORKERS", "CHAT_JWT_ALG", "CHAT_JWT_SECRET", "CHAT_JWT_PUBLIC_KEY",
@@ -25,7 +25,8 @@ KNOWN_SETTINGS = {
     "CHAT_WEB_ROOT", "CHAT_DEV_TOKENS", "CHAT_MAX_TEXT", "CHAT_MAX_FRAME", "CHAT_MAX_ROOMS",
     "CHAT_HISTORY_LIMIT", "CHAT_RATE", "CHAT_RATE_BURST", "CHAT_SEND_QUEUE",
     "CHAT_SEND_QUEUE_BYTES", "CHAT_PING_INTERVAL", "CHAT_LOG_LEVEL", "CHAT_KAFKA_GROUP",
-    "CHAT_BATCH_SIZE", "CHAT_BATCH_MS",
+    "CHAT_BATCH_SIZE", "CHAT_BATCH_MS", "CHAT_KAFKA_SESSION_MS", "CHAT_SHUTDOWN_MS",
+    "CHAT_PARTITIONS", "CHAT_REPLICATION", "CHAT_TIMEOUT",
 }
 
 
