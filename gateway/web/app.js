@@ -336,8 +336,11 @@
     state.ws = null;
     clearTimers();
     failUnacked('the connection closed before the server confirmed it');
+    /* a leave on its way is done: the server forgot this connection's rooms anyway */
+    for (const room of [...state.rooms.values()]) if (room.leaving) dropRoom(room.name);
     for (const room of state.rooms.values()) {
       room.joined = false;
+      room.joining = false;
       room.loadingOlder = false;
       renderRoomControls(room);
     }
@@ -452,6 +455,15 @@
     room.joining = false;
     room.joined = true;
     const history = Array.isArray(f.history) ? f.history : [];
+    const newest = room.list.lastElementChild;
+    if (newest && history.length && validMessage(history[0]) &&
+        history[0].id > newest.dataset.id) {
+      /* a rejoin after a long absence: messages between what we show and this history may
+       * be missing, and "load older" would never fetch them; start over from the history */
+      room.list.replaceChildren();
+      room.byId.clear();
+      room.exhausted = false;
+    }
     if (!room.loadedOnce) {
       room.loadedOnce = true;
       room.exhausted = history.length === 0;
