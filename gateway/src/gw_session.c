@@ -18,10 +18,28 @@ enum { GW_Q_JOIN = 1, GW_Q_HISTORY = 2 };
 
 #define GW_CLOSE_AUTH 4001
 
-typedef struct gw_ack {
+/* What a reply that arrives later needs: the session (weakly) and the request's cid. Used for
+ * Kafka delivery reports and MongoDB results alike. */
+typedef struct gw_pending_reply {
     gw_handle *h;
     char cid[CHAT_CID_MAX + 1];
-} gw_ack;
+} gw_pending_reply;
+
+static gw_pending_reply *reply_new(gw_session *s, const char *cid)
+{
+    gw_pending_reply *r = calloc(1, sizeof(*r));
+    if (!r)
+        return NULL;
+    r->h = gw_handle_ref(s->handle);
+    snprintf(r->cid, sizeof(r->cid), "%s", cid ? cid : "");
+    return r;
+}
+
+static void reply_free(gw_pending_reply *r)
+{
+    gw_handle_unref(r->h);
+    free(r);
+}
 
 gw_handle *gw_handle_ref(gw_handle *h)
 {
@@ -159,16 +177,19 @@ static void on_join(gw_session *s, const gw_frame *f)
         return;
     }
     gw_pending_join *p = calloc(1, sizeof(*p));
-    if (!p || (!member && gw_rooms_join(ctx->rooms, f->room, s) < 0)) {
+    gw_pending_reply *r = p ? reply_new(s, f->cid) : NULL;
+    if (!r || (!member && gw_rooms_join(ctx->rooms, f->room, s) < 0)) {
         free(p);
+        if (r)
+            reply_free(r);
         send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
     }
     snprintf(p->room, sizeof(p->room), "%s", f->room);
     int rc = gw_store_history(ctx->store, f->room, NULL, (int)ctx->cfg.history_limit, GW_Q_JOIN,
-                              gw_handle_ref(s->handle));
+                              r);
     if (rc != 0) {
-        gw_handle_unref(s->handle);
+        reply_free(r);
         free(p);
         if (!member)
             gw_rooms_leave(ctx->rooms, f->room, s);
@@ -199,12 +220,11 @@ static void on_send(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
         return;
     }
-    gw_ack *a = calloc(1, sizeof(*a));
+    gw_pending_reply *a = reply_new(s, f->cid);
     if (!a) {
         send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
     }
-    snprintf(a->cid, sizeof(a->cid), "%s", f->cid ? f->cid : "");
     chat_envelope e = {
         .version = CHAT_ENVELOPE_VERSION,
         .room = (char *)f->room,
@@ -217,11 +237,9 @@ static void on_send(gw_session *s, const gw_frame *f)
         .gateway = (char *)ctx->cfg.node_id,
     };
     char err[256];
-    a->h = gw_handle_ref(s->handle);
     int rc = gw_kafka_produce(ctx->kafka, &e, a, err, sizeof(err));
     if (rc != 0) {
-        gw_handle_unref(a->h);
-        free(a);
+        reply_free(a);
         ctx->stats.produce_failed++;
         chat_log(CHAT_LOG_WARN, "session %s: produce failed: %s", who(s), err);
         send_error(s, GW_ERR_UNAVAILABLE, "the message could not be queued; try again", f->cid);
@@ -236,10 +254,13 @@ static void on_history(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
         return;
     }
-    int rc = gw_store_history(s->ctx->store, f->room, f->before, f->limit, GW_Q_HISTORY,
-                              gw_handle_ref(s->handle));
-    if (rc != 0) {
-        gw_handle_unref(s->handle);
+    gw_pending_reply *r = reply_new(s, f->cid);
+    if (!r) {
+        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        return;
+    }
+    if (gw_store_history(s->ctx->store, f->room, f->before, f->limit, GW_Q_HISTORY, r) != 0) {
+        reply_free(r);
         send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
     }
 }
@@ -485,7 +506,7 @@ void gw_sessions_shutdown(gw_ctx *ctx)
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg)
 {
     gw_ctx *ctx = arg;
-    gw_ack *a = opaque;
+    gw_pending_reply *a = opaque;
     gw_session *s = a->h->s;
     if (id)
         ctx->stats.acked++;
@@ -500,8 +521,7 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
                        a->cid);
         }
     }
-    gw_handle_unref(a->h);
-    free(a);
+    reply_free(a);
 }
 
 typedef struct fanout {
@@ -546,27 +566,26 @@ void gw_session_on_record(const chat_message *m, void *arg)
 void gw_session_on_history(gw_store_result *r, void *arg)
 {
     (void)arg;
-    gw_handle *h = r->opaque;
-    gw_session *s = h->s;
-    gw_handle_unref(h);
+    gw_pending_reply *reply = r->opaque;
+    gw_session *s = reply->h->s;
     if (!s || s->state == GW_S_CLOSING)
-        return;
+        goto out;
     if (r->kind == GW_Q_HISTORY) {
         if (r->err)
-            send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", NULL);
+            send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", reply->cid);
         else
             send_new(s, gw_out_history(r->room, r->msgs, r->n));
-        return;
+        goto out;
     }
     gw_pending_join *p = pending_find(s, r->room);
     if (!p)
-        return; /* left meanwhile */
+        goto out; /* left meanwhile */
     if (r->err) {
         pending_remove(s, p);
         gw_rooms_leave(s->ctx->rooms, r->room, s);
         send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable, so the join failed; try again",
-                   NULL);
-        return;
+                   reply->cid);
+        goto out;
     }
     send_new(s, gw_out_joined(r->room, r->msgs, r->n));
     const char *last = r->n ? r->msgs[r->n - 1].id : "";
@@ -574,4 +593,6 @@ void gw_session_on_history(gw_store_result *r, void *arg)
         if (strcmp(p->ids[i], last) > 0)
             send_buf(s, p->bufs[i]);
     pending_remove(s, p);
+out:
+    reply_free(reply);
 }

@@ -266,11 +266,11 @@ int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
     *out = s;
     return 0;
 fail:
-    gw_store_free(s);
+    gw_store_free(s, NULL, NULL);
     return CHAT_EINVAL;
 }
 
-void gw_store_free(gw_store *s)
+void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
 {
     if (!s)
         return;
@@ -281,12 +281,21 @@ void gw_store_free(gw_store *s)
     for (int i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i], NULL);
     free(s->threads);
-    for (gw_store_req *q = s->req_head, *n; q; q = n) {
-        n = q->next;
-        free(q);
+    for (gw_store_req *q = s->req_head; q; q = q->next)
+        q->r.err = -ECANCELED;
+    /* the never-run requests join the finished ones, so one loop releases both */
+    if (s->req_head) {
+        if (s->done_tail)
+            s->done_tail->next = s->req_head;
+        else
+            s->done_head = s->req_head;
+        s->done_tail = s->req_tail;
+        s->req_head = s->req_tail = NULL;
     }
     for (gw_store_req *q = s->done_head, *n; q; q = n) {
         n = q->next;
+        if (fn)
+            fn(&q->r, arg);
         free_result(&q->r);
         free(q);
     }

@@ -30,9 +30,10 @@ typedef void (*gw_store_result_fn)(gw_store_result *r, void *arg);
  * threads. Returns 0 or CHAT_EINVAL with err naming CHAT_MONGO_URI. */
 int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
                  void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
-/* Stops the workers (waiting for a running query) and frees. Undrained results are freed
- * without calling anyone. NULL is a no-op. */
-void gw_store_free(gw_store *s);
+/* Stops the workers (waiting for a running query), hands every request not yet drained to fn
+ * (those that never ran with err -ECANCELED) so their opaque pointers can be released, and
+ * frees. NULL is a no-op. */
+void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg);
 
 /* Queues "the last `limit` messages of room, before the id `before` (NULL: newest)".
  * Returns 0, or -ENOBUFS when max_queue requests are already waiting. */

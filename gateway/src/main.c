@@ -105,7 +105,7 @@ out:
     /* the loop is gone first, so no callback runs while the rest is torn down */
     gw_server_free(&ctx);
     gw_kafka_free(ctx.kafka, 5000);
-    gw_store_free(ctx.store);
+    gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_rooms_free(ctx.rooms);
     gw_auth_free(ctx.auth);
     mongoc_cleanup();
