@@ -105,6 +105,7 @@ int main(int argc, char **argv)
         chat_log(CHAT_LOG_INFO, "topic %s already exists with %lld partitions", s.kafka_topic,
                  s.partitions);
     }
+    ps_store_route_driver_log();
     mongoc_init();
     rc = init_mongo(&s, err, sizeof(err));
     mongoc_cleanup();

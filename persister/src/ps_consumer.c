@@ -221,10 +221,10 @@ int64_t ps_consumer_lag(ps_consumer *c)
             lag = -1;
             goto out;
         }
-        if (p->offset >= 0)
-            lag += hi > p->offset ? hi - p->offset : 0;
-        else
-            lag += hi > lo && lo >= 0 ? hi - lo : 0; /* nothing consumed yet */
+        /* A partition without a position yet (nothing fetched since the assignment) is left
+         * out: its committed offset would cost a round trip. */
+        if (p->offset >= 0 && hi > p->offset)
+            lag += hi - p->offset;
     }
 out:
     rd_kafka_topic_partition_list_destroy(parts);

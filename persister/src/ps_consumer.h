@@ -33,8 +33,8 @@ rd_kafka_message_t *ps_consumer_poll(ps_consumer *c, int timeout_ms);
  * -EIO with err (nothing is lost: the records are re-read and their inserts are no-ops). */
 int ps_consumer_commit(ps_consumer *c, const ps_batch *b, char *err, size_t errlen);
 
-/* Records behind the high watermark over the assigned partitions, from cached values (no
- * network round trip); -1 when unknown. */
+/* Records behind the high watermark over the assigned partitions that have a fetch position,
+ * from cached values (no network round trip); -1 when unknown. */
 int64_t ps_consumer_lag(ps_consumer *c);
 
 /* Number of partitions currently assigned. */

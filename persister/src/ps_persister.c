@@ -36,6 +36,7 @@ typedef struct ps_persister {
     ps_batch batch;
     ps_backoff backoff;
     bool stopping;
+    bool unstored_at_stop; /* a batch was given up while stopping (exit status 1) */
     int64_t stop_deadline_ms; /* when stopping: give up retrying the last batch */
     ps_counters total, reported;
     int64_t next_summary_ms;
@@ -78,13 +79,17 @@ static int store_batch(ps_persister *p, int64_t deadline_ms)
         now = ps_os_now_ms();
         if (p->stopping && (deadline_ms < 0 || p->stop_deadline_ms < deadline_ms))
             deadline_ms = p->stop_deadline_ms;
-        if (deadline_ms >= 0 && now + delay > deadline_ms) {
+        if (deadline_ms >= 0 && now >= deadline_ms) {
             chat_log(CHAT_LOG_ERROR,
                      "storing %zu messages failed (attempt %u: %s); giving up, they stay "
                      "uncommitted and will be replayed",
                      p->batch.n, p->backoff.failures, err);
+            if (p->stopping)
+                p->unstored_at_stop = true;
             return -ETIMEDOUT;
         }
+        if (deadline_ms >= 0 && now + delay > deadline_ms)
+            delay = deadline_ms - now; /* one last attempt at the deadline */
         chat_log(CHAT_LOG_WARN, "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
                  " ms, committing nothing meanwhile",
                  p->batch.n, p->backoff.failures, err, delay);
@@ -268,7 +273,8 @@ int ps_persister_run(const ps_settings *cfg, const sigset_t *signals)
     if (!p.stopping)
         p.stop_deadline_ms = ps_os_now_ms() + cfg->shutdown_ms;
     p.stopping = true;
-    if (flush(&p, p.stop_deadline_ms) != 0)
+    flush(&p, p.stop_deadline_ms);
+    if (p.unstored_at_stop)
         rc = -ETIMEDOUT;
     summary(&p);
 out:

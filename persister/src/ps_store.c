@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "chat_error.h"
+#include "chat_log.h"
 #include "ps_config.h"
 
 struct ps_store {
@@ -19,6 +20,39 @@ struct ps_store {
     mongoc_database_t *db;
     mongoc_collection_t *coll;
 };
+
+static void driver_log(mongoc_log_level_t level, const char *domain, const char *message,
+                       void *data)
+{
+    enum chat_log_level l;
+
+    switch (level) {
+    case MONGOC_LOG_LEVEL_ERROR:
+    case MONGOC_LOG_LEVEL_CRITICAL:
+        l = CHAT_LOG_ERROR;
+        break;
+    case MONGOC_LOG_LEVEL_WARNING:
+        l = CHAT_LOG_WARN;
+        break;
+    case MONGOC_LOG_LEVEL_MESSAGE:
+    case MONGOC_LOG_LEVEL_INFO:
+        l = CHAT_LOG_INFO;
+        break;
+    default:
+        l = CHAT_LOG_DEBUG;
+        break;
+    }
+    if (strstr(message, "endSessions"))
+        l = CHAT_LOG_DEBUG; /* FerretDB has no sessions; harmless */
+    if (level == MONGOC_LOG_LEVEL_TRACE && !chat_log_enabled(CHAT_LOG_DEBUG))
+        return;
+    chat_log(l, "mongoc %s: %s", domain ? domain : "", message);
+}
+
+void ps_store_route_driver_log(void)
+{
+    mongoc_log_set_handler(driver_log, NULL);
+}
 
 static void default_int_option(mongoc_uri_t *u, const char *key, int32_t v)
 {
