@@ -174,7 +174,10 @@ static void handle_message(ps_persister *p, rd_kafka_message_t *m, int64_t now)
         if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF)
             return;
         if (m->err != p->last_kafka_err || now - p->last_kafka_err_ms >= PS_KAFKA_ERR_LOG_MS) {
-            chat_log(CHAT_LOG_WARN, "kafka: %s", rd_kafka_message_errstr(m));
+            chat_log(CHAT_LOG_WARN, "kafka: %s%s", rd_kafka_message_errstr(m),
+                     m->err == RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART
+                         ? " (chat-admin init creates the topic)"
+                         : "");
             p->last_kafka_err = m->err;
             p->last_kafka_err_ms = now;
         }
