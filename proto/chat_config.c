@@ -92,8 +92,7 @@ static int set_value(const chat_cfg_entry *t, void *settings, const char *v, cha
 
         if (parse_bool(v, &b) != 0) {
             chat_errf(err, errlen,
-                      "%s: '%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", t->env,
-                      v);
+                      "%s: '%s' is not a boolean (use 1/0, true/false, yes/no, on/off)", t->env, v);
             return CHAT_EINVAL;
         }
         memcpy(field, &b, sizeof(b));
@@ -136,8 +135,7 @@ void chat_config_help(const chat_cfg_entry *table, size_t n, const char *usage)
 
         flag_name(t->env, flag, sizeof(flag));
         snprintf(left, sizeof(left), "--%s VALUE", flag);
-        printf("  %-*s   %-*s   %s", (int)wflag, left, (int)wenv, t->env,
-               t->help ? t->help : "");
+        printf("  %-*s   %-*s   %s", (int)wflag, left, (int)wenv, t->env, t->help ? t->help : "");
         if (t->def)
             printf(" (default: %s)", t->def[0] ? t->def : "\"\"");
         else if (t->type == CHAT_CFG_STR)
@@ -166,8 +164,8 @@ static const chat_cfg_entry *find_flag(const chat_cfg_entry *table, size_t n, co
     return NULL;
 }
 
-int chat_config_load(const chat_cfg_entry *table, size_t n, void *settings, int argc,
-                     char **argv, const char *usage, char *err, size_t errlen)
+int chat_config_load(const chat_cfg_entry *table, size_t n, void *settings, int argc, char **argv,
+                     const char *usage, char *err, size_t errlen)
 {
     bool *seen = NULL;
     int rc = 0;
@@ -256,8 +254,8 @@ int chat_config_load(const chat_cfg_entry *table, size_t n, void *settings, int 
         if (!seen[i] && table[i].type != CHAT_CFG_STR) {
             char flag[CFG_FLAG_MAX];
             flag_name(table[i].env, flag, sizeof(flag));
-            chat_errf(err, errlen, "%s: required but not set (environment or --%s)",
-                      table[i].env, flag);
+            chat_errf(err, errlen, "%s: required but not set (environment or --%s)", table[i].env,
+                      flag);
             rc = CHAT_EINVAL;
             goto out;
         }

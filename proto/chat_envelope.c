@@ -182,12 +182,12 @@ int chat_envelope_decode(const uint8_t *buf, size_t len, chat_envelope *out, cha
         rc = CHAT_EINVAL;
         goto out;
     }
-    if ((rc = check_field("from", (const char *)m->from.data, m->from.len, 1, CHAT_USER_MAX,
+    if ((rc = check_field("from", (const char *)m->from.data, m->from.len, 1, CHAT_USER_MAX, err,
+                          errlen)) ||
+        (rc = check_field("name", (const char *)m->name.data, m->name.len, 0, CHAT_USER_MAX, err,
+                          errlen)) ||
+        (rc = check_field("text", (const char *)m->text.data, m->text.len, 1, CHAT_TEXT_HARD_MAX,
                           err, errlen)) ||
-        (rc = check_field("name", (const char *)m->name.data, m->name.len, 0, CHAT_USER_MAX,
-                          err, errlen)) ||
-        (rc = check_field("text", (const char *)m->text.data, m->text.len, 1,
-                          CHAT_TEXT_HARD_MAX, err, errlen)) ||
         (rc = check_field("gateway", (const char *)m->gateway.data, m->gateway.len, 0,
                           CHAT_GATEWAY_MAX, err, errlen)))
         goto out;

@@ -96,8 +96,7 @@ int main(int argc, char **argv)
     chat_log_init("chat-admin", s.log_level);
 
     rc = ps_admin_create_topic(s.kafka_brokers, s.kafka_topic, (int)s.partitions,
-                               (int)s.replication, s.timeout_s * 1000, &created, err,
-                               sizeof(err));
+                               (int)s.replication, s.timeout_s * 1000, &created, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "chat-admin: %s\n", err);
         status = 1;

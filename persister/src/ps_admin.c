@@ -40,8 +40,8 @@ static int64_t remaining(int64_t deadline)
 /* Partition count of topic per fresh metadata: >= 0, -1 when the topic does not exist, or a
  * rd_kafka_resp_err_t (as -1000 - err) when metadata could not be fetched. *leaders_ok tells
  * whether every partition has a leader. */
-static int topic_partitions(rd_kafka_t *rk, const char *topic, int64_t timeout_ms,
-                            bool *leaders_ok, rd_kafka_resp_err_t *kerr)
+static int topic_partitions(rd_kafka_t *rk, const char *topic, int64_t timeout_ms, bool *leaders_ok,
+                            rd_kafka_resp_err_t *kerr)
 {
     const struct rd_kafka_metadata *md = NULL;
     int count = -1;
@@ -115,8 +115,8 @@ static rd_kafka_resp_err_t create_once(rd_kafka_t *rk, const char *topic, int pa
     {
         const rd_kafka_CreateTopics_result_t *res = rd_kafka_event_CreateTopics_result(ev);
         size_t n = 0;
-        const rd_kafka_topic_result_t **tr = res ? rd_kafka_CreateTopics_result_topics(res, &n)
-                                                 : NULL;
+        const rd_kafka_topic_result_t **tr =
+            res ? rd_kafka_CreateTopics_result_topics(res, &n) : NULL;
         if (!tr || n < 1) {
             snprintf(msg, msglen, "empty CreateTopics result");
             rc = RD_KAFKA_RESP_ERR__BAD_MSG;
@@ -124,8 +124,9 @@ static rd_kafka_resp_err_t create_once(rd_kafka_t *rk, const char *topic, int pa
         }
         rc = rd_kafka_topic_result_error(tr[0]);
         snprintf(msg, msglen, "%s",
-                 rd_kafka_topic_result_error_string(tr[0]) ? rd_kafka_topic_result_error_string(tr[0])
-                                                         : rd_kafka_err2str(rc));
+                 rd_kafka_topic_result_error_string(tr[0])
+                     ? rd_kafka_topic_result_error_string(tr[0])
+                     : rd_kafka_err2str(rc));
     }
 out:
     if (ev)
@@ -138,9 +139,8 @@ out:
     return rc;
 }
 
-int ps_admin_create_topic(const char *brokers, const char *topic, int partitions,
-                          int replication, int64_t timeout_ms, bool *created, char *err,
-                          size_t errlen)
+int ps_admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
+                          int64_t timeout_ms, bool *created, char *err, size_t errlen)
 {
     int64_t deadline = ps_os_now_ms() + timeout_ms;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -13,8 +13,7 @@
  * or not ready, for up to timeout_ms. Returns 0; -ETIMEDOUT when Kafka did not answer in time;
  * CHAT_EINVAL when the topic exists with another partition count or the broker refused the
  * request (err says why). */
-int ps_admin_create_topic(const char *brokers, const char *topic, int partitions,
-                          int replication, int64_t timeout_ms, bool *created, char *err,
-                          size_t errlen);
+int ps_admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
+                          int64_t timeout_ms, bool *created, char *err, size_t errlen);
 
 #endif

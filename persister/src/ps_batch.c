@@ -62,12 +62,10 @@ static int track(ps_batch *b, int32_t partition, int64_t offset)
 
 static bool valid_pos(int32_t partition, int64_t offset)
 {
-    return partition >= 0 && partition < PS_MAX_PARTITIONS && offset >= 0 &&
-           offset < INT64_MAX;
+    return partition >= 0 && partition < PS_MAX_PARTITIONS && offset >= 0 && offset < INT64_MAX;
 }
 
-int ps_batch_add(ps_batch *b, int32_t partition, int64_t offset, chat_envelope *env,
-                 int64_t now_ms)
+int ps_batch_add(ps_batch *b, int32_t partition, int64_t offset, chat_envelope *env, int64_t now_ms)
 {
     ps_record *r;
     int rc;

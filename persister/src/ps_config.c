@@ -127,8 +127,8 @@ void ps_mask_uri(const char *uri, char *out, size_t outlen)
     snprintf(out, outlen, "%.*s***%s", (int)(colon + 1 - uri), uri, at);
 }
 
-static int check_common(const char *brokers, const char *topic, const char *uri,
-                        const char *level, char *db, size_t dblen, char *err, size_t errlen)
+static int check_common(const char *brokers, const char *topic, const char *uri, const char *level,
+                        char *db, size_t dblen, char *err, size_t errlen)
 {
     if (!brokers || !brokers[0]) {
         chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: empty");
@@ -153,28 +153,27 @@ int ps_config_load(ps_settings *s, int argc, char **argv, char *err, size_t errl
     int rc;
 
     memset(s, 0, sizeof(*s));
-    rc = chat_config_load(ps_table, sizeof(ps_table) / sizeof(ps_table[0]), s, argc, argv,
-                          ps_usage, err, errlen);
+    rc = chat_config_load(ps_table, sizeof(ps_table) / sizeof(ps_table[0]), s, argc, argv, ps_usage,
+                          err, errlen);
     if (rc != 0)
         return rc;
     if (!s->kafka_group || !s->kafka_group[0]) {
         chat_errf(err, errlen, "CHAT_KAFKA_GROUP: empty");
         return CHAT_EINVAL;
     }
-    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level,
-                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->mongo_db,
+                        sizeof(s->mongo_db), err, errlen);
 }
 
-int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
-                         size_t errlen)
+int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err, size_t errlen)
 {
     int rc;
 
     memset(s, 0, sizeof(*s));
-    rc = chat_config_load(admin_table, sizeof(admin_table) / sizeof(admin_table[0]), s, argc,
-                          argv, admin_usage, err, errlen);
+    rc = chat_config_load(admin_table, sizeof(admin_table) / sizeof(admin_table[0]), s, argc, argv,
+                          admin_usage, err, errlen);
     if (rc != 0)
         return rc;
-    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level,
-                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->mongo_db,
+                        sizeof(s->mongo_db), err, errlen);
 }

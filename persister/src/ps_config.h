@@ -39,8 +39,7 @@ typedef struct ps_admin_settings {
  * printed, or CHAT_EINVAL with "CHAT_FOO: reason" in err. Strings point into the environment,
  * argv or static defaults. */
 int ps_config_load(ps_settings *s, int argc, char **argv, char *err, size_t errlen);
-int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
-                         size_t errlen);
+int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err, size_t errlen);
 
 /* The database named by a MongoDB URI's path ("chat" when it names none) into out.
  * Returns 0 or CHAT_EINVAL with a reason naming CHAT_MONGO_URI. */

@@ -21,7 +21,7 @@ struct ps_consumer {
 
 static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
 {
-    enum chat_log_level l = level <= 3 ? CHAT_LOG_ERROR
+    enum chat_log_level l = level <= 3   ? CHAT_LOG_ERROR
                             : level == 4 ? CHAT_LOG_WARN
                             : level <= 6 ? CHAT_LOG_INFO
                                          : CHAT_LOG_DEBUG;
@@ -59,8 +59,8 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
 
     describe(parts, list, sizeof(list));
     if (err == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
-        chat_log(CHAT_LOG_INFO, "assigned %d partitions of %s: %s", parts->cnt,
-                 c->cfg->kafka_topic, list);
+        chat_log(CHAT_LOG_INFO, "assigned %d partitions of %s: %s", parts->cnt, c->cfg->kafka_topic,
+                 list);
         aerr = rd_kafka_assign(rk, parts);
         c->assigned = aerr ? 0 : parts->cnt;
     } else {
@@ -179,8 +179,8 @@ int ps_consumer_commit(ps_consumer *c, const ps_batch *b, char *err, size_t errl
         return -ENOMEM;
     }
     for (size_t i = 0; i < b->noffs; i++)
-        rd_kafka_topic_partition_list_add(list, c->cfg->kafka_topic, b->offs[i].partition)
-            ->offset = b->offs[i].next;
+        rd_kafka_topic_partition_list_add(list, c->cfg->kafka_topic, b->offs[i].partition)->offset =
+            b->offs[i].next;
     kerr = rd_kafka_commit(c->rk, list, 0 /* synchronous */);
     if (kerr) {
         chat_errf(err, errlen, "commit: %s", rd_kafka_err2str(kerr));

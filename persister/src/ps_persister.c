@@ -36,7 +36,7 @@ typedef struct ps_persister {
     ps_batch batch;
     ps_backoff backoff;
     bool stopping;
-    bool unstored_at_stop; /* a batch was given up while stopping (exit status 1) */
+    bool unstored_at_stop;    /* a batch was given up while stopping (exit status 1) */
     int64_t stop_deadline_ms; /* when stopping: give up retrying the last batch */
     ps_counters total, reported;
     int64_t next_summary_ms;
@@ -90,7 +90,8 @@ static int store_batch(ps_persister *p, int64_t deadline_ms)
         }
         if (deadline_ms >= 0 && now + delay > deadline_ms)
             delay = deadline_ms - now; /* one last attempt at the deadline */
-        chat_log(CHAT_LOG_WARN, "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
+        chat_log(CHAT_LOG_WARN,
+                 "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
                  " ms, committing nothing meanwhile",
                  p->batch.n, p->backoff.failures, err, delay);
         note_signal(p, ps_os_wait_signal(p->signals, delay));
@@ -193,11 +194,12 @@ static void handle_message(ps_persister *p, rd_kafka_message_t *m, int64_t now)
         chat_errf(err, sizeof(err), "cannot be batched (%s)",
                   rc == -EINVAL ? "partition outside 0..9999" : strerror(-rc));
     }
-    chat_log(CHAT_LOG_WARN, "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic,
-             m->partition, m->offset, err);
+    chat_log(CHAT_LOG_WARN, "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic, m->partition,
+             m->offset, err);
     if (ps_batch_skip(&p->batch, m->partition, m->offset, now) != 0)
-        chat_log(CHAT_LOG_ERROR, "cannot track offset %s/%" PRId32 "@%" PRId64
-                 " (it will be re-read)", topic, m->partition, m->offset);
+        chat_log(CHAT_LOG_ERROR,
+                 "cannot track offset %s/%" PRId32 "@%" PRId64 " (it will be re-read)", topic,
+                 m->partition, m->offset);
 }
 
 /* Ensures the index, retrying with backoff while MongoDB starts; 0, or -EINTR on a signal. */
@@ -208,16 +210,16 @@ static int ensure_index(ps_persister *p)
     ps_backoff_reset(&p->backoff);
     while (ps_store_ensure_index(p->store, err, sizeof(err)) != 0) {
         int64_t delay = ps_backoff_next(&p->backoff);
-        chat_log(CHAT_LOG_WARN, "MongoDB (%s): %s; retrying in %" PRId64 " ms",
-                 p->cfg->mongo_db, err, delay);
+        chat_log(CHAT_LOG_WARN, "MongoDB (%s): %s; retrying in %" PRId64 " ms", p->cfg->mongo_db,
+                 err, delay);
         int sig = ps_os_wait_signal(p->signals, delay);
         if (sig) {
             chat_log(CHAT_LOG_INFO, "signal %d before start-up finished: exiting", sig);
             return -EINTR;
         }
     }
-    chat_log(CHAT_LOG_INFO, "MongoDB ready: index %s on %s.%s", PS_INDEX_NAME,
-             p->cfg->mongo_db, PS_COLLECTION);
+    chat_log(CHAT_LOG_INFO, "MongoDB ready: index %s on %s.%s", PS_INDEX_NAME, p->cfg->mongo_db,
+             PS_COLLECTION);
     return 0;
 }
 

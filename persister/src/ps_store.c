@@ -60,8 +60,8 @@ static void default_int_option(mongoc_uri_t *u, const char *key, int32_t v)
         mongoc_uri_set_option_as_int32(u, key, v);
 }
 
-int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname,
-                  char *err, size_t errlen)
+int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname, char *err,
+                  size_t errlen)
 {
     bson_error_t berr;
     mongoc_uri_t *u = NULL;
@@ -169,8 +169,8 @@ int ps_store_build_doc(const ps_record *r, bson_t *doc)
     ok = ok && BSON_APPEND_UTF8(doc, "from", e->from ? e->from : "");
     if (e->name && e->name[0])
         ok = ok && BSON_APPEND_UTF8(doc, "name", e->name);
-    ok = ok && bson_append_utf8(doc, "text", 4, e->text ? e->text : "",
-                                e->text ? (int)e->text_len : 0);
+    ok = ok &&
+         bson_append_utf8(doc, "text", 4, e->text ? e->text : "", e->text ? (int)e->text_len : 0);
     ok = ok && BSON_APPEND_DATE_TIME(doc, "ts", e->ts_ms);
     ok = ok && BSON_APPEND_UTF8(doc, "cid", e->cid ? e->cid : "");
     return ok ? 0 : -ENOMEM;
@@ -186,8 +186,7 @@ static int64_t reply_count(const bson_t *reply, const char *key)
     return -1;
 }
 
-int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char *err,
-                      size_t errlen)
+int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char *err, size_t errlen)
 {
     bson_iter_t it, arr;
     int64_t inserted = reply_count(reply, "insertedCount");
@@ -243,8 +242,8 @@ int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char 
     return 0;
 }
 
-int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res,
-                    char *err, size_t errlen)
+int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res, char *err,
+                    size_t errlen)
 {
     bson_t *docs = NULL, opts = BSON_INITIALIZER, reply;
     const bson_t **ptrs = NULL;

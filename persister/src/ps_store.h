@@ -26,8 +26,8 @@ typedef struct ps_store_result {
 /* Opens a client for uri (not connected yet: the first operation connects). db is the
  * database name. Timeouts the URI does not set are bounded (connect 5 s, socket 30 s,
  * server selection 5 s). Returns 0 or CHAT_EINVAL / -ENOMEM with err. */
-int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname,
-                  char *err, size_t errlen);
+int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname, char *err,
+                  size_t errlen);
 void ps_store_close(ps_store *s);
 
 /* Round trip to the server. Returns 0 or -EIO with err. */
@@ -40,8 +40,8 @@ int ps_store_ensure_index(ps_store *s, char *err, size_t errlen);
 /* Stores recs[0..n) with one unordered insert_many. Returns 0 when every record is now in
  * the collection (inserted or duplicate; counts in *res), else -EIO with err: the caller
  * retries the same records later. */
-int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res,
-                    char *err, size_t errlen);
+int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res, char *err,
+                    size_t errlen);
 
 /* Pure helpers, exposed for the unit tests. */
 

@@ -25,10 +25,8 @@ static const chat_cfg_entry table[] = {
      "required iss claim"},
     {"CHAT_MAX_TEXT", CHAT_CFG_INT, "4096", 1, 65536, offsetof(struct settings, max_text),
      "longest text in bytes"},
-    {"CHAT_VERBOSE", CHAT_CFG_BOOL, "false", 0, 0, offsetof(struct settings, verbose),
-     "talk more"},
-    {"CHAT_TEST_PORT", CHAT_CFG_INT, NULL, 1, 65535, offsetof(struct settings, port),
-     "a port"},
+    {"CHAT_VERBOSE", CHAT_CFG_BOOL, "false", 0, 0, offsetof(struct settings, verbose), "talk more"},
+    {"CHAT_TEST_PORT", CHAT_CFG_INT, NULL, 1, 65535, offsetof(struct settings, port), "a port"},
 };
 #define N (sizeof(table) / sizeof(table[0]))
 
@@ -45,7 +43,11 @@ static int load(struct settings *s, char *err, size_t errlen, int argc, char **a
     return chat_config_load(table, N, s, argc, argv, "usage: test [options]", err, errlen);
 }
 
-#define ARGV(...) (char *[]){"prog", __VA_ARGS__, NULL}
+#define ARGV(...)                                                                                  \
+    (char *[])                                                                                     \
+    {                                                                                              \
+        "prog", __VA_ARGS__, NULL                                                                  \
+    }
 #define ARGC(...) ((int)(sizeof((char *[]){"prog", __VA_ARGS__}) / sizeof(char *)))
 #define LOAD(s, ...) load((s), err, sizeof(err), ARGC(__VA_ARGS__), ARGV(__VA_ARGS__))
 
@@ -84,8 +86,8 @@ static void test_env_and_flags(void)
     CHECK(s.port == 81);
 
     /* flags override the environment, both forms */
-    CHECK(LOAD(&s, "--listen", "[::1]:1", "--max-text=200", "--verbose=off",
-               "--jwt-issuer=me") == 0);
+    CHECK(LOAD(&s, "--listen", "[::1]:1", "--max-text=200", "--verbose=off", "--jwt-issuer=me") ==
+          0);
     CHECK_STR(s.listen, "[::1]:1");
     CHECK(s.max_text == 200);
     CHECK(s.verbose == false);

@@ -309,10 +309,11 @@ static void test_decode_garbage(void)
     }
     CHECK(truncated_refused == (int)n);
 
-    static const uint8_t junk1[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff};
-    static const uint8_t junk2[] = {0x12, 0x7f, 'a'};          /* length past the end */
-    static const uint8_t junk3[] = {0x0f};                     /* wire type 7 */
-    static const uint8_t junk4[] = {'h', 'e', 'l', 'l', 'o'};  /* text, not protobuf */
+    static const uint8_t junk1[] = {0xff, 0xff, 0xff, 0xff, 0xff, 0xff,
+                                    0xff, 0xff, 0xff, 0xff, 0xff};
+    static const uint8_t junk2[] = {0x12, 0x7f, 'a'};         /* length past the end */
+    static const uint8_t junk3[] = {0x0f};                    /* wire type 7 */
+    static const uint8_t junk4[] = {'h', 'e', 'l', 'l', 'o'}; /* text, not protobuf */
     CHECK(chat_envelope_decode(junk1, sizeof(junk1), &out, err, sizeof(err)) == CHAT_EDECODE);
     CHECK(chat_envelope_decode(junk2, sizeof(junk2), &out, err, sizeof(err)) == CHAT_EDECODE);
     CHECK(chat_envelope_decode(junk3, sizeof(junk3), &out, err, sizeof(err)) == CHAT_EDECODE);

@@ -64,8 +64,8 @@ static void test_parse(void)
 
 static void test_round_trip_and_order(void)
 {
-    static const int64_t offs[] = {0, 1, 9, 10, 99, 100, 12345, 999999999, 1000000000,
-                                   INT64_MAX - 1, INT64_MAX};
+    static const int64_t offs[] = {
+        0, 1, 9, 10, 99, 100, 12345, 999999999, 1000000000, INT64_MAX - 1, INT64_MAX};
     char a[CHAT_MSGID_LEN + 1], b[CHAT_MSGID_LEN + 1];
     int32_t p;
     int64_t o;

@@ -35,14 +35,14 @@ static void test_utf8_valid(void)
     CHECK(chat_valid_utf8_nonul("", 0));
     CHECK(chat_valid_utf8_nonul(NULL, 0));
     CHECK(U("plain ascii ~\x7f"));
-    CHECK(U("\xc2\x80"));             /* U+0080, smallest 2-byte */
-    CHECK(U("\xdf\xbf"));             /* U+07FF */
-    CHECK(U("\xe0\xa0\x80"));         /* U+0800, smallest 3-byte */
-    CHECK(U("\xed\x9f\xbf"));         /* U+D7FF, just below surrogates */
-    CHECK(U("\xee\x80\x80"));         /* U+E000, just above surrogates */
-    CHECK(U("\xef\xbf\xbf"));         /* U+FFFF */
-    CHECK(U("\xf0\x90\x80\x80"));     /* U+10000, smallest 4-byte */
-    CHECK(U("\xf4\x8f\xbf\xbf"));     /* U+10FFFF, the largest */
+    CHECK(U("\xc2\x80"));         /* U+0080, smallest 2-byte */
+    CHECK(U("\xdf\xbf"));         /* U+07FF */
+    CHECK(U("\xe0\xa0\x80"));     /* U+0800, smallest 3-byte */
+    CHECK(U("\xed\x9f\xbf"));     /* U+D7FF, just below surrogates */
+    CHECK(U("\xee\x80\x80"));     /* U+E000, just above surrogates */
+    CHECK(U("\xef\xbf\xbf"));     /* U+FFFF */
+    CHECK(U("\xf0\x90\x80\x80")); /* U+10000, smallest 4-byte */
+    CHECK(U("\xf4\x8f\xbf\xbf")); /* U+10FFFF, the largest */
     CHECK(U("h\xc3\xa9llo \xf0\x9f\x98\x80 \xe4\xb8\xad"));
 }
 
@@ -50,26 +50,26 @@ static void test_utf8_invalid(void)
 {
     CHECK(!chat_valid_utf8_nonul("a\0b", 3)); /* NUL */
     CHECK(!U("\x00"));
-    CHECK(!U("\x80"));                 /* stray continuation */
+    CHECK(!U("\x80")); /* stray continuation */
     CHECK(!U("a\xbf"));
-    CHECK(!U("\xc0\x80"));             /* overlong NUL */
-    CHECK(!U("\xc1\xbf"));             /* overlong 2-byte */
-    CHECK(!U("\xe0\x80\x80"));         /* overlong 3-byte */
-    CHECK(!U("\xe0\x9f\xbf"));         /* overlong U+07FF */
-    CHECK(!U("\xf0\x80\x80\x80"));     /* overlong 4-byte */
-    CHECK(!U("\xf0\x8f\xbf\xbf"));     /* overlong U+FFFF */
-    CHECK(!U("\xed\xa0\x80"));         /* U+D800 */
-    CHECK(!U("\xed\xbf\xbf"));         /* U+DFFF */
+    CHECK(!U("\xc0\x80"));                 /* overlong NUL */
+    CHECK(!U("\xc1\xbf"));                 /* overlong 2-byte */
+    CHECK(!U("\xe0\x80\x80"));             /* overlong 3-byte */
+    CHECK(!U("\xe0\x9f\xbf"));             /* overlong U+07FF */
+    CHECK(!U("\xf0\x80\x80\x80"));         /* overlong 4-byte */
+    CHECK(!U("\xf0\x8f\xbf\xbf"));         /* overlong U+FFFF */
+    CHECK(!U("\xed\xa0\x80"));             /* U+D800 */
+    CHECK(!U("\xed\xbf\xbf"));             /* U+DFFF */
     CHECK(!U("\xed\xa0\xbd\xed\xb8\x80")); /* CESU-8 surrogate pair */
-    CHECK(!U("\xf4\x90\x80\x80"));     /* U+110000 */
+    CHECK(!U("\xf4\x90\x80\x80"));         /* U+110000 */
     CHECK(!U("\xf5\x80\x80\x80"));
     CHECK(!U("\xf8\x88\x80\x80\x80")); /* 5-byte form */
     CHECK(!U("\xfe"));
     CHECK(!U("\xff"));
-    CHECK(!U("\xc3"));                 /* truncated at end */
+    CHECK(!U("\xc3")); /* truncated at end */
     CHECK(!U("\xe2\x82"));
     CHECK(!U("\xf0\x9f\x98"));
-    CHECK(!U("\xc3x"));                /* missing continuation */
+    CHECK(!U("\xc3x")); /* missing continuation */
     CHECK(!U("\xe2\x82x"));
     CHECK(!U("\xf0\x9f\x98x"));
     CHECK(!U("\xe2\xc3\xa9"));

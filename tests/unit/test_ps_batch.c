@@ -49,7 +49,7 @@ static void test_add_and_offsets(void)
 
     e = make_env("two");
     CHECK(ps_batch_add(&b, 0, 7, &e, 150) == 0);
-    CHECK(b.first_ms == 100); /* the first record's time counts */
+    CHECK(b.first_ms == 100);                  /* the first record's time counts */
     CHECK(ps_batch_skip(&b, 2, 45, 160) == 0); /* undecodable record later on partition 2 */
     CHECK(b.skipped == 1);
     CHECK(b.noffs == 2);
@@ -69,7 +69,7 @@ static void test_add_and_offsets(void)
 
     e = make_env("four");
     CHECK(ps_batch_add(&b, 0, 9, &e, 180) == -ENOBUFS);
-    CHECK(e.text != NULL); /* still ours on failure */
+    CHECK(e.text != NULL);      /* still ours on failure */
     CHECK(next_of(&b, 0) == 9); /* and not tracked */
     chat_envelope_clear(&e);
 
@@ -115,7 +115,7 @@ static void test_timing(void)
     CHECK(ps_batch_wait_ms(&b, 1150, 200, 250) == 50);
     CHECK(ps_batch_wait_ms(&b, 1000, 200, 30) == 30); /* capped by the idle wait */
     CHECK(ps_batch_wait_ms(&b, 5000, 200, 250) == 0); /* overdue */
-    CHECK(ps_batch_ready(&b, 1000, 0)); /* batch_ms 0: store at once */
+    CHECK(ps_batch_ready(&b, 1000, 0));               /* batch_ms 0: store at once */
     ps_batch_reset(&b);
 
     /* a batch of only skipped records becomes ready too, so its offsets get committed */

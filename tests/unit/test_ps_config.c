@@ -9,10 +9,10 @@
 #include "check.h"
 #include "ps_config.h"
 
-static const char *const vars[] = {"CHAT_KAFKA_BROKERS", "CHAT_KAFKA_TOPIC", "CHAT_KAFKA_GROUP",
-                                   "CHAT_MONGO_URI",     "CHAT_BATCH_SIZE",  "CHAT_BATCH_MS",
-                                   "CHAT_LOG_LEVEL",     "CHAT_PARTITIONS",  "CHAT_REPLICATION",
-                                   "CHAT_TIMEOUT",       "CHAT_SHUTDOWN_MS", "CHAT_KAFKA_SESSION_MS"};
+static const char *const vars[] = {
+    "CHAT_KAFKA_BROKERS", "CHAT_KAFKA_TOPIC", "CHAT_KAFKA_GROUP", "CHAT_MONGO_URI",
+    "CHAT_BATCH_SIZE",    "CHAT_BATCH_MS",    "CHAT_LOG_LEVEL",   "CHAT_PARTITIONS",
+    "CHAT_REPLICATION",   "CHAT_TIMEOUT",     "CHAT_SHUTDOWN_MS", "CHAT_KAFKA_SESSION_MS"};
 
 static void clear_env(void)
 {
@@ -50,8 +50,13 @@ static void test_overrides(void)
     ps_settings s;
     ps_admin_settings a;
     char err[256];
-    char *argv[] = {"p", "--batch-size", "7", "--mongo-uri=mongodb://h:1/other?appname=x",
-                    "--kafka-group", "g2", NULL};
+    char *argv[] = {"p",
+                    "--batch-size",
+                    "7",
+                    "--mongo-uri=mongodb://h:1/other?appname=x",
+                    "--kafka-group",
+                    "g2",
+                    NULL};
     char *aargv[] = {"a", "--partitions", "3", "--replication=2", NULL};
 
     clear_env();
@@ -106,8 +111,7 @@ static void test_mongo_db(void)
                              sizeof(err)) == 0);
     CHECK_STR(db, "prod");
     CHECK(ps_config_mongo_db("", db, sizeof(db), err, sizeof(err)) == CHAT_EINVAL);
-    CHECK(ps_config_mongo_db("mongodb://h/a.b", db, sizeof(db), err, sizeof(err)) ==
-          CHAT_EINVAL);
+    CHECK(ps_config_mongo_db("mongodb://h/a.b", db, sizeof(db), err, sizeof(err)) == CHAT_EINVAL);
     CHECK(ps_config_mongo_db("mongodb://h/chat", db, 3, err, sizeof(err)) == CHAT_EINVAL);
 }
 

@@ -115,8 +115,7 @@ static void test_classify(void)
     CHECK(classify_json("{\"insertedCount\": 2, \"writeConcernErrors\": ["
                         "{\"code\": 64, \"errmsg\": \"waiting for replication timed out\"}]}",
                         2, &res, err) == -EIO);
-    CHECK(classify_json("{\"insertedCount\": 2, \"writeConcernErrors\": []}", 2, &res, err) ==
-          0);
+    CHECK(classify_json("{\"insertedCount\": 2, \"writeConcernErrors\": []}", 2, &res, err) == 0);
 
     /* not every document accounted for (e.g. the connection broke half-way) */
     CHECK(classify_json("{\"insertedCount\": 1}", 3, &res, err) == -EIO);
