@@ -137,11 +137,10 @@ def test_dev_token(cluster):
         "user=",
         "user=a%2Fb",
         "user=%C3%A4",
-        "user=a%00b",
         "user=%3Cscript%3E",
         "",
     ],
-    ids=["space", "33-chars", "empty", "slash", "non-ascii", "nul", "html", "no-user"],
+    ids=["space", "33-chars", "empty", "slash", "non-ascii", "html", "no-user"],
 )
 def test_dev_token_rejects_bad_user(cluster, query):
     r = http_get(cluster.public_port, "/dev/token" + (f"?{query}" if query else ""))
@@ -149,3 +148,10 @@ def test_dev_token_rejects_bad_user(cluster, query):
     body = r.json()
     assert isinstance(body.get("error"), str) and body["error"], body
     assert "token" not in body, body
+
+
+def test_dev_token_nul_in_user_issues_no_token(cluster):
+    """libwebsockets drops a request whose URI decodes to a NUL before the gateway sees it
+    (HAProxy then answers 502); whatever the status, no token is issued."""
+    r = http_get(cluster.public_port, "/dev/token?user=a%00b")
+    assert r.status != 200 and b"token" not in r.body, f"-> {r.status} {r.body[:300]!r}"
