@@ -1,0 +1,670 @@
+#!/usr/bin/env bash
+# cluster.sh: starts and stops a whole chat cluster on this machine, every process on 127.0.0.1:
+# Kafka (KRaft, one node), FerretDB (MongoDB wire protocol on SQLite), N gateways, the persister
+# and HAProxy in front of the gateways. `make run` uses it with the default ports, the end-to-end
+# tests with their own ports and data directory, so both can run at once.
+#
+# Usage: scripts/cluster.sh COMMAND [NAME]
+#   up              start everything not yet running, wait until it is ready, print the URL
+#   down            stop everything this data directory's cluster runs (SIGTERM, then SIGKILL)
+#   run             up, then stay in the foreground; Ctrl-C (SIGINT/SIGTERM) runs down
+#   services        start only Kafka and FerretDB and wait for them (no build needed)
+#   start NAME      start one process and wait until it is ready
+#   stop NAME       stop one process (SIGTERM, then SIGKILL)
+#   kill NAME       SIGKILL one process (crash tests)
+#   restart NAME    stop, then start one process
+#   status          one line per process; exit 0 when all run, 3 otherwise
+#   env             print the cluster's settings (the content of cluster.env)
+# NAME: kafka, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
+#
+# Settings (environment):
+#   CHAT_PUBLIC_PORT=8080         HAProxy, what browsers use
+#   CHAT_GATEWAY_PORTS=8081,8082  one gateway per port (gateway-1 on the first, ...)
+#   CHAT_STATS_PORT=8404          HAProxy stats page (/ and /metrics)
+#   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
+#   CHAT_MONGO_PORT=27017         FerretDB
+#   CHAT_DATA_DIR=<repo>/.data    data, logs/<name>.log, run/<name>.pid, cluster.env
+#   CHAT_BUILD_DIR=<repo>/build   where gateway/chat-gateway, persister/chat-persister and
+#                                 persister/chat-admin are (relative: to the repo)
+#   CHAT_CACHE_DIR=~/.cache/chat-gateway   what scripts/deps.sh installed
+#   CHAT_JWT_SECRET               HS256 secret for the gateways (dev default, with a warning)
+#   CHAT_UP_TIMEOUT=120           seconds to wait for each process to become ready
+#   CHAT_STOP_TIMEOUT=10          seconds between SIGTERM and SIGKILL (Kafka gets 3x)
+#   CHAT_KEEP_ON_FAIL=0           1: when up fails, leave what started running (to debug)
+# Every other CHAT_* variable passes through to the gateways and the persister (tests tune rate
+# limits that way); `up` saves them with the ports so `start NAME` later restarts a process with
+# the same settings. The commands other than up/run/services read the ports from
+# $CHAT_DATA_DIR/cluster.env when they are not in the environment.
+set -euo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+CACHE=${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway}
+DEV_JWT_SECRET=dev-secret-change-me
+STARTED=() # what this invocation started, for the cleanup after a failed up
+
+# Variables that configure this script, not the processes: not saved for restarts.
+OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CHAT_MONGO_PORT
+	CHAT_DATA_DIR CHAT_BUILD_DIR CHAT_CACHE_DIR CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT
+	CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS CHAT_PUBLIC_BIND
+	CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT CHAT_PUBLIC_URL
+	CHAT_WS_URL)
+
+say() { echo "==> $*"; }
+warn() { echo "cluster.sh: WARNING: $*" >&2; }
+die() {
+	echo "cluster.sh: error: $*" >&2
+	exit 1
+}
+
+abspath() { # abspath PATH BASE: PATH made absolute against BASE
+	case "$1" in
+	/*) echo "$1" ;;
+	*) echo "$2/$1" ;;
+	esac
+}
+
+# ---------------------------------------------------------------- settings
+
+DATA=$(abspath "${CHAT_DATA_DIR:-.data}" "$REPO")
+LOGS=$DATA/logs
+RUN=$DATA/run
+ENV_FILE=$DATA/cluster.env
+PASS_FILE=$RUN/passthrough.env
+
+# Later commands (start NAME, down, status) use the settings `up` recorded, unless the
+# environment says otherwise.
+load_saved_settings() {
+	local line key
+	[ -f "$ENV_FILE" ] || return 0
+	while IFS= read -r line; do
+		[[ $line =~ ^(CHAT_[A-Z0-9_]+)=(.*)$ ]] || continue
+		key=${BASH_REMATCH[1]}
+		[ -n "${!key+x}" ] || export "$key=${BASH_REMATCH[2]}"
+	done <"$ENV_FILE"
+	if [ -f "$PASS_FILE" ]; then
+		while IFS= read -r line; do
+			[[ $line =~ ^(CHAT_[A-Z0-9_]+)= ]] || continue
+			key=${BASH_REMATCH[1]}
+			# shellcheck disable=SC1090
+			[ -n "${!key+x}" ] || eval "export $line"
+		done <"$PASS_FILE"
+	fi
+}
+
+resolve_settings() {
+	PUBLIC_PORT=${CHAT_PUBLIC_PORT:-8080}
+	STATS_PORT=${CHAT_STATS_PORT:-8404}
+	KAFKA_PORT=${CHAT_KAFKA_PORT:-9092}
+	CONTROLLER_PORT=$((KAFKA_PORT + 1))
+	MONGO_PORT=${CHAT_MONGO_PORT:-27017}
+	IFS=', ' read -r -a GW_PORTS <<<"${CHAT_GATEWAY_PORTS:-8081,8082}"
+	local p
+	for p in "$PUBLIC_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "${GW_PORTS[@]}"; do
+		[[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65534 ] || die "bad port '$p'"
+	done
+	[ ${#GW_PORTS[@]} -ge 1 ] || die "CHAT_GATEWAY_PORTS lists no port"
+	# A relative build dir is taken from the repo (CHAT_BUILD_DIR=build-asan).
+	BUILD=$(abspath "${CHAT_BUILD_DIR:-build}" "$REPO")
+	UP_TIMEOUT=${CHAT_UP_TIMEOUT:-120}
+	STOP_TIMEOUT=${CHAT_STOP_TIMEOUT:-10}
+	KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+	MONGO_URI=mongodb://127.0.0.1:$MONGO_PORT/chat
+	GATEWAY_BIN=$BUILD/gateway/chat-gateway
+	PERSISTER_BIN=$BUILD/persister/chat-persister
+	ADMIN_BIN=$BUILD/persister/chat-admin
+	FERRETDB_BIN=$CACHE/ferretdb/ferretdb
+	# The environment of a gateway, the persister and chat-admin: the caller's (every CHAT_*
+	# setting passes through; the programs read only the ones they know) plus the addresses of
+	# this cluster.
+	CHAT_ENV=(env "CHAT_KAFKA_BROKERS=$KAFKA_BROKERS" "CHAT_MONGO_URI=$MONGO_URI")
+	KAFKA_LIBS=$CACHE/kafka/libs
+	if [ -n "${CHAT_JAVA:-}" ]; then
+		JAVA=$CHAT_JAVA
+	elif [ -x /usr/lib/jvm/java-17-openjdk-amd64/bin/java ]; then
+		JAVA=/usr/lib/jvm/java-17-openjdk-amd64/bin/java # Kafka 3.9 supports up to Java 23
+	else
+		JAVA=java
+	fi
+}
+
+write_settings() {
+	mkdir -p "$DATA" "$LOGS" "$RUN"
+	cat >"$ENV_FILE.tmp" <<-EOF
+		# Written by scripts/cluster.sh up: this cluster's settings, KEY=value, one per line.
+		CHAT_PUBLIC_PORT=$PUBLIC_PORT
+		CHAT_GATEWAY_PORTS=$(
+			IFS=,
+			echo "${GW_PORTS[*]}"
+		)
+		CHAT_STATS_PORT=$STATS_PORT
+		CHAT_KAFKA_PORT=$KAFKA_PORT
+		CHAT_KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT
+		CHAT_MONGO_PORT=$MONGO_PORT
+		CHAT_DATA_DIR=$DATA
+		CHAT_BUILD_DIR=$BUILD
+		CHAT_PUBLIC_URL=http://127.0.0.1:$PUBLIC_PORT/
+		CHAT_WS_URL=ws://127.0.0.1:$PUBLIC_PORT/ws
+		CHAT_KAFKA_BROKERS=$KAFKA_BROKERS
+		CHAT_MONGO_URI=$MONGO_URI
+	EOF
+	mv "$ENV_FILE.tmp" "$ENV_FILE"
+	# The CHAT_* settings for the processes, to restart one later with the same ones.
+	local v own
+	: >"$PASS_FILE.tmp"
+	chmod 600 "$PASS_FILE.tmp"
+	while IFS= read -r v; do
+		for own in "${OWN_VARS[@]}" CHAT_KAFKA_BROKERS CHAT_MONGO_URI CHAT_LISTEN CHAT_NODE_ID; do
+			[ "$v" != "$own" ] || continue 2
+		done
+		printf '%s=%q\n' "$v" "${!v}" >>"$PASS_FILE.tmp"
+	done < <(compgen -e | grep '^CHAT_' || true)
+	mv "$PASS_FILE.tmp" "$PASS_FILE"
+}
+
+jwt_secret_default() {
+	if [ -z "${CHAT_JWT_SECRET:-}" ] && [ -z "${CHAT_JWT_PUBLIC_KEY:-}" ]; then
+		warn "CHAT_JWT_SECRET is not set: the gateways use the development secret" \
+			"'$DEV_JWT_SECRET'. Never use it in production."
+		export CHAT_JWT_SECRET=$DEV_JWT_SECRET
+	fi
+}
+
+# ---------------------------------------------------------------- processes
+
+# The process names of this cluster, in start order.
+all_names() {
+	local i
+	echo kafka ferretdb
+	for i in "${!GW_PORTS[@]}"; do echo "gateway-$((i + 1))"; done
+	echo persister haproxy
+}
+
+# Names with a pid file, in stop order (front to back), whatever the current settings.
+running_names_stop_order() {
+	local f n names=()
+	for f in "$RUN"/*.pid; do
+		[ -e "$f" ] || continue
+		n=$(basename "$f" .pid)
+		names+=("$n")
+	done
+	for n in haproxy; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
+	printf '%s\n' "${names[@]}" | grep '^gateway-' | sort -V || true
+	for n in persister kafka ferretdb; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
+	printf '%s\n' "${names[@]}" | grep -vxE 'haproxy|gateway-[0-9]+|persister|kafka|ferretdb' || true
+}
+
+start_time_of() { # the kernel's start time of PID, to tell it from a later process with the same pid
+	local stat rest
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	rest=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $rest
+	[ "$1" != Z ] || return 1 # exited, not yet reaped
+	echo "${20}"
+}
+
+# pid_of NAME: prints the pid when NAME runs: run/NAME.pid holds a live pid whose start time
+# is the one recorded in run/NAME.start (so a recycled pid is not taken for ours).
+pid_of() {
+	local f="$RUN/$1.pid" pid st="" now
+	[ -f "$f" ] || return 1
+	read -r pid <"$f" || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	now=$(start_time_of "$pid") || return 1
+	[ -f "$RUN/$1.start" ] && read -r st <"$RUN/$1.start"
+	[ -z "$st" ] || [ "$now" = "$st" ] || return 1
+	echo "$pid"
+}
+
+is_running() { pid_of "$1" >/dev/null; }
+
+any_running() {
+	local f
+	for f in "$RUN"/*.pid; do
+		[ -e "$f" ] || continue
+		is_running "$(basename "$f" .pid)" && return 0
+	done
+	return 1
+}
+
+port_busy() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+check_port_free() { # check_port_free PORT WHAT
+	if port_busy "$1"; then
+		die "port $1 ($2) is already in use on 127.0.0.1: another cluster? Stop it" \
+			"(scripts/cluster.sh down, with its CHAT_DATA_DIR) or choose other ports (CHAT_*_PORT)."
+	fi
+}
+
+# launch NAME CMD...: runs CMD in its own session (so terminal signals and the caller's exit do
+# not reach it), output appended to logs/NAME.log, and records its pid.
+launch() {
+	local name=$1 log="$LOGS/$1.log" pid st
+	shift
+	mkdir -p "$LOGS" "$RUN"
+	echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh starting $name: $*" >>"$log"
+	# In a script (no job control) the background child is not a group leader, so setsid
+	# execs in place and $! is the process itself.
+	(cd "$DATA" && exec setsid "$@") >>"$log" 2>&1 </dev/null &
+	pid=$!
+	disown "$pid" 2>/dev/null || true # no "Killed" notice from this shell in `run`
+	st=$(start_time_of "$pid" || true)
+	echo "$st" >"$RUN/$name.start"
+	echo "$pid" >"$RUN/$name.pid"
+	STARTED+=("$name")
+}
+
+log_tail() {
+	echo "---- last lines of $LOGS/$1.log:" >&2
+	tail -n "${2:-25}" "$LOGS/$1.log" >&2 2>/dev/null || true
+	echo "----" >&2
+}
+
+# wait_ready NAME CHECK...: polls CHECK until it succeeds, the process dies, or the timeout.
+wait_ready() {
+	local name=$1 deadline=$((SECONDS + UP_TIMEOUT))
+	shift
+	while ! "$@"; do
+		if ! is_running "$name"; then
+			log_tail "$name"
+			die "$name exited while starting; see $LOGS/$name.log"
+		fi
+		if [ $SECONDS -ge $deadline ]; then
+			log_tail "$name"
+			die "$name was not ready after ${UP_TIMEOUT}s; see $LOGS/$name.log"
+		fi
+		sleep 0.25
+	done
+}
+
+http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
+# ---- Kafka
+
+kafka_started_since() { # the broker logged that it is up, after the log offset $1
+	port_busy "$KAFKA_PORT" &&
+		tail -c +"$(($1 + 1))" "$LOGS/kafka.log" 2>/dev/null | grep -q 'Kafka Server started'
+}
+
+start_kafka() {
+	compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null ||
+		die "no Kafka jars in $KAFKA_LIBS: run scripts/deps.sh"
+	command -v "$JAVA" >/dev/null 2>&1 || die "java not found: run scripts/deps.sh"
+	check_port_free "$KAFKA_PORT" "Kafka"
+	check_port_free "$CONTROLLER_PORT" "Kafka controller"
+	local kdir=$DATA/kafka props=$DATA/kafka/server.properties cp="$KAFKA_LIBS/*" offset
+	local log4j="-Dlog4j.configuration=file:$REPO/deploy/kafka/log4j.properties"
+	local jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+		-Djava.awt.headless=true "$log4j")
+	local tool=("$JAVA" -Xmx256m -Djava.awt.headless=true "$log4j" -cp "$cp" kafka.tools.StorageTool)
+	mkdir -p "$kdir/data" "$LOGS"
+	sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+		-e "s|@DATA@|$kdir/data|g" "$REPO/deploy/kafka/server.properties.in" >"$props"
+	if [ ! -f "$kdir/data/meta.properties" ]; then
+		say "formatting Kafka storage in $kdir/data"
+		local id
+		[ -s "$kdir/cluster.id" ] ||
+			"${tool[@]}" random-uuid >"$kdir/cluster.id" \
+				2>>"$LOGS/kafka.log" || die "kafka.tools.StorageTool random-uuid failed; see $LOGS/kafka.log"
+		id=$(tr -d '[:space:]' <"$kdir/cluster.id")
+		"${tool[@]}" format --ignore-formatted \
+			-t "$id" -c "$props" >>"$LOGS/kafka.log" 2>&1 ||
+			die "formatting Kafka storage failed; see $LOGS/kafka.log"
+	fi
+	offset=$(stat -c %s "$LOGS/kafka.log" 2>/dev/null || echo 0)
+	say "starting kafka on 127.0.0.1:$KAFKA_PORT (controller :$CONTROLLER_PORT)"
+	launch kafka "$JAVA" "${jvm[@]}" -cp "$cp" kafka.Kafka "$props"
+	KAFKA_LOG_OFFSET=$offset
+}
+wait_kafka() { wait_ready kafka kafka_started_since "${KAFKA_LOG_OFFSET:-0}"; }
+
+# ---- FerretDB
+
+start_ferretdb() {
+	[ -x "$FERRETDB_BIN" ] || die "no FerretDB at $FERRETDB_BIN: run scripts/deps.sh"
+	check_port_free "$MONGO_PORT" "FerretDB"
+	mkdir -p "$DATA/ferretdb/sqlite"
+	say "starting ferretdb on 127.0.0.1:$MONGO_PORT"
+	# The debug HTTP listener is off (it would take 127.0.0.1:8088 in every cluster); telemetry off.
+	launch ferretdb env DO_NOT_TRACK=1 "$FERRETDB_BIN" --handler=sqlite \
+		--sqlite-url="file:$DATA/ferretdb/sqlite/" --state-dir="$DATA/ferretdb" \
+		--listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable
+}
+wait_ferretdb() { wait_ready ferretdb port_busy "$MONGO_PORT"; }
+
+# ---- gateways, persister, chat-admin
+
+check_built() {
+	local b missing=()
+	for b in "$GATEWAY_BIN" "$PERSISTER_BIN" "$ADMIN_BIN"; do
+		[ -x "$b" ] || missing+=("$b")
+	done
+	[ ${#missing[@]} -eq 0 ] || die "build first: make build (missing: ${missing[*]})"
+}
+
+gateway_port() { # gateway_port N
+	local n=$1
+	[[ $n =~ ^[0-9]+$ ]] && [ "$n" -ge 1 ] && [ "$n" -le ${#GW_PORTS[@]} ] ||
+		die "no gateway-$n: CHAT_GATEWAY_PORTS has ${#GW_PORTS[@]} port(s)"
+	echo "${GW_PORTS[$((n - 1))]}"
+}
+
+start_gateway() { # start_gateway N
+	local n=$1 port
+	port=$(gateway_port "$n")
+	[ -x "$GATEWAY_BIN" ] || die "build first: make build (missing $GATEWAY_BIN)"
+	check_port_free "$port" "gateway-$n"
+	say "starting gateway-$n on 127.0.0.1:$port"
+	launch "gateway-$n" "${CHAT_ENV[@]}" \
+		"CHAT_LISTEN=127.0.0.1:$port" "CHAT_NODE_ID=gw-$n" \
+		"CHAT_WEB_ROOT=${CHAT_WEB_ROOT:-$REPO/gateway/web}" \
+		"CHAT_DEV_TOKENS=${CHAT_DEV_TOKENS:-1}" \
+		"$GATEWAY_BIN"
+}
+wait_gateway() {
+	local port
+	port=$(gateway_port "$1")
+	wait_ready "gateway-$1" http_ok "http://127.0.0.1:$port/readyz"
+}
+
+start_persister() {
+	[ -x "$PERSISTER_BIN" ] || die "build first: make build (missing $PERSISTER_BIN)"
+	say "starting persister"
+	launch persister "${CHAT_ENV[@]}" "$PERSISTER_BIN"
+}
+persister_alive_since() { [ $SECONDS -ge "$1" ]; }
+wait_persister() { wait_ready persister persister_alive_since $((SECONDS + 1)); }
+
+admin_init() {
+	local try log=$LOGS/chat-admin.log
+	say "chat-admin init (topic and indexes)"
+	# chat-admin waits for Kafka and MongoDB itself; retry only in case of a hiccup.
+	for try in 1 2 3; do
+		echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: chat-admin init (try $try)" >>"$log"
+		if "${CHAT_ENV[@]}" "$ADMIN_BIN" init >>"$log" 2>&1 </dev/null; then
+			return 0
+		fi
+		sleep 2
+	done
+	tail -n 25 "$log" >&2
+	die "chat-admin init failed 3 times; see $log"
+}
+
+# ---- HAProxy
+
+haproxy_cfg() { # the config to use: the shared one for two gateways, a generated one otherwise
+	local cfg=$REPO/deploy/haproxy/haproxy.cfg
+	if [ ${#GW_PORTS[@]} -eq 2 ]; then
+		echo "$cfg"
+		return
+	fi
+	local gen=$RUN/haproxy.cfg i lines=""
+	for i in "${!GW_PORTS[@]}"; do
+		lines+="    server gw$((i + 1)) 127.0.0.1:${GW_PORTS[$i]}\n"
+	done
+	awk -v lines="$lines" '
+		/^[[:space:]]*server gw1 / { printf "%s", lines; next }
+		/^[[:space:]]*server gw2 / { next }
+		{ print }' "$cfg" | sed 's/\\n/\n/g' >"$gen"
+	echo "$gen"
+}
+
+haproxy_env() {
+	printf '%s\0' env "CHAT_PUBLIC_BIND=127.0.0.1:$PUBLIC_PORT" "CHAT_STATS_BIND=127.0.0.1:$STATS_PORT" \
+		"CHAT_GW1_ADDR=127.0.0.1:${GW_PORTS[0]}" "CHAT_GW2_ADDR=127.0.0.1:${GW_PORTS[1]:-${GW_PORTS[0]}}"
+}
+
+start_haproxy() {
+	command -v haproxy >/dev/null 2>&1 || die "haproxy not found: run scripts/deps.sh"
+	check_port_free "$PUBLIC_PORT" "HAProxy"
+	check_port_free "$STATS_PORT" "HAProxy stats"
+	local cfg args=() a
+	cfg=$(haproxy_cfg)
+	while IFS= read -r -d '' a; do args+=("$a"); done < <(haproxy_env)
+	"${args[@]}" haproxy -c -q -f "$cfg" >>"$LOGS/haproxy.log" 2>&1 || {
+		log_tail haproxy
+		die "haproxy rejects $cfg"
+	}
+	say "starting haproxy on 127.0.0.1:$PUBLIC_PORT (stats on :$STATS_PORT)"
+	# -db: foreground, no daemon, so the pid file holds HAProxy itself.
+	launch haproxy "${args[@]}" haproxy -db -f "$cfg"
+}
+wait_haproxy() { wait_ready haproxy http_ok "http://127.0.0.1:$PUBLIC_PORT/healthz"; }
+
+# ---- one process by name
+
+start_name() { # start_name NAME [nowait]
+	local name=$1
+	if is_running "$name"; then
+		say "$name is already running (pid $(pid_of "$name"))"
+		return 0
+	fi
+	case "$name" in
+	kafka) start_kafka ;;
+	ferretdb) start_ferretdb ;;
+	gateway-*) start_gateway "${name#gateway-}" ;;
+	persister) start_persister ;;
+	haproxy) start_haproxy ;;
+	*) die "unknown process '$name' (kafka, ferretdb, gateway-N, persister, haproxy)" ;;
+	esac
+	[ "${2:-}" = nowait ] || wait_name "$name"
+}
+
+wait_name() {
+	case "$1" in
+	kafka) wait_kafka ;;
+	ferretdb) wait_ferretdb ;;
+	gateway-*) wait_gateway "${1#gateway-}" ;;
+	persister) wait_persister ;;
+	haproxy) wait_haproxy ;;
+	esac
+}
+
+# stop_name NAME [SIGNAL]: TERM (default) and wait, then KILL; or KILL at once.
+stop_name() {
+	local name=$1 sig=${2:-TERM} pid timeout=$STOP_TIMEOUT deadline
+	[ "$name" = kafka ] && timeout=$((STOP_TIMEOUT * 3))
+	if ! pid=$(pid_of "$name"); then
+		rm -f "$RUN/$name.pid" "$RUN/$name.start"
+		return 0
+	fi
+	# The process leads its own process group (setsid): signal the group.
+	kill -s "$sig" -- "-$pid" 2>/dev/null || kill -s "$sig" "$pid" 2>/dev/null || true
+	deadline=$((SECONDS + timeout))
+	while is_running "$name"; do
+		if [ "$sig" != KILL ] && [ $SECONDS -ge $deadline ]; then
+			warn "$name (pid $pid) still running ${timeout}s after SIGTERM: SIGKILL"
+			sig=KILL
+			kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null || true
+		fi
+		sleep 0.1
+	done
+	rm -f "$RUN/$name.pid" "$RUN/$name.start"
+	echo "stopped $name (pid $pid, SIG$sig)"
+}
+
+# ---------------------------------------------------------------- commands
+
+cmd_services() {
+	resolve_settings
+	command -v curl >/dev/null 2>&1 || die "curl not found: run scripts/deps.sh"
+	write_settings
+	local started=()
+	is_running kafka || {
+		start_name kafka nowait
+		started+=(kafka)
+	}
+	is_running ferretdb || {
+		start_name ferretdb nowait
+		started+=(ferretdb)
+	}
+	local n
+	for n in "${started[@]}"; do wait_name "$n"; done
+	say "kafka ready on $KAFKA_BROKERS, ferretdb on $MONGO_URI"
+}
+
+cmd_up() {
+	resolve_settings
+	check_built
+	jwt_secret_default
+	write_settings
+	cmd_services
+	admin_init
+	local i n
+	for i in "${!GW_PORTS[@]}"; do start_name "gateway-$((i + 1))" nowait; done
+	start_name persister nowait
+	for i in "${!GW_PORTS[@]}"; do wait_name "gateway-$((i + 1))"; done
+	wait_name persister
+	start_name haproxy
+	for n in $(all_names); do
+		is_running "$n" || die "$n is not running; see $LOGS/$n.log"
+	done
+	say "chat cluster ready: http://127.0.0.1:$PUBLIC_PORT/ (stats http://127.0.0.1:$STATS_PORT/, logs in $LOGS)"
+}
+
+cmd_down() {
+	resolve_settings
+	local names=() n p pids=()
+	[ -d "$RUN" ] || {
+		say "nothing running in $DATA"
+		return 0
+	}
+	mapfile -t names < <(running_names_stop_order)
+	# Front to back: HAProxy, then the gateways (together), the persister, then Kafka and
+	# FerretDB (together), so clients go first and the producers flush into a live broker.
+	for n in "${names[@]}"; do
+		case "$n" in
+		gateway-*) stop_name "$n" & pids+=($!) ;;
+		kafka | ferretdb) ;;
+		*)
+			for p in "${pids[@]}"; do wait "$p" || true; done
+			pids=()
+			stop_name "$n"
+			;;
+		esac
+	done
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	pids=()
+	for n in kafka ferretdb; do
+		if printf '%s\n' "${names[@]}" | grep -qx "$n"; then
+			stop_name "$n" &
+			pids+=($!)
+		fi
+	done
+	for p in "${pids[@]}"; do wait "$p" || true; done
+	say "cluster in $DATA stopped"
+}
+
+cmd_status() {
+	resolve_settings
+	local n pid all=0
+	for n in $(all_names); do
+		if pid=$(pid_of "$n"); then
+			printf '%-10s running (pid %s)\n' "$n" "$pid"
+		else
+			printf '%-10s stopped\n' "$n"
+			all=3
+		fi
+	done
+	echo "url: http://127.0.0.1:$PUBLIC_PORT/  data: $DATA"
+	return $all
+}
+
+cmd_run() {
+	trap 'echo; say "stopping"; cmd_down; exit 0' INT TERM HUP
+	cmd_up
+	say "running in the foreground; Ctrl-C stops the cluster"
+	local n reported=" "
+	while true; do
+		sleep 2 &
+		wait $! || true
+		for n in $(all_names); do
+			if ! is_running "$n" && [[ $reported != *" $n "* ]]; then
+				warn "$n is not running (see $LOGS/$n.log; restart it: scripts/cluster.sh start $n)"
+				reported+="$n "
+			elif is_running "$n"; then
+				reported=${reported/ $n / }
+			fi
+		done
+	done
+}
+
+# up and run clean up after a failed start unless CHAT_KEEP_ON_FAIL=1.
+on_up_failure() {
+	local rc=$?
+	[ $rc -ne 0 ] || return 0
+	[ ${#STARTED[@]} -gt 0 ] || exit $rc
+	if [ "${CHAT_KEEP_ON_FAIL:-0}" = 1 ]; then
+		warn "start failed; leaving what it started running (CHAT_KEEP_ON_FAIL=1)"
+	else
+		warn "start failed; stopping what it started: ${STARTED[*]} (CHAT_KEEP_ON_FAIL=1 keeps it)"
+		local i
+		for ((i = ${#STARTED[@]} - 1; i >= 0; i--)); do
+			stop_name "${STARTED[$i]}" >&2 || true
+		done
+	fi
+	exit $rc
+}
+
+usage() {
+	sed -n '2,/^set -euo/p' "$0" | sed -e '/^set -euo/d' -e 's/^# \{0,1\}//'
+}
+
+main() {
+	local cmd=${1:-}
+	[ $# -gt 0 ] && shift
+	case "$cmd" in
+	up | run | services)
+		# A cluster already (partly) running from this data directory keeps its settings.
+		if any_running; then load_saved_settings; fi
+		;;
+	*) load_saved_settings ;;
+	esac
+	case "$cmd" in
+	up)
+		trap on_up_failure EXIT
+		cmd_up
+		trap - EXIT
+		;;
+	run)
+		trap on_up_failure EXIT
+		cmd_run
+		;;
+	services)
+		trap on_up_failure EXIT
+		cmd_services
+		trap - EXIT
+		;;
+	down) cmd_down ;;
+	status) cmd_status ;;
+	env)
+		[ -f "$ENV_FILE" ] || die "no $ENV_FILE: the cluster was never started with up"
+		cat "$ENV_FILE"
+		;;
+	start | stop | kill | restart)
+		[ $# -eq 1 ] || die "usage: cluster.sh $cmd NAME"
+		resolve_settings
+		mkdir -p "$DATA" "$LOGS" "$RUN"
+		case "$cmd" in
+		start)
+			case "$1" in gateway-* | persister) jwt_secret_default ;; esac
+			start_name "$1"
+			;;
+		stop) stop_name "$1" ;;
+		kill) stop_name "$1" KILL ;;
+		restart)
+			stop_name "$1"
+			case "$1" in gateway-* | persister) jwt_secret_default ;; esac
+			start_name "$1"
+			;;
+		esac
+		;;
+	-h | --help | help) usage ;;
+	*)
+		usage >&2
+		exit 2
+		;;
+	esac
+}
+
+main "$@"

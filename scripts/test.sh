@@ -1,0 +1,193 @@
+#!/usr/bin/env bash
+# test.sh: everything `make test` and CI (.ci/run) check, in order, on this machine:
+#
+#   1. scripts/deps.sh                 install what is missing (fast when nothing is)
+#   2. make build-release build-asan   build/ and build-asan/
+#   3. static checks                   haproxy -c on deploy/haproxy/haproxy.cfg, docker-compose
+#                                      config -q, bash -n on the scripts, and
+#                                      tests/deploy/check_manifests.sh when present
+#   4. ctest in build/ and build-asan/ the unit tests, each tree (ctest prints its own summary)
+#   5. fuzz smoke                      each libFuzzer target for CHAT_FUZZ_SECONDS (default 15;
+#                                      0 skips), built in build-fuzz/ with clang
+#   6. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway
+#                                      cluster (scripts/cluster.sh up) from build-asan/ on the
+#                                      test ports, and stops it at the end
+#
+# A failing step does not stop the later ones that do not depend on it; the exit status is
+# non-zero when anything failed, and the last lines name what failed.
+#
+# Usage: scripts/test.sh [--fuzz-only]
+# Environment: CHAT_CACHE_DIR (as deps.sh), CHAT_FUZZ_SECONDS, CHAT_E2E_ARGS (extra pytest
+# arguments, e.g. "-k persister -x"), JOBS (parallel compile jobs).
+set -uo pipefail
+
+REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+cd "$REPO" || exit 1
+CACHE=${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway}
+MAKE=${MAKE:-make}
+FUZZ_SECONDS=${CHAT_FUZZ_SECONDS:-15}
+export PATH="/usr/local/go/bin:$PATH"
+
+FAILED=()
+PASSED=()
+T_START=$SECONDS
+
+stage() {
+	STAGE=$1
+	STAGE_T0=$SECONDS
+	echo
+	echo "==> [test.sh] $1"
+}
+ok() {
+	PASSED+=("$STAGE")
+	echo "==> [test.sh] $STAGE: ok ($((SECONDS - STAGE_T0))s)"
+}
+failed() {
+	FAILED+=("$STAGE")
+	echo "==> [test.sh] $STAGE: FAILED ($((SECONDS - STAGE_T0))s)${1:+: $1}"
+}
+check() { # check CMD...: runs CMD, records the stage's result
+	if "$@"; then ok; else failed; fi
+}
+
+finish() {
+	echo
+	echo "==> [test.sh] done in $((SECONDS - T_START))s; ok: ${PASSED[*]:-none}"
+	if [ ${#FAILED[@]} -gt 0 ]; then
+		echo "==> [test.sh] FAILED: ${FAILED[*]}"
+		exit 1
+	fi
+	echo "==> [test.sh] all steps passed"
+	exit 0
+}
+
+# ---------------------------------------------------------------- fuzz smoke
+
+fuzz_smoke() {
+	if [ "$FUZZ_SECONDS" = 0 ]; then
+		echo "skipped (CHAT_FUZZ_SECONDS=0)"
+		return 0
+	fi
+	if ! command -v clang >/dev/null 2>&1; then
+		echo "skipped: no clang"
+		return 0
+	fi
+	if ! compgen -G "tests/fuzz/fuzz_*.c" >/dev/null; then
+		echo "skipped: no tests/fuzz/fuzz_*.c"
+		return 0
+	fi
+	"$MAKE" --no-print-directory build-fuzz || return 1
+	local f name corpus work rc=0
+	work=$(mktemp -d)
+	for f in build-fuzz/fuzz/fuzz_*; do
+		[ -x "$f" ] || continue
+		name=$(basename "$f")
+		mkdir -p "$work/$name"
+		corpus=()
+		# Seeds are read, never written: new inputs go to the scratch directory first in the list.
+		[ -d "tests/fuzz/corpus/$name" ] && corpus=("tests/fuzz/corpus/$name")
+		echo "--- $name for ${FUZZ_SECONDS}s"
+		if ! "$f" -max_total_time="$FUZZ_SECONDS" -timeout=10 -rss_limit_mb=2048 \
+			-print_final_stats=0 -artifact_prefix="$work/$name-" "$work/$name" "${corpus[@]}" \
+			>"$work/$name.log" 2>&1; then
+			rc=1
+			tail -n 40 "$work/$name.log"
+			echo "--- $name FAILED; the crashing input:"
+			ls "$work/$name-"* 2>/dev/null
+			mkdir -p "$REPO/build-fuzz/artifacts"
+			cp "$work/$name-"* "$REPO/build-fuzz/artifacts/" 2>/dev/null &&
+				echo "(copied to build-fuzz/artifacts/)"
+		else
+			grep -E '^#[0-9]+.*DONE' "$work/$name.log" | tail -n 1
+		fi
+	done
+	rm -rf "$work"
+	return $rc
+}
+
+if [ "${1:-}" = --fuzz-only ]; then
+	stage "fuzz smoke"
+	check fuzz_smoke
+	finish
+fi
+
+# ---------------------------------------------------------------- 1. deps
+
+stage "deps"
+if scripts/deps.sh; then ok; else
+	failed "cannot go on without the dependencies"
+	finish
+fi
+
+# ---------------------------------------------------------------- 2. build
+
+stage "build"
+BUILT=1
+if "$MAKE" --no-print-directory build-release build-asan JOBS="${JOBS:-$(nproc)}"; then ok; else
+	failed
+	BUILT=0
+fi
+
+# ---------------------------------------------------------------- 3. static checks
+
+static_checks() {
+	local rc=0 f
+	echo "--- haproxy -c -f deploy/haproxy/haproxy.cfg"
+	CHAT_PUBLIC_BIND=127.0.0.1:8080 CHAT_STATS_BIND=127.0.0.1:8404 \
+		CHAT_GW1_ADDR=127.0.0.1:8081 CHAT_GW2_ADDR=127.0.0.1:8082 \
+		haproxy -c -f deploy/haproxy/haproxy.cfg || rc=1
+	if [ -f docker-compose.yml ]; then
+		echo "--- docker-compose config -q"
+		docker-compose -f docker-compose.yml config -q || rc=1
+	fi
+	echo "--- bash -n scripts/*.sh .ci/run"
+	for f in scripts/*.sh .ci/run; do
+		[ -f "$f" ] || continue
+		bash -n "$f" || rc=1
+	done
+	if [ -x tests/deploy/check_manifests.sh ] || [ -f tests/deploy/check_manifests.sh ]; then
+		echo "--- tests/deploy/check_manifests.sh"
+		bash tests/deploy/check_manifests.sh || rc=1
+	fi
+	return $rc
+}
+stage "static checks"
+check static_checks
+
+# ---------------------------------------------------------------- 4. unit tests
+
+for tree in build build-asan; do
+	stage "ctest $tree"
+	if [ $BUILT = 0 ] || [ ! -f "$tree/CTestTestfile.cmake" ]; then
+		failed "not built"
+		continue
+	fi
+	(cd "$tree" && ctest --output-on-failure --timeout 300 -j "$(nproc)")
+	rc=$?
+	if [ $rc -eq 0 ]; then ok; else failed "ctest exit $rc"; fi
+done
+
+# ---------------------------------------------------------------- 5. fuzz smoke
+
+stage "fuzz smoke"
+check fuzz_smoke
+
+# ---------------------------------------------------------------- 6. end-to-end
+
+stage "e2e"
+if [ $BUILT = 0 ]; then
+	failed "not built"
+elif [ ! -d tests/e2e ]; then
+	failed "no tests/e2e"
+else
+	# shellcheck disable=SC2086
+	"$CACHE/venv/bin/python" -m pytest -v tests/e2e ${CHAT_E2E_ARGS:-}
+	rc=$?
+	case $rc in
+	0) ok ;;
+	5) failed "pytest collected no tests" ;;
+	*) failed "pytest exit $rc" ;;
+	esac
+fi
+
+finish
