@@ -449,6 +449,24 @@ class Net:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
 
+async def connect_on(net: Net, gateway: str, user: str, tries: int = 16):
+    """Opens connections through HAProxy until one lands on the given gateway (leastconn)."""
+    spare = []
+    try:
+        for i in range(tries):
+            c = await net.connect(user, name=f"{user}@try{i}")
+            if c.gateway == gateway:
+                c.name = f"{user}@{gateway}"
+                return c
+            spare.append(c)
+            await asyncio.sleep(0.05)
+        raise AssertionError(f"{tries} connections through HAProxy never landed on {gateway}; "
+                             f"got {[s.gateway for s in spare]}")
+    finally:
+        for s in spare:
+            await s.close()
+
+
 def run(main: Callable[[Net], Awaitable[Any]], cluster: Cluster, timeout: float = 60) -> Any:
     """Runs one async test body with a Net, under an overall deadline."""
 
@@ -476,6 +494,25 @@ async def expect_http_status(uri: str, headers: dict | None = None) -> int:
         first = f"<{e!r}>"
     await ws.close()
     raise AssertionError(f"upgrade to {uri} succeeded (first frame {_short(first)}), expected HTTP 401")
+
+
+def wait_readyz(port: int, code: int, timeout: float = 30, **fields: str) -> dict:
+    """Polls GET /readyz on port until it answers HTTP code with the given body fields."""
+    deadline = time.monotonic() + timeout
+    last: Any = None
+    while True:
+        try:
+            r = http_get(port, "/readyz", timeout=3)
+            body = r.json()
+            last = (r.status, body)
+            if r.status == code and all(body.get(k) == v for k, v in fields.items()):
+                return body
+        except (OSError, ValueError) as e:
+            last = repr(e)
+        if time.monotonic() > deadline:
+            raise AssertionError(f":{port}/readyz never answered {code} {fields} within "
+                                 f"{timeout}s; last: {last}")
+        time.sleep(0.3)
 
 
 # --------------------------------------------------------------------------------------------

@@ -8,28 +8,10 @@ import asyncio
 import re
 import time
 
-from chat_e2e import Net, run, ts_ms, unique, wait_persisted
+from chat_e2e import connect_on, run, ts_ms, unique, wait_persisted
 
 ID_RE = re.compile(r"^\d{4}-\d{20}$")
 MESSAGE_KEYS = ("id", "room", "from", "text", "ts", "cid")
-
-
-async def connect_on(net: Net, gateway: str, user: str, tries: int = 16):
-    """Opens connections through HAProxy until one lands on the given gateway (leastconn)."""
-    spare = []
-    try:
-        for i in range(tries):
-            c = await net.connect(user, name=f"{user}@try{i}")
-            if c.gateway == gateway:
-                c.name = f"{user}@{gateway}"
-                return c
-            spare.append(c)
-            await asyncio.sleep(0.05)
-        raise AssertionError(f"{tries} connections through HAProxy never landed on {gateway}; "
-                             f"got {[s.gateway for s in spare]}")
-    finally:
-        for s in spare:
-            await s.close()
 
 
 def check_message(m: dict, room: str) -> None:
