@@ -3,19 +3,25 @@
 #include "chat_validate.h"
 
 #include <stdint.h>
+#include <string.h>
 
-bool chat_valid_room(const char *s, size_t len)
+bool chat_valid_charset(const char *s, size_t len, size_t max, const char *punct)
 {
-    if (!s || len == 0 || len > CHAT_ROOM_MAX)
+    if (!s || len == 0 || len > max)
         return false;
     for (size_t i = 0; i < len; i++) {
         unsigned char c = (unsigned char)s[i];
         bool ok = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
-                  c == '.' || c == '_' || c == ':' || c == '-';
+                  (c != 0 && strchr(punct, c) != NULL);
         if (!ok)
             return false;
     }
     return true;
+}
+
+bool chat_valid_room(const char *s, size_t len)
+{
+    return chat_valid_charset(s, len, CHAT_ROOM_MAX, "._:-");
 }
 
 /* Strict UTF-8 (RFC 3629): shortest form only, no surrogates (U+D800..U+DFFF), nothing above

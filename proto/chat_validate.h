@@ -11,6 +11,11 @@
 #define CHAT_CID_MAX 64
 #define CHAT_USER_MAX 128 /* JWT sub and name, in bytes */
 
+/* True when s is 1..max bytes, each an ASCII letter, a digit or one of the characters in
+ * punct (e.g. "._-"). s need not be NUL-terminated. The one rule behind room names, user
+ * names of development tokens and Kafka topic names. */
+bool chat_valid_charset(const char *s, size_t len, size_t max, const char *punct);
+
 /* Room names match [A-Za-z0-9._:-]{1,64}. s need not be NUL-terminated. */
 bool chat_valid_room(const char *s, size_t len);
 

@@ -13,6 +13,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "chat_validate.h"
 #include "gw_kafka.h"
 #include "gw_session.h"
 #include "gw_store.h"
@@ -150,20 +151,6 @@ static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const cha
     return 0;
 }
 
-static bool valid_user(const char *u)
-{
-    size_t n = strlen(u);
-    if (n < 1 || n > 32)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = u[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
-}
-
 static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 {
     char user[64];
@@ -172,7 +159,7 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
                             "{\"error\":\"not found: development sign-in is off\"}");
     /* returns a pointer into user, just after "user=" */
     const char *u = lws_get_urlarg_by_name(wsi, "user=", user, sizeof(user));
-    if (!u || !valid_user(u))
+    if (!u || !chat_valid_charset(u, strlen(u), 32, "._-"))
         return http_respond(wsi, pss, 400, "application/json",
                             "{\"error\":\"user must match [A-Za-z0-9._-]{1,32}\"}");
     gw_token_claims c = {.sub = u,

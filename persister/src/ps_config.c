@@ -10,6 +10,7 @@
 
 #include "chat_config.h"
 #include "chat_error.h"
+#include "chat_validate.h"
 
 #define S(f) offsetof(ps_settings, f)
 #define A(f) offsetof(ps_admin_settings, f)
@@ -63,17 +64,8 @@ static const char admin_usage[] =
 
 bool ps_valid_topic(const char *s)
 {
-    size_t n = s ? strlen(s) : 0;
-
-    if (n == 0 || n > 249 || strcmp(s, ".") == 0 || strcmp(s, "..") == 0)
-        return false;
-    for (size_t i = 0; i < n; i++) {
-        char c = s[i];
-        if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-              c == '.' || c == '_' || c == '-'))
-            return false;
-    }
-    return true;
+    return s && strcmp(s, ".") != 0 && strcmp(s, "..") != 0 &&
+           chat_valid_charset(s, strlen(s), 249, "._-");
 }
 
 int ps_config_mongo_db(const char *uri, char *out, size_t outlen, char *err, size_t errlen)
