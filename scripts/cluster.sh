@@ -203,6 +203,15 @@ start_time_of() { # the kernel's start time of PID, to tell it from a later proc
 	echo "${20}"
 }
 
+ppid_of() {
+	local stat rest
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 1
+	rest=${stat##*) }
+	# shellcheck disable=SC2086
+	set -- $rest
+	echo "$2"
+}
+
 # pid_of NAME: prints the pid when NAME runs: run/NAME.pid holds a live pid whose start time
 # is the one recorded in run/NAME.start (so a recycled pid is not taken for ours).
 pid_of() {
@@ -570,14 +579,30 @@ cmd_status() {
 	return $all
 }
 
+# `run`'s handler for Ctrl-C and friends: stop everything, whatever happens to our output
+# (a closed pipe must not cut the shutdown short).
+run_stop() {
+	trap '' INT TERM HUP PIPE
+	set +e
+	echo
+	say "stopping"
+	cmd_down
+	exit 0
+}
+
 cmd_run() {
-	trap 'echo; say "stopping"; cmd_down; exit 0' INT TERM HUP
+	local parent=$PPID
+	trap run_stop INT TERM HUP
 	cmd_up
 	say "running in the foreground; Ctrl-C stops the cluster"
 	local n reported=" "
 	while true; do
 		sleep 2 &
 		wait $! || true
+		# Whoever ran us is gone (killed without passing the signal on): stop too.
+		if ! kill -0 "$parent" 2>/dev/null || [ "$(ppid_of $$)" != "$parent" ]; then
+			run_stop >/dev/null 2>&1
+		fi
 		for n in $(all_names); do
 			if ! is_running "$n" && [[ $reported != *" $n "* ]]; then
 				warn "$n is not running (see $LOGS/$n.log; restart it: scripts/cluster.sh start $n)"
@@ -593,6 +618,8 @@ cmd_run() {
 on_up_failure() {
 	local rc=$?
 	[ $rc -ne 0 ] || return 0
+	set +e
+	trap '' PIPE
 	[ ${#STARTED[@]} -gt 0 ] || exit $rc
 	if [ "${CHAT_KEEP_ON_FAIL:-0}" = 1 ]; then
 		warn "start failed; leaving what it started running (CHAT_KEEP_ON_FAIL=1)"
