@@ -7,6 +7,8 @@ Environment:
   CHAT_E2E_DATA_DIR    cluster data/logs directory (default: a new /tmp/chat-e2e-* directory,
                        removed after a fully green run)
   CHAT_E2E_KEEP_DATA=1 keep the data directory even after a green run
+  CHAT_E2E_PORT_OFFSET=N  add N to every test port (so that two runs can share a machine);
+                       a hand-started extra gateway listens on the last gateway port + 1
   CHAT_E2E_REUSE=1     use an already running cluster: no up/down. Start it with the same
                        settings, e.g.
                          CHAT_PUBLIC_PORT=18080 CHAT_GATEWAY_PORTS=18081,18082 \
@@ -75,6 +77,18 @@ STATE = pytest.StashKey[_State]()
 
 def pytest_configure(config):
     config.stash[STATE] = _State()
+    config.addinivalue_line(
+        "markers",
+        "late(n): run after the unmarked tests, in ascending n (tests that disturb the cluster "
+        "or fill MongoDB with big documents, which slows FerretDB's room queries)")
+
+
+def pytest_collection_modifyitems(session, config, items):
+    def order(item):
+        m = item.get_closest_marker("late")
+        return (1, m.args[0] if m and m.args else 0) if m else (0, 0)
+
+    items.sort(key=order)  # stable: files and tests keep their order otherwise
 
 
 def _log(msg: str) -> None:
@@ -110,6 +124,12 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
                 settings[k] = os.environ[k]
         settings.update({k: v for k, v in _read_cluster_env(data_dir).items() if k in settings})
     else:
+        offset = int(os.environ.get("CHAT_E2E_PORT_OFFSET") or 0)
+        if offset:
+            for k in ("CHAT_PUBLIC_PORT", "CHAT_STATS_PORT", "CHAT_KAFKA_PORT", "CHAT_MONGO_PORT"):
+                settings[k] = str(int(settings[k]) + offset)
+            settings["CHAT_GATEWAY_PORTS"] = ",".join(
+                str(int(p) + offset) for p in settings["CHAT_GATEWAY_PORTS"].split(","))
         if os.environ.get("CHAT_E2E_DATA_DIR"):
             data_dir = Path(os.environ["CHAT_E2E_DATA_DIR"]).resolve()
             data_dir.mkdir(parents=True, exist_ok=True)

@@ -168,7 +168,6 @@ def test_direct_gateway_ports_authenticate(cluster):
 # issuer / audience: a third gateway started by hand with CHAT_JWT_ISSUER and _AUDIENCE set
 # --------------------------------------------------------------------------------------------
 
-ISS_PORT = 18083
 ISSUER = "https://issuer.e2e.test"
 AUDIENCE = "chat-e2e"
 
@@ -178,9 +177,10 @@ def iss_gateway(cluster):
     binary = cluster.build_dir / "gateway" / "chat-gateway"
     if not binary.is_file():
         pytest.skip(f"{binary} missing")
+    port = max(cluster.gateway_ports) + 1
     env = dict(cluster.env)
     env.update({
-        "CHAT_LISTEN": f"127.0.0.1:{ISS_PORT}",
+        "CHAT_LISTEN": f"127.0.0.1:{port}",
         "CHAT_NODE_ID": "gw-iss",
         "CHAT_KAFKA_BROKERS": f"127.0.0.1:{cluster.kafka_port}",
         "CHAT_MONGO_URI": f"mongodb://127.0.0.1:{cluster.mongo_port}/chat",
@@ -199,14 +199,14 @@ def iss_gateway(cluster):
                 pytest.fail(f"gateway with issuer/audience exited {proc.returncode}; see "
                             f"{cluster.log_dir / 'gateway-iss.log'}")
             try:
-                if http_get(ISS_PORT, "/readyz", timeout=2).status == 200:
+                if http_get(port, "/readyz", timeout=2).status == 200:
                     break
             except OSError:
                 pass
             if time.monotonic() > deadline:
                 pytest.fail("gateway with issuer/audience not ready within 30s")
             time.sleep(0.3)
-        yield f"ws://127.0.0.1:{ISS_PORT}/ws"
+        yield f"ws://127.0.0.1:{port}/ws"
     finally:
         proc.terminate()
         try:

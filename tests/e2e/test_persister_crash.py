@@ -10,9 +10,12 @@ import re
 import subprocess
 import time
 
+import pytest
+
 from chat_e2e import run, ts_ms, unique, wait_persisted
 
 
+@pytest.mark.late(1)
 def test_persister_killed_mid_stream(cluster):
     room = unique("crash")
     total = 600
@@ -69,6 +72,7 @@ def test_persister_killed_mid_stream(cluster):
 TOTALS_RE = re.compile(r"totals: stored (\d+), duplicates (\d+)")
 
 
+@pytest.mark.late(2)
 def test_replay_of_the_whole_topic_stores_nothing_twice(cluster):
     """A second persister in a fresh consumer group reads the topic from the start: every
     message it sees is already stored, so the insert is a duplicate-key no-op. (Its progress is

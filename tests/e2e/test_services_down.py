@@ -1,4 +1,4 @@
-"""Outages of the backing services, each restored before the test ends (this file runs last):
+"""Outages of the backing services, each restored before the test ends (run late):
 Kafka stopped -> /readyz says so, a send is answered with `unavailable` and its cid, the
 connections stay up, and once Kafka is back sends and cross-gateway fan-out work again;
 MongoDB (FerretDB) stopped -> /readyz says so, sends still work (Kafka holds them), join and
@@ -7,6 +7,8 @@ history answer `unavailable`, and once it is back the persister stores what was 
 from __future__ import annotations
 
 import asyncio
+
+import pytest
 
 from chat_e2e import connect_on, run, unique, wait_persisted, wait_readyz
 
@@ -20,6 +22,7 @@ async def _readyz_all(cluster, code, timeout, **fields):
         await asyncio.to_thread(wait_readyz, port, code, timeout, **fields)
 
 
+@pytest.mark.late(3)
 def test_kafka_down_send_unavailable_then_recovers(cluster):
     room = unique("kdown")
 
@@ -74,6 +77,7 @@ def test_kafka_down_send_unavailable_then_recovers(cluster):
     run(main, cluster, timeout=360)
 
 
+@pytest.mark.late(4)
 def test_mongo_down_join_unavailable_then_persister_catches_up(cluster):
     room = unique("mdown")
     n = 20
