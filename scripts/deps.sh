@@ -42,7 +42,7 @@ if [ "$(id -u)" -ne 0 ]; then
 	command -v sudo >/dev/null 2>&1 && SUDO=sudo
 fi
 
-sha() { sha256sum "$@" | sha256sum | cut -c1-16; }
+sha() { cat "$@" | sha256sum | cut -c1-16; } # of the content, not the path
 stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 
 # ---------------------------------------------------------------- Debian packages
@@ -118,10 +118,13 @@ install_kafka_jars() {
 	say "installing Kafka broker jars from Maven Central (about 90 MB, a minute or two) ..."
 	mkdir -p "$dir"
 	rm -rf "$dir/libs.tmp"
-	# -B: no colours or prompts; -q: errors only.
-	mvn -B -q -Dstyle.color=never -f "$pom" dependency:copy-dependencies \
-		-DincludeScope=runtime -DoutputDirectory="$dir/libs.tmp" ||
-		die "mvn could not fetch the Kafka jars (see above)"
+	# -B: no prompts; -q: errors only. Debian's Maven prints stray colour codes even so: its
+	# output is shown only when it fails.
+	if ! mvn -B -q -f "$pom" dependency:copy-dependencies \
+		-DincludeScope=runtime -DoutputDirectory="$dir/libs.tmp" >"$dir/mvn.log" 2>&1; then
+		sed 's/\x1b\[[0-9;]*m//g' "$dir/mvn.log" | tail -n 40 >&2
+		die "mvn could not fetch the Kafka jars (full output: $dir/mvn.log)"
+	fi
 	compgen -G "$dir/libs.tmp/kafka_2.13-*.jar" >/dev/null || die "no kafka_2.13 jar after mvn"
 	rm -rf "$dir/libs"
 	mv "$dir/libs.tmp" "$dir/libs"
