@@ -164,7 +164,7 @@ def test_history_on_join_and_paging(cluster):
             delay = t0 + k * interval - time.monotonic()
             if delay > 0:
                 await asyncio.sleep(delay)
-            await s.say(room, f"history line {k}", cid)
+            await s.say(room, f"history line {k} ünïcödé 🎉 \"quoted\" \\ back\nslash </script>", cid)
         await s.wait_acks(cids, timeout=60)
         await s.wait_messages(room, total, timeout=60)
         return list(s.by_room[room])
@@ -198,3 +198,103 @@ def test_history_on_join_and_paging(cluster):
         assert await r.join(other) == []
 
     run(read_back, cluster, timeout=60)
+
+
+def test_join_twice_delivers_once(cluster):
+    """Joining a room already joined answers joined again and does not double the delivery."""
+    room = unique("twice")
+
+    async def main(net):
+        a = await net.connect(unique("twice-a"), name="a")
+        b = await net.connect(unique("twice-b"), name="b")
+        await a.join(room)
+        await b.join(room)
+        await b.say(room, "one", "one")
+        await a.wait_messages(room, 1)
+        assert await a.join(room) is not None  # joined again
+        for k in range(3):
+            await b.say(room, f"after rejoin {k}", f"re{k}")
+        await b.wait_acks(["one", "re0", "re1", "re2"])
+        await b.wait_messages(room, 4)
+        await a.wait_messages(room, 4)
+        await a.ping()
+        await asyncio.sleep(0.5)
+        cids = [m["cid"] for m in a.by_room[room]]
+        assert cids == ["one", "re0", "re1", "re2"], f"a got {cids}"
+        # one leave is enough to stop delivery
+        await a.leave(room)
+        await b.say(room, "after leave", "gone")
+        await b.wait_messages(room, 5)
+        await a.ping()
+        await asyncio.sleep(0.5)
+        assert len(a.by_room[room]) == 4, [m["cid"] for m in a.by_room[room]]
+
+    run(main, cluster, timeout=60)
+
+
+def test_join_during_stream_no_gap_no_repeat(cluster):
+    """Joined means subscribed without gaps: a join answered while messages stream in gives
+    history + live messages that are exactly a contiguous tail of the room's stream (nothing
+    lost between history and live traffic, nothing repeated, no live message before joined)."""
+    room = unique("stream")
+    prefill, streamed = 30, 250
+    interval = pace_interval(cluster)
+
+    async def main(net):
+        s = await net.connect(unique("streamer"), name="streamer")
+        await s.join(room)
+        for k in range(prefill):
+            await s.say(room, f"before {k}", f"p{k}")
+        await s.wait_acks([f"p{k}" for k in range(prefill)])
+        await asyncio.to_thread(wait_persisted, cluster, room, prefill, 60)
+
+        joiners = [await net.connect(unique(f"j{i}"), name=f"joiner{i}") for i in range(6)]
+
+        async def stream():
+            t0 = time.monotonic()
+            for k in range(streamed):
+                delay = t0 + k * interval - time.monotonic()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                await s.say(room, f"live {k}", f"l{k}")
+
+        async def join_later(j, at):
+            await asyncio.sleep(at)
+            await j.send({"type": "join", "room": room})
+            return await j.expect(lambda f: f.get("type") == "joined", f"{j.name} joined", 30)
+
+        span = streamed * interval
+        results = await asyncio.gather(
+            stream(), *(join_later(j, span * (0.1 + 0.14 * i)) for i, j in enumerate(joiners)))
+        await s.wait_acks([f"l{k}" for k in range(streamed)], timeout=30)
+        all_ids = [m["id"] for m in await s.wait_messages(room, prefill + streamed, timeout=30)]
+        last = all_ids[-1]
+        problems = []
+        for j, joined in zip(joiners, results[1:]):
+            await j._wait_until(lambda: j.by_room[room] and j.by_room[room][-1]["id"] == last,
+                                30, f"{j.name}: the stream's last message")
+            # no live message of the room before joined
+            pos = next(i for i, f in enumerate(j.frames) if f.get("type") == "joined")
+            early = [f for f in j.frames[:pos] if f.get("type") == "message"]
+            if early:
+                problems.append(f"{j.name}: live messages before joined: {early[:2]}")
+            hist = [m["id"] for m in joined["history"]]
+            live = [m["id"] for m in j.by_room[room]]
+            combined = hist + live
+            if len(set(combined)) != len(combined):
+                problems.append(f"{j.name}: repeated ids between history and live "
+                                f"({len(hist)} + {len(live)})")
+            start = all_ids.index(combined[0])
+            expected = all_ids[start:]
+            if combined != expected:
+                missing = sorted(set(expected) - set(combined))
+                problems.append(
+                    f"{j.name}: history ({len(hist)}, last {hist[-1:]}) + live ({len(live)}, "
+                    f"first {live[:1]}) is not a contiguous tail of the stream: "
+                    f"{len(missing)} missing: {missing[:5]}")
+            if not (len(hist) <= 50 and (start == 0 or len(hist) == 50)):
+                problems.append(f"{j.name}: history of {len(hist)} messages while {start} "
+                                f"older ones exist")
+        assert not problems, "\n".join(problems)
+
+    run(main, cluster, timeout=120)
