@@ -17,24 +17,41 @@
 #   env             print the cluster's settings (the content of cluster.env)
 # NAME: kafka, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
 #
-# Settings (environment):
+# Settings (environment; a relative directory is taken from the repo):
 #   CHAT_PUBLIC_PORT=8080         HAProxy, what browsers use
 #   CHAT_GATEWAY_PORTS=8081,8082  one gateway per port (gateway-1 on the first, ...)
 #   CHAT_STATS_PORT=8404          HAProxy stats page (/ and /metrics)
 #   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
 #   CHAT_MONGO_PORT=27017         FerretDB
-#   CHAT_DATA_DIR=<repo>/.data    data, logs/<name>.log, run/<name>.pid, cluster.env
+#   CHAT_DATA_DIR=<repo>/.data    everything the cluster writes (below)
 #   CHAT_BUILD_DIR=<repo>/build   where gateway/chat-gateway, persister/chat-persister and
-#                                 persister/chat-admin are (relative: to the repo)
-#   CHAT_CACHE_DIR=~/.cache/chat-gateway   what scripts/deps.sh installed
-#   CHAT_JWT_SECRET               HS256 secret for the gateways (dev default, with a warning)
+#                                 persister/chat-admin are
+#   CHAT_CACHE_DIR=~/.cache/chat-gateway   what scripts/deps.sh installed (Kafka, FerretDB)
+#   CHAT_JWT_SECRET               HS256 secret for the gateways; unset (and no
+#                                 CHAT_JWT_PUBLIC_KEY): dev-secret-change-me, with a warning
+#   CHAT_WEB_ROOT, CHAT_DEV_TOKENS  for the gateways; default <repo>/gateway/web and 1
 #   CHAT_UP_TIMEOUT=120           seconds to wait for each process to become ready
 #   CHAT_STOP_TIMEOUT=10          seconds between SIGTERM and SIGKILL (Kafka gets 3x)
-#   CHAT_KEEP_ON_FAIL=0           1: when up fails, leave what started running (to debug)
-# Every other CHAT_* variable passes through to the gateways and the persister (tests tune rate
-# limits that way); `up` saves them with the ports so `start NAME` later restarts a process with
-# the same settings. The commands other than up/run/services read the ports from
-# $CHAT_DATA_DIR/cluster.env when they are not in the environment.
+#   CHAT_KEEP_ON_FAIL=0           1: when up fails, leave what it started running (to debug)
+#   CHAT_JAVA                     the java to run Kafka with (default: Java 17)
+# Every other CHAT_* variable passes through to the gateways, the persister and chat-admin
+# (tests tune rate limits that way); the script sets CHAT_LISTEN and CHAT_NODE_ID (gw-N) per
+# gateway, and CHAT_KAFKA_BROKERS and CHAT_MONGO_URI to this cluster's.
+#
+# Files, under CHAT_DATA_DIR:
+#   cluster.env             KEY=value lines: the ports, CHAT_DATA_DIR, CHAT_BUILD_DIR,
+#                           CHAT_PUBLIC_URL, CHAT_WS_URL, CHAT_KAFKA_BROKERS, CHAT_MONGO_URI
+#   logs/<name>.log         each process's stdout and stderr, appended across restarts
+#                           (also logs/chat-admin.log)
+#   run/<name>.pid          the pid (one line); run/<name>.start its start time, so a recycled
+#                           pid is never taken for ours
+#   run/passthrough.env     the CHAT_* settings `up` saw, mode 600, reused by `start NAME`
+#   run/haproxy.cfg         generated only when there are not exactly two gateways
+#   kafka/                  server.properties, cluster.id, data/ (formatted on first use)
+#   ferretdb/               state and sqlite/ (the databases)
+# Commands other than up/run/services take the settings from cluster.env and
+# run/passthrough.env for what the environment does not set; up/run/services do the same when
+# a process of this data directory is still running, and otherwise start from the environment.
 set -euo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
