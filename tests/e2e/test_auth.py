@@ -5,13 +5,16 @@ methods. A third gateway started by hand checks issuer/audience enforcement."""
 
 from __future__ import annotations
 
+import json
 import subprocess
 import time
 from urllib.parse import quote
 
 import pytest
 
-from chat_e2e import expect_http_status, http_get, make_jwt, run, unique
+from websockets.exceptions import InvalidStatus
+
+from chat_e2e import expect_http_status, http_get, make_jwt, run, unique, ws_open
 
 
 def _now() -> int:
@@ -62,6 +65,26 @@ def test_bad_token_refused_before_upgrade(cluster, case, how):
         else:
             status = await expect_http_status(cluster.ws_url + "?access_token=" + quote(token, safe=""))
         assert status == 401, f"{case} via {how}: HTTP {status}, expected 401"
+
+    run(main, cluster, timeout=20)
+
+
+def test_401_response_body_and_headers(cluster):
+    """The refusal is a JSON body {"error":"unauthorized","message":...} with the same security
+    headers as every other response."""
+    async def main(net):
+        try:
+            ws = await ws_open(cluster.ws_url, {"Authorization": "Bearer garbage"})
+        except InvalidStatus as e:
+            resp = e.response
+        else:
+            await ws.close()
+            raise AssertionError("upgrade with a garbage token succeeded")
+        assert resp.status_code == 401
+        body = json.loads(resp.body.decode())
+        assert body.get("error") == "unauthorized" and body.get("message"), body
+        assert "script-src 'self'" in (resp.headers.get("Content-Security-Policy") or ""), resp.headers
+        assert resp.headers.get("X-Content-Type-Options") == "nosniff", resp.headers
 
     run(main, cluster, timeout=20)
 

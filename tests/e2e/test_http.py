@@ -155,3 +155,46 @@ def test_dev_token_nul_in_user_issues_no_token(cluster):
     (HAProxy then answers 502); whatever the status, no token is issued."""
     r = http_get(cluster.public_port, "/dev/token?user=a%00b")
     assert r.status != 200 and b"token" not in r.body, f"-> {r.status} {r.body[:300]!r}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    ["/healthz", "/readyz", "/index.html", "/dev/token?user=hdr-check", "/dev/token?user=bad%20u",
+     "/no-such-file.js", "/ws"],
+)
+def test_security_headers_on_every_response(cluster, path):
+    for name, port in _ports(cluster):
+        r = http_get(port, path)
+        assert r.status < 500, f"{name} GET {path} -> {r.status}"
+        _check_security_headers(r, f"{name} GET {path} ({r.status})")
+
+
+def test_unknown_path_404(cluster):
+    for name, port in _ports(cluster):
+        for path in ("/no-such-file.js", "/nested/missing.html"):
+            r = http_get(port, path)
+            assert r.status == 404, f"{name} GET {path} -> {r.status}"
+
+
+@pytest.mark.parametrize(
+    "path",
+    [
+        "/../../../../../../etc/passwd",
+        "/%2e%2e/%2e%2e/%2e%2e/%2e%2e/%2e%2e/etc/passwd",
+        "/..%2f..%2f..%2f..%2f..%2fetc%2fpasswd",
+        "/....//....//....//etc/passwd",
+        "/../../CMakeLists.txt",
+        "/%2e%2e/%2e%2e/CMakeLists.txt",
+        "//etc/passwd",
+    ],
+)
+def test_static_files_do_not_escape_the_web_root(cluster, path):
+    for name, port in _ports(cluster):
+        try:
+            r = http_get(port, path)
+        except OSError:
+            continue  # connection dropped: nothing served
+        body = r.body.decode("utf-8", errors="replace")
+        assert "root:" not in body and "cmake_minimum_required" not in body, (
+            f"{name} GET {path} -> {r.status} served a file outside the web root")
+        assert r.status != 200 or "<html" in body.lower(), f"{name} GET {path} -> {r.status}: {body[:200]!r}"

@@ -117,3 +117,61 @@ def test_mongo_down_join_unavailable_then_persister_catches_up(cluster):
         assert [m["id"] for m in hist] == ids, f"history after the outage: {hist[:2]}"
 
     run(after, cluster, timeout=60)
+
+
+@pytest.mark.late(5)
+def test_gateway_shutdown_closes_1001_and_clients_move_over(cluster):
+    """Stopping a gateway (deploy, scale-in) closes its sessions with 1001; clients that
+    reconnect through HAProxy land on the other gateway, rejoin and see what they missed."""
+    room = unique("move")
+
+    async def main(net):
+        stay = await connect_on(net, "gw-1", unique("stay"))
+        mover = await connect_on(net, "gw-2", unique("mover"))
+        for c in (stay, mover):
+            await c.join(room)
+        await stay.say(room, "before", "before")
+        await mover.expect(_msg("before"), "message 'before'")
+
+        stopped = False
+        try:
+            await asyncio.to_thread(cluster.script, "stop", "gateway-2", timeout=60)
+            stopped = True
+            code, reason = await mover.wait_closed(timeout=15)
+            assert code == 1001, f"gw-2 session closed with {code} {reason!r}, expected 1001"
+            assert not stay.closed
+
+            await stay.say(room, "while gw-2 is away", "away")
+            await stay.wait_acks(["away"])
+            # reconnecting through HAProxy works at once (redispatch) and lands on gw-1
+            back = [await net.connect(mover.welcome["user"], name=f"back{i}") for i in range(3)]
+            assert {b.gateway for b in back} == {"gw-1"}, [b.gateway for b in back]
+            hist = await back[0].join(room, timeout=30)
+            # "away" may still be on its way to MongoDB: ask again until it is there
+            for _ in range(20):
+                if "away" in [m.get("cid") for m in hist]:
+                    break
+                await asyncio.sleep(0.5)
+                hist = await back[0].history(room)
+            assert [m.get("cid") for m in hist][-2:] == ["before", "away"], hist[-3:]
+            await back[0].say(room, "I am back", "back")
+            await stay.expect(_msg("back"), "message 'back'")
+        finally:
+            if stopped:
+                await asyncio.to_thread(cluster.script, "start", "gateway-2", timeout=120)
+        await asyncio.to_thread(wait_readyz, cluster.gateway_ports[1], 200, 60)
+        # HAProxy sends new connections to gw-2 again once its health checks pass
+        deadline = asyncio.get_running_loop().time() + 20
+        while True:
+            try:
+                c = await connect_on(net, "gw-2", unique("again"), tries=6)
+                break
+            except AssertionError:
+                if asyncio.get_running_loop().time() > deadline:
+                    raise
+                await asyncio.sleep(1)
+        await c.join(room, timeout=30)
+        await c.say(room, "gw-2 is back", "gw2-back")
+        await stay.expect(_msg("gw2-back"), "message 'gw2-back'")
+
+    run(main, cluster, timeout=240)
