@@ -8,6 +8,8 @@
 #   make build       deps, then build/ (RelWithDebInfo) and build-asan/ (ASan + UBSan)
 #   make fuzz        build the libFuzzer targets in build-fuzz/ (clang) and run each briefly
 #   make deps        only scripts/deps.sh
+#   make bench       end-to-end latency against the running local cluster (make run first);
+#                    BENCH_ARGS passes options, e.g. BENCH_ARGS="--rate 200 --seconds 20"
 #   make clean-data  delete the local cluster's data and logs (.data/); refuses while it runs
 #   make clean       delete the build trees
 #
@@ -34,7 +36,7 @@ define configure_and_build
 	cmake --build $(1) --parallel $(JOBS)
 endef
 
-.PHONY: all deps build build-release build-asan build-fuzz fuzz run test clean-data clean
+.PHONY: all deps build build-release build-asan build-fuzz fuzz run test bench clean-data clean
 
 all: build
 
@@ -63,6 +65,10 @@ run: deps
 
 test:
 	scripts/test.sh
+
+BENCH_ARGS ?=
+bench: deps
+	$${CHAT_CACHE_DIR:-$$HOME/.cache/chat-gateway}/venv/bin/python tests/bench/latency.py $(BENCH_ARGS)
 
 clean-data:
 	@if CHAT_DATA_DIR=$(CURDIR)/.data scripts/cluster.sh status 2>/dev/null | grep -q 'running (pid'; then \
