@@ -60,6 +60,11 @@ static const chat_cfg_entry gw_table[] = {
      "bytes queued per connection before it is dropped"},
     {"CHAT_PING_INTERVAL", CHAT_CFG_INT, "30", 1, 3600, S(ping_interval),
      "seconds between WebSocket pings; idle connections close after twice that"},
+    {"CHAT_RECENT_MESSAGES", CHAT_CFG_INT, "4096", 0, 1000000, S(recent_messages),
+     "fanned-out messages remembered to fill the gap between a join's history and live "
+     "traffic (0: none)"},
+    {"CHAT_RECENT_BYTES", CHAT_CFG_INT, "8388608", 0, 1073741824, S(recent_bytes),
+     "bytes those remembered messages may take"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
 };
 

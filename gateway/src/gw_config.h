@@ -32,6 +32,8 @@ typedef struct gw_settings {
     long long send_queue;
     long long send_queue_bytes;
     long long ping_interval;
+    long long recent_messages;
+    long long recent_bytes;
     const char *log_level;
 
     /* derived by gw_settings_load */

@@ -18,6 +18,7 @@
 #include "gw_sendq.h"
 
 typedef struct gw_kafka gw_kafka;
+typedef struct gw_recent gw_recent;
 typedef struct gw_store gw_store;
 typedef struct gw_session gw_session;
 
@@ -70,6 +71,7 @@ typedef struct gw_ctx {
     struct lws_vhost *vhost;
     gw_auth *auth;
     gw_rooms *rooms;
+    gw_recent *recent; /* NULL when CHAT_RECENT_MESSAGES is 0 */
     gw_kafka *kafka;
     gw_store *store;
     gw_frame_limits limits;

@@ -98,7 +98,7 @@ static int upgrade_auth(gw_ctx *ctx, struct lws *wsi, gw_identity *id, char *why
  * what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE wants after a response was sent. */
 static int refuse_upgrade(struct lws *wsi, const char *why)
 {
-    char safe[160], resp[LWS_PRE + 512];
+    char safe[160], resp[LWS_PRE + 1024];
     size_t j = 0;
     for (size_t i = 0; why[i] && j + 1 < sizeof(safe); i++)
         if (why[i] != '"' && why[i] != '\\' && (unsigned char)why[i] >= 0x20)
@@ -112,8 +112,11 @@ static int refuse_upgrade(struct lws *wsi, const char *why)
                      "content-length: %d\r\n"
                      "www-authenticate: Bearer error=\"invalid_token\"\r\n"
                      "cache-control: no-store\r\n"
+                     "content-security-policy: %s\r\n"
+                     "x-content-type-options: nosniff\r\n"
+                     "referrer-policy: no-referrer\r\n"
                      "connection: close\r\n\r\n%s",
-                     blen, body);
+                     blen, csp, body);
     if (n > 0 && (size_t)n < sizeof(resp) - LWS_PRE)
         lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
     return 1;

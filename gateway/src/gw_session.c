@@ -13,6 +13,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "gw_out.h"
+#include "gw_recent.h"
 
 enum { GW_Q_JOIN = 1, GW_Q_HISTORY = 2 };
 
@@ -529,38 +530,48 @@ typedef struct fanout {
     gw_buf *b;
 } fanout;
 
-/* The message's frame, encoded at the first local member and shared by all of them. */
-static gw_buf *fanout_buf(fanout *fo)
-{
-    if (!fo->b && !(fo->b = gw_out_message(fo->m)))
-        chat_log(CHAT_LOG_ERROR, "out of memory encoding a message for fan-out");
-    return fo->b;
-}
-
 static void deliver(void *member, void *arg)
 {
     gw_session *s = member;
     fanout *fo = arg;
     gw_pending_join *p = pending_find(s, fo->m->env.room);
     if (p) {
-        if (!fanout_buf(fo))
-            return;
         if (pending_append(s, p, fo->b, fo->m->id) != 0)
             fail_session(s, 1008, "send queue overflow: client too slow");
         return;
     }
-    if (fanout_buf(fo))
-        send_buf(s, fo->b);
+    send_buf(s, fo->b);
 }
 
 void gw_session_on_record(const chat_message *m, void *arg)
 {
     gw_ctx *ctx = arg;
     ctx->stats.fanout_records++;
-    /* encoded once, at the first local member, and shared by all of them */
-    fanout fo = {m, NULL};
+    /* encoded once, remembered for joins, and shared by every local member */
+    fanout fo = {m, gw_out_message(m)};
+    if (!fo.b) {
+        chat_log(CHAT_LOG_ERROR, "out of memory encoding a message for fan-out");
+        return;
+    }
+    if (ctx->recent)
+        gw_recent_add(ctx->recent, m->env.room, m->id, fo.b);
     gw_rooms_foreach(ctx->rooms, m->env.room, deliver, &fo);
     gw_buf_unref(fo.b);
+}
+
+/* After a join's history: the live messages that follow it, each once, in stream order. */
+typedef struct gap_fill {
+    gw_session *s;
+    char cursor[CHAT_MSGID_LEN + 1]; /* the last id sent */
+} gap_fill;
+
+static void fill_one(const char *id, gw_buf *b, void *arg)
+{
+    gap_fill *g = arg;
+    if (strcmp(id, g->cursor) <= 0)
+        return;
+    send_buf(g->s, b);
+    snprintf(g->cursor, sizeof(g->cursor), "%s", id);
 }
 
 void gw_session_on_history(gw_store_result *r, void *arg)
@@ -588,10 +599,16 @@ void gw_session_on_history(gw_store_result *r, void *arg)
         goto out;
     }
     send_new(s, gw_out_joined(r->room, r->msgs, r->n));
-    const char *last = r->n ? r->msgs[r->n - 1].id : "";
+    /* MongoDB lags Kafka: what this gateway fanned out since the stored tail comes from the
+     * recent ring, then what arrived while the query ran; ids increase along a room's stream,
+     * so the cursor skips what was already sent */
+    gap_fill g = {s, ""};
+    if (r->n)
+        snprintf(g.cursor, sizeof(g.cursor), "%s", r->msgs[r->n - 1].id);
+    if (s->ctx->recent)
+        gw_recent_after(s->ctx->recent, r->room, g.cursor, fill_one, &g);
     for (size_t i = 0; i < p->n; i++)
-        if (strcmp(p->ids[i], last) > 0)
-            send_buf(s, p->bufs[i]);
+        fill_one(p->ids[i], p->bufs[i], &g);
     pending_remove(s, p);
 out:
     reply_free(reply);

@@ -13,6 +13,7 @@
 #include "gw_config.h"
 #include "gw_ctx.h"
 #include "gw_kafka.h"
+#include "gw_recent.h"
 #include "gw_server.h"
 #include "gw_session.h"
 #include "gw_store.h"
@@ -68,7 +69,10 @@ int main(int argc, char **argv)
     mongoc_init();
     rc = 1;
     ctx.rooms = gw_rooms_new();
-    if (!ctx.rooms) {
+    if (ctx.cfg.recent_messages > 0)
+        ctx.recent =
+            gw_recent_new((size_t)ctx.cfg.recent_messages, (size_t)ctx.cfg.recent_bytes);
+    if (!ctx.rooms || (ctx.cfg.recent_messages > 0 && !ctx.recent)) {
         fprintf(stderr, "chat-gateway: out of memory\n");
         goto out;
     }
@@ -107,6 +111,7 @@ out:
     gw_kafka_free(ctx.kafka, 5000);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_rooms_free(ctx.rooms);
+    gw_recent_free(ctx.recent);
     gw_auth_free(ctx.auth);
     mongoc_cleanup();
     chat_log(CHAT_LOG_INFO, "stopped");
