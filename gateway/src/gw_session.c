@@ -15,7 +15,9 @@
 #include "gw_out.h"
 #include "gw_recent.h"
 
-enum { GW_Q_JOIN = 1, GW_Q_HISTORY = 2 };
+/* What a MongoDB read answers: a first join (live messages wait for it), a join of a room
+ * the session is already in (live traffic never stopped), or a history request. */
+enum { GW_Q_JOIN = 1, GW_Q_REJOIN = 2, GW_Q_HISTORY = 3 };
 
 #define GW_CLOSE_AUTH 4001
 
@@ -177,8 +179,9 @@ static void on_join(gw_session *s, const gw_frame *f)
         send_new(s, gw_out_joined(f->room, NULL, 0));
         return;
     }
-    gw_pending_join *p = calloc(1, sizeof(*p));
-    gw_pending_reply *r = p ? reply_new(s, f->cid) : NULL;
+    /* a member already receives the room live: it only needs the history again */
+    gw_pending_join *p = member ? NULL : calloc(1, sizeof(*p));
+    gw_pending_reply *r = (member || p) ? reply_new(s, f->cid) : NULL;
     if (!r || (!member && gw_rooms_join(ctx->rooms, f->room, s) < 0)) {
         free(p);
         if (r)
@@ -186,9 +189,8 @@ static void on_join(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
     }
-    snprintf(p->room, sizeof(p->room), "%s", f->room);
-    int rc = gw_store_history(ctx->store, f->room, NULL, (int)ctx->cfg.history_limit, GW_Q_JOIN,
-                              r);
+    int rc = gw_store_history(ctx->store, f->room, NULL, (int)ctx->cfg.history_limit,
+                              member ? GW_Q_REJOIN : GW_Q_JOIN, r);
     if (rc != 0) {
         reply_free(r);
         free(p);
@@ -197,8 +199,11 @@ static void on_join(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
         return;
     }
-    p->next = s->pending;
-    s->pending = p;
+    if (p) {
+        snprintf(p->room, sizeof(p->room), "%s", f->room);
+        p->next = s->pending;
+        s->pending = p;
+    }
     chat_log(CHAT_LOG_DEBUG, "session %s joins %s", who(s), f->room);
 }
 
@@ -586,6 +591,16 @@ void gw_session_on_history(gw_store_result *r, void *arg)
             send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", reply->cid);
         else
             send_new(s, gw_out_history(r->room, r->msgs, r->n));
+        goto out;
+    }
+    if (r->kind == GW_Q_REJOIN) {
+        if (!gw_rooms_is_member(s->ctx->rooms, r->room, s))
+            goto out; /* left meanwhile */
+        if (r->err)
+            send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; you are still joined",
+                       reply->cid);
+        else
+            send_new(s, gw_out_joined(r->room, r->msgs, r->n));
         goto out;
     }
     gw_pending_join *p = pending_find(s, r->room);
