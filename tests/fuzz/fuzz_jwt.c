@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "b64url.h"
 #include "chat_validate.h"
 #include "gw_auth.h"
 
@@ -19,27 +20,6 @@
 #define FUZZ_NOW 1764072000
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static size_t b64url(const uint8_t *in, size_t n, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t o = 0;
-    for (size_t i = 0; i < n; i += 3) {
-        uint32_t v = (uint32_t)in[i] << 16;
-        if (i + 1 < n)
-            v |= (uint32_t)in[i + 1] << 8;
-        if (i + 2 < n)
-            v |= in[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tab[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tab[v & 63];
-    }
-    out[o] = '\0';
-    return o;
-}
 
 /* header.payload.signature over the given payload bytes, HS256 with FUZZ_SECRET. */
 static char *sign(const uint8_t *payload, size_t n)
@@ -50,16 +30,16 @@ static char *sign(const uint8_t *payload, size_t n)
     unsigned maclen = 0;
     if (!tok)
         return NULL;
-    size_t o = b64url((const uint8_t *)hdr, strlen(hdr), tok);
+    size_t o = b64url_encode((const uint8_t *)hdr, strlen(hdr), tok);
     tok[o++] = '.';
-    o += b64url(payload, n, tok + o);
+    o += b64url_encode(payload, n, tok + o);
     if (!HMAC(EVP_sha256(), FUZZ_SECRET, (int)strlen(FUZZ_SECRET), (const unsigned char *)tok, o,
               mac, &maclen)) {
         free(tok);
         return NULL;
     }
     tok[o++] = '.';
-    b64url(mac, maclen, tok + o);
+    b64url_encode(mac, maclen, tok + o);
     return tok;
 }
 

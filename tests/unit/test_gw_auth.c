@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "chat_error.h"
+#include "b64url.h"
 #include "check.h"
 #include "gw_auth.h"
 
@@ -43,26 +44,7 @@ static char *hs256(const char *claims_json)
     return make_token(JWT_ALG_HS256, SECRET, strlen(SECRET), claims_json);
 }
 
-static void b64url(const char *in, char *out)
-{
-    static const char tab[] = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
-    size_t n = strlen(in), o = 0;
-    const unsigned char *p = (const unsigned char *)in;
-    for (size_t i = 0; i < n; i += 3) {
-        unsigned v = (unsigned)p[i] << 16;
-        if (i + 1 < n)
-            v |= (unsigned)p[i + 1] << 8;
-        if (i + 2 < n)
-            v |= p[i + 2];
-        out[o++] = tab[(v >> 18) & 63];
-        out[o++] = tab[(v >> 12) & 63];
-        if (i + 1 < n)
-            out[o++] = tab[(v >> 6) & 63];
-        if (i + 2 < n)
-            out[o++] = tab[v & 63];
-    }
-    out[o] = '\0';
-}
+static void b64url(const char *in, char *out) { b64url_encode(in, strlen(in), out); }
 
 /* header.payload.sig from plain JSON texts and a literal signature part. */
 static void craft(char *out, const char *header, const char *payload, const char *sig)
