@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "chat_error.h"
+#include "chat_kafka.h"
 #include "chat_log.h"
 
 struct gw_kafka {
@@ -46,24 +47,6 @@ static void drain_fd(int fd)
     char buf[256];
     while (read(fd, buf, sizeof(buf)) > 0)
         ;
-}
-
-static int set_conf(rd_kafka_conf_t *conf, const char *name, const char *value, char *err,
-                    size_t errlen)
-{
-    char kerr[256];
-    if (rd_kafka_conf_set(conf, name, value, kerr, sizeof(kerr)) != RD_KAFKA_CONF_OK) {
-        chat_errf(err, errlen, "kafka setting %s=%s: %s", name, value, kerr);
-        return CHAT_EINVAL;
-    }
-    return 0;
-}
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    (void)rk;
-    chat_log(level <= 3 ? CHAT_LOG_ERROR : level <= 5 ? CHAT_LOG_WARN : CHAT_LOG_DEBUG,
-             "kafka %s: %s", fac, buf);
 }
 
 static void producer_error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
@@ -101,20 +84,20 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
     char kerr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = 0;
-    if ((rc = set_conf(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
-        (rc = set_conf(conf, "enable.idempotence", "true", err, errlen)) ||
-        (rc = set_conf(conf, "linger.ms", "2", err, errlen)) ||
-        (rc = set_conf(conf, "message.timeout.ms", "15000", err, errlen)) ||
-        (rc = set_conf(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
-        (rc = set_conf(conf, "queue.buffering.max.kbytes", "65536", err, errlen)) ||
-        (rc = set_conf(conf, "client.id", k->cfg.node_id, err, errlen))) {
+    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "linger.ms", "2", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "message.timeout.ms", "15000", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "client.id", k->cfg.node_id, err, errlen))) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
     rd_kafka_conf_set_opaque(conf, k);
     rd_kafka_conf_set_dr_msg_cb(conf, dr_cb);
     rd_kafka_conf_set_error_cb(conf, producer_error_cb);
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
     k->producer = rd_kafka_new(RD_KAFKA_PRODUCER, conf, kerr, sizeof(kerr));
     if (!k->producer) {
         rd_kafka_conf_destroy(conf);
@@ -162,18 +145,18 @@ static int consumer_create(gw_kafka *k, char *err, size_t errlen)
     int rc;
     /* librdkafka wants a group.id even though we only assign; it is never joined. */
     snprintf(group, sizeof(group), "chat-gateway-fanout-%s", k->cfg.node_id);
-    if ((rc = set_conf(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
-        (rc = set_conf(conf, "group.id", group, err, errlen)) ||
-        (rc = set_conf(conf, "enable.auto.commit", "false", err, errlen)) ||
-        (rc = set_conf(conf, "enable.auto.offset.store", "false", err, errlen)) ||
-        (rc = set_conf(conf, "enable.partition.eof", "false", err, errlen)) ||
-        (rc = set_conf(conf, "fetch.wait.max.ms", "50", err, errlen)) ||
-        (rc = set_conf(conf, "queued.max.messages.kbytes", "16384", err, errlen)) ||
-        (rc = set_conf(conf, "client.id", k->cfg.node_id, err, errlen))) {
+    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "group.id", group, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.partition.eof", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "fetch.wait.max.ms", "50", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "client.id", k->cfg.node_id, err, errlen))) {
         rd_kafka_conf_destroy(conf);
         return rc;
     }
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
     k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
     if (!k->consumer) {
         rd_kafka_conf_destroy(conf);
@@ -321,11 +304,16 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
     free(k);
 }
 
-int gw_kafka_producer_fd(const gw_kafka *k) { return k->prod_pipe[0]; }
-int gw_kafka_consumer_fd(const gw_kafka *k) { return k->cons_pipe[0]; }
+int gw_kafka_producer_fd(const gw_kafka *k)
+{
+    return k->prod_pipe[0];
+}
+int gw_kafka_consumer_fd(const gw_kafka *k)
+{
+    return k->cons_pipe[0];
+}
 
-int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err,
-                     size_t errlen)
+int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err, size_t errlen)
 {
     if (!k->producer) {
         chat_errf(err, errlen, "the producer is being recreated");
@@ -388,4 +376,7 @@ bool gw_kafka_serve_consumer(gw_kafka *k, size_t max)
     return true;
 }
 
-bool gw_kafka_ready(const gw_kafka *k) { return atomic_load(&k->ready); }
+bool gw_kafka_ready(const gw_kafka *k)
+{
+    return atomic_load(&k->ready);
+}

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "chat_error.h"
+#include "chat_kafka.h"
 #include "chat_log.h"
 
 struct ps_consumer {
@@ -18,15 +19,6 @@ struct ps_consumer {
     void *opaque;
     int assigned;
 };
-
-static void log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf)
-{
-    enum chat_log_level l = level <= 3   ? CHAT_LOG_ERROR
-                            : level == 4 ? CHAT_LOG_WARN
-                            : level <= 6 ? CHAT_LOG_INFO
-                                         : CHAT_LOG_DEBUG;
-    chat_log(l, "kafka %s: %s", fac, buf);
-}
 
 static void error_cb(rd_kafka_t *rk, int err, const char *reason, void *opaque)
 {
@@ -76,17 +68,6 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t err,
         chat_log(CHAT_LOG_ERROR, "assign failed: %s", rd_kafka_err2str(aerr));
 }
 
-static int set(rd_kafka_conf_t *conf, const char *k, const char *v, char *err, size_t errlen)
-{
-    char e[256];
-
-    if (rd_kafka_conf_set(conf, k, v, e, sizeof(e)) != RD_KAFKA_CONF_OK) {
-        chat_errf(err, errlen, "kafka %s=%s: %s", k, v, e);
-        return CHAT_EINVAL;
-    }
-    return 0;
-}
-
 int ps_consumer_open(ps_consumer **out, const ps_settings *cfg, ps_consumer_revoke_fn on_revoke,
                      void *opaque, char *err, size_t errlen)
 {
@@ -109,18 +90,19 @@ int ps_consumer_open(ps_consumer **out, const ps_settings *cfg, ps_consumer_revo
     c->on_revoke = on_revoke;
     c->opaque = opaque;
     snprintf(session, sizeof(session), "%lld", cfg->kafka_session_ms);
-    if ((rc = set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen)) ||
-        (rc = set(conf, "group.id", cfg->kafka_group, err, errlen)) ||
-        (rc = set(conf, "client.id", "chat-persister", err, errlen)) ||
-        (rc = set(conf, "auto.offset.reset", "earliest", err, errlen)) ||
-        (rc = set(conf, "enable.auto.commit", "false", err, errlen)) ||
-        (rc = set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
-        (rc = set(conf, "enable.partition.eof", "false", err, errlen)) ||
-        (rc = set(conf, "partition.assignment.strategy", "range,roundrobin", err, errlen)) ||
-        (rc = set(conf, "session.timeout.ms", session, err, errlen)) ||
-        (rc = set(conf, "allow.auto.create.topics", "false", err, errlen)))
+    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", cfg->kafka_brokers, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "group.id", cfg->kafka_group, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "client.id", "chat-persister", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "auto.offset.reset", "earliest", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.partition.eof", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "partition.assignment.strategy", "range,roundrobin", err,
+                                  errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "session.timeout.ms", session, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "allow.auto.create.topics", "false", err, errlen)))
         goto out;
-    rd_kafka_conf_set_log_cb(conf, log_cb);
+    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
     rd_kafka_conf_set_error_cb(conf, error_cb);
     rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
     rd_kafka_conf_set_opaque(conf, c);
