@@ -14,6 +14,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "chat_mongo.h"
 
 typedef struct gw_store_req {
     struct gw_store_req *next;
@@ -227,7 +228,6 @@ static void *worker_main(void *arg)
 int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
                  void (*wake)(void *), void *wake_arg, char *err, size_t errlen)
 {
-    bson_error_t e;
     gw_store *s = calloc(1, sizeof(*s));
     if (!s)
         return -ENOMEM;
@@ -236,17 +236,11 @@ int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
     s->max_queue = max_queue;
     s->wake = wake;
     s->wake_arg = wake_arg;
-    s->uri = mongoc_uri_new_with_error(uri, &e);
-    if (!s->uri) {
-        chat_errf(err, errlen, "CHAT_MONGO_URI: %s", e.message);
+    s->uri = chat_mongo_uri_new(uri, "chat-gateway", err, errlen);
+    if (!s->uri)
         goto fail;
-    }
     const char *db = mongoc_uri_get_database(s->uri);
     snprintf(s->db, sizeof(s->db), "%s", db && *db ? db : "chat");
-    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS))
-        mongoc_uri_set_option_as_int32(s->uri, MONGOC_URI_SERVERSELECTIONTIMEOUTMS, 3000);
-    if (!mongoc_uri_has_option(s->uri, MONGOC_URI_APPNAME))
-        mongoc_uri_set_appname(s->uri, "chat-gateway");
     s->pool = mongoc_client_pool_new(s->uri);
     if (!s->pool) {
         chat_errf(err, errlen, "CHAT_MONGO_URI: cannot create a client pool");

@@ -10,6 +10,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "chat_mongo.h"
 #include "gw_config.h"
 #include "gw_ctx.h"
 #include "gw_kafka.h"
@@ -67,6 +68,7 @@ int main(int argc, char **argv)
                                 "for any name. Development only.");
 
     mongoc_init();
+    chat_mongo_route_log();
     rc = 1;
     ctx.rooms = gw_rooms_new();
     if (ctx.cfg.recent_messages > 0)

@@ -13,6 +13,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "chat_mongo.h"
 #include "ps_admin.h"
 #include "ps_config.h"
 #include "ps_os.h"
@@ -104,7 +105,7 @@ int main(int argc, char **argv)
         chat_log(CHAT_LOG_INFO, "topic %s already exists with %lld partitions", s.kafka_topic,
                  s.partitions);
     }
-    ps_store_route_driver_log();
+    chat_mongo_route_log();
     mongoc_init();
     rc = init_mongo(&s, err, sizeof(err));
     mongoc_cleanup();

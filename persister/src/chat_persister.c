@@ -6,6 +6,7 @@
 #include <stdlib.h>
 
 #include "chat_log.h"
+#include "chat_mongo.h"
 #include "ps_config.h"
 #include "ps_os.h"
 #include "ps_persister.h"
@@ -37,7 +38,7 @@ int main(int argc, char **argv)
              "CHAT_BATCH_MS=%lld CHAT_SHUTDOWN_MS=%lld CHAT_LOG_LEVEL=%s",
              cfg.kafka_brokers, cfg.kafka_topic, cfg.kafka_group, cfg.kafka_session_ms, uri,
              cfg.mongo_db, cfg.batch_size, cfg.batch_ms, cfg.shutdown_ms, cfg.log_level);
-    ps_store_route_driver_log();
+    chat_mongo_route_log();
     mongoc_init();
     rc = ps_persister_run(&cfg, &signals);
     mongoc_cleanup();

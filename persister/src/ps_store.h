@@ -14,9 +14,6 @@
 
 typedef struct ps_store ps_store;
 
-/* Sends libmongoc's own log lines to chat_log (call before mongoc_init). FerretDB's missing
- * endSessions command, which the driver reports when a client closes, is logged at debug. */
-void ps_store_route_driver_log(void);
 
 typedef struct ps_store_result {
     size_t inserted;   /* new documents */
