@@ -4,7 +4,8 @@
 # everything is present (the whole script then takes well under a second).
 #
 #   1. Debian packages: compilers, the C libraries, HAProxy, docker-compose (config checks only),
-#      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang.
+#      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang,
+#      Chromium and its chromedriver (the browser e2e test).
 #   2. The Apache Kafka broker jars from Maven Central, as listed in deploy/kafka/pom.xml.
 #   3. FerretDB (MongoDB wire protocol on SQLite) built from its Go module.
 #   4. A Python venv with the end-to-end test packages (scripts/e2e-requirements.txt).
@@ -54,6 +55,7 @@ install_debian_packages() {
 		libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
 		haproxy docker-compose clang clang-format
 		curl ca-certificates util-linux
+		chromium chromium-driver
 	)
 	command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
 	command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
