@@ -17,8 +17,8 @@
   const BACKOFF_MAX_MS = 30000;
   const DEFAULT_ROOM = 'general';
   const MAX_NOTICES = 4;
-  const BOTTOM_SLACK_PX = 48;
-  const GROUP_MS = 5 * 60 * 1000;   /* "at the bottom" if within this many pixels of it */
+  const BOTTOM_SLACK_PX = 48;       /* "at the bottom" if within this many pixels of it */
+  const GROUP_MS = 5 * 60 * 1000;   /* one sender's messages this close share one header */
   const STORE_KEY = 'chat.session.v1';
   const NAME_KEY = 'chat.lastName';
 
