@@ -37,10 +37,10 @@ static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'sel
                           "img-src 'self' data:; connect-src 'self' ws: wss:; base-uri 'none'; "
                           "form-action 'none'; frame-ancestors 'none'";
 
-static const struct lws_protocol_vhost_options hdr_referrer = {NULL, NULL, "referrer-policy:",
-                                                               "no-referrer"};
-static const struct lws_protocol_vhost_options hdr_nosniff = {
-    &hdr_referrer, NULL, "x-content-type-options:", "nosniff"};
+static const struct lws_protocol_vhost_options hdr_referrer = {NULL, NULL,
+                                                               "referrer-policy:", "no-referrer"};
+static const struct lws_protocol_vhost_options hdr_nosniff = {&hdr_referrer, NULL,
+                                                              "x-content-type-options:", "nosniff"};
 static const struct lws_protocol_vhost_options hdr_csp = {&hdr_nosniff, NULL,
                                                           "content-security-policy:", csp};
 
@@ -51,10 +51,19 @@ static int64_t ts_ms(clockid_t clk)
     return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
-int64_t gw_now_ms(void) { return ts_ms(CLOCK_MONOTONIC); }
-int64_t gw_wall_ms(void) { return ts_ms(CLOCK_REALTIME); }
+int64_t gw_now_ms(void)
+{
+    return ts_ms(CLOCK_MONOTONIC);
+}
+int64_t gw_wall_ms(void)
+{
+    return ts_ms(CLOCK_REALTIME);
+}
 
-static gw_ctx *ctx_of(struct lws *wsi) { return lws_context_user(lws_get_context(wsi)); }
+static gw_ctx *ctx_of(struct lws *wsi)
+{
+    return lws_context_user(lws_get_context(wsi));
+}
 
 /* --- authentication at the upgrade -------------------------------------------------------- */
 
@@ -105,18 +114,23 @@ static int refuse_upgrade(struct lws *wsi, const char *why)
             safe[j++] = why[i];
     safe[j] = '\0';
     char body[256];
-    int blen = snprintf(body, sizeof(body), "{\"error\":\"unauthorized\",\"message\":\"%s\"}", safe);
-    int n = snprintf(resp + LWS_PRE, sizeof(resp) - LWS_PRE,
+    int blen =
+        snprintf(body, sizeof(body), "{\"error\":\"unauthorized\",\"message\":\"%s\"}", safe);
+    char *out = resp + LWS_PRE;
+    size_t cap = sizeof(resp) - LWS_PRE;
+    int n = snprintf(out, cap,
                      "HTTP/1.1 401 Unauthorized\r\n"
                      "content-type: application/json\r\n"
                      "content-length: %d\r\n"
                      "www-authenticate: Bearer error=\"invalid_token\"\r\n"
-                     "cache-control: no-store\r\n"
-                     "content-security-policy: %s\r\n"
-                     "x-content-type-options: nosniff\r\n"
-                     "referrer-policy: no-referrer\r\n"
-                     "connection: close\r\n\r\n%s",
-                     blen, csp, body);
+                     "cache-control: no-store\r\n",
+                     blen);
+    /* the same security headers lws adds to every other response (the vhost's list) */
+    for (const struct lws_protocol_vhost_options *h = &hdr_csp; h && n > 0 && (size_t)n < cap;
+         h = h->next)
+        n += snprintf(out + n, cap - (size_t)n, "%s %s\r\n", h->name, h->value);
+    if (n > 0 && (size_t)n < cap)
+        n += snprintf(out + n, cap - (size_t)n, "connection: close\r\n\r\n%s", body);
     if (n > 0 && (size_t)n < sizeof(resp) - LWS_PRE)
         lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
     return 1;
@@ -231,8 +245,8 @@ static void drain_store(gw_ctx *ctx)
         gw_store_drain(ctx->store, gw_session_on_history, ctx);
 }
 
-static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len)
+static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
     gw_pss *pss = user;
     gw_ctx *ctx = ctx_of(wsi);
@@ -311,8 +325,8 @@ static void serve_consumer(gw_ctx *ctx)
         lws_sul_schedule(ctx->lws, 0, &ctx->kafka_sul, kafka_continue, 1);
 }
 
-static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user,
-                         void *in, size_t len)
+static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
+                         size_t len)
 {
     gw_ctx *ctx = ctx_of(wsi);
     switch (reason) {
@@ -343,8 +357,8 @@ static int adopt(gw_ctx *ctx, int fd, const int *which, char *err, size_t errlen
 {
     lws_sock_file_fd_type u;
     u.filefd = fd;
-    struct lws *w = lws_adopt_descriptor_vhost(ctx->vhost, LWS_ADOPT_RAW_FILE_DESC, u,
-                                               "chat-wake", NULL);
+    struct lws *w =
+        lws_adopt_descriptor_vhost(ctx->vhost, LWS_ADOPT_RAW_FILE_DESC, u, "chat-wake", NULL);
     if (!w) {
         chat_errf(err, errlen, "cannot adopt a Kafka descriptor into the event loop");
         return CHAT_EINVAL;
@@ -409,8 +423,8 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     struct lws_context_creation_info info;
     memset(&info, 0, sizeof(info));
     info.port = ctx->cfg.port;
-    info.iface = (strcmp(ctx->cfg.host, "0.0.0.0") == 0 || !ctx->cfg.host[0]) ? NULL
-                                                                               : ctx->cfg.host;
+    info.iface =
+        (strcmp(ctx->cfg.host, "0.0.0.0") == 0 || !ctx->cfg.host[0]) ? NULL : ctx->cfg.host;
     info.protocols = gw_protocols;
     info.mounts = prev;
     info.headers = &hdr_csp;
@@ -422,8 +436,10 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
 
     ctx->lws = lws_create_context(&info);
     if (!ctx->lws) {
-        chat_errf(err, errlen, "CHAT_LISTEN: cannot listen on %s (in use, or not an address "
-                  "of this host?)", ctx->cfg.listen);
+        chat_errf(err, errlen,
+                  "CHAT_LISTEN: cannot listen on %s (in use, or not an address "
+                  "of this host?)",
+                  ctx->cfg.listen);
         return CHAT_EINVAL;
     }
     ctx->vhost = lws_get_vhost_by_name(ctx->lws, "chat");
