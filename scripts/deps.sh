@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # deps.sh: installs everything the project needs to build, run and test on Debian 12, so a fresh
 # machine needs nothing by hand. Idempotent: each step checks first and is a fast no-op when
-# everything is present (the whole script then takes well under a second).
+# everything is present (the whole script then takes about a second, most of it the toolchain
+# probe).
 #
 #   1. Debian packages: compilers, the C libraries, HAProxy, docker-compose (config checks only),
-#      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang,
+#      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang with its
+#      sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
 #      Chromium and its chromedriver (the browser e2e test).
 #   2. The Apache Kafka broker jars from Maven Central, as listed in deploy/kafka/pom.xml.
 #   3. FerretDB (MongoDB wire protocol on SQLite) built from its Go module.
@@ -53,8 +55,10 @@ install_debian_packages() {
 		build-essential cmake ninja-build pkg-config
 		libwebsockets-dev libjwt-dev librdkafka-dev libmongoc-dev libbson-dev
 		libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
-		haproxy docker-compose clang clang-format
-		curl ca-certificates util-linux
+		haproxy docker-compose curl ca-certificates util-linux procps
+		# clang builds the fuzzers; its sanitizer and libFuzzer runtimes are a separate package
+		# that --no-install-recommends leaves out (clang 14 is Debian 12's).
+		clang clang-format libclang-rt-14-dev
 		chromium chromium-driver
 	)
 	command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
@@ -211,6 +215,34 @@ install_venv() {
 	say "Python venv: $("$dir/bin/python" -m pip freeze 2>/dev/null | grep -iE '^(pytest|websockets|pymongo)==' | tr '\n' ' ')"
 }
 
+# ---------------------------------------------------------------- toolchain probe
+
+# Every way the project compiles (release with gcc, ASan+UBSan with gcc, libFuzzer with clang)
+# links a tiny program here, so that a package the toolchain needs but the list above lacks
+# fails now, naming the package, not in the middle of `make test`.
+probe_toolchains() {
+	local dir out
+	dir=$(mktemp -d)
+	printf 'int main(void){return 0;}\n' >"$dir/main.c"
+	printf '#include <stdint.h>\n#include <stddef.h>\nint LLVMFuzzerTestOneInput(const uint8_t *d, size_t n){(void)d;(void)n;return 0;}\n' >"$dir/fuzz.c"
+	probe() { # probe WHAT PACKAGES COMMAND...
+		local what=$1 pkgs=$2
+		shift 2
+		if ! out=$("$@" 2>&1); then
+			rm -rf "$dir"
+			echo "$out" | tail -n 5 >&2
+			die "the toolchain cannot build $what (Debian packages it needs: $pkgs)"
+		fi
+	}
+	probe "the release tree" "build-essential" cc -o "$dir/a" "$dir/main.c"
+	probe "the sanitizer tree" "build-essential (libasan, libubsan)" \
+		cc -fsanitize=address,undefined -o "$dir/b" "$dir/main.c"
+	probe "the fuzzers" "clang libclang-rt-14-dev" \
+		clang -fsanitize=fuzzer,address,undefined -o "$dir/c" "$dir/fuzz.c"
+	rm -rf "$dir"
+	say "toolchains: gcc, gcc+ASan/UBSan and clang+libFuzzer link"
+}
+
 # ----------------------------------------------------------------
 
 mkdir -p "$CACHE"
@@ -219,6 +251,7 @@ exec 9>"$CACHE/.deps.lock"
 flock 9
 
 install_debian_packages
+[ $CHECK_ONLY = 1 ] || probe_toolchains
 install_kafka_jars
 install_ferretdb
 install_venv
