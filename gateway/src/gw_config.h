@@ -32,8 +32,11 @@ typedef struct gw_settings {
     long long send_queue;
     long long send_queue_bytes;
     long long ping_interval;
-    long long recent_messages;
-    long long recent_bytes;
+    long long resume_max;
+    long long log_bytes;
+    long long log_warm;
+    long long stats_interval;
+    const char *persister_group;
     const char *log_level;
 
     /* derived by gw_settings_load */

@@ -13,12 +13,12 @@
 #include "gw_auth.h"
 #include "gw_config.h"
 #include "gw_frame.h"
+#include "gw_log.h"
 #include "gw_rate.h"
 #include "gw_rooms.h"
 #include "gw_sendq.h"
 
 typedef struct gw_kafka gw_kafka;
-typedef struct gw_recent gw_recent;
 typedef struct gw_store gw_store;
 typedef struct gw_session gw_session;
 
@@ -32,14 +32,14 @@ typedef struct gw_handle {
 gw_handle *gw_handle_ref(gw_handle *h);
 void gw_handle_unref(gw_handle *h);
 
-/* Messages that arrive for a room while its join waits for history; flushed after joined. */
-typedef struct gw_pending_join {
-    struct gw_pending_join *next;
-    char room[CHAT_ROOM_MAX + 1];
-    size_t n, cap;
-    gw_buf **bufs;
-    char (*ids)[CHAT_MSGID_LEN + 1];
-} gw_pending_join;
+/* A session's position in one joined room: a cursor into the room log, not a queue. */
+typedef struct gw_sub {
+    gw_log_room *lr; /* a reference on the room */
+    uint64_t next;   /* rseq of the next frame to write */
+    int64_t skip_to; /* frames at or below this offset were in the joined history */
+    uint32_t gen;    /* which join of this session made it (answers are matched to it) */
+    bool live;       /* false while its joined answer waits for the store */
+} gw_sub;
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
 
@@ -50,20 +50,26 @@ struct gw_session {
     gw_session *prev, *next; /* ctx->sessions */
     enum gw_session_state state;
     gw_identity id;
-    gw_sendq q;
+    gw_sendq q; /* replies (acks, joined, errors...): written before room frames */
     gw_rate rate;
     lws_sorted_usec_list_t auth_sul;
-    char *rx;         /* reassembly of a fragmented frame; NULL when not fragmented */
+    char *rx; /* reassembly of a fragmented frame; NULL when not fragmented */
     size_t rx_len, rx_cap;
-    gw_pending_join *pending;
-    int close_code;   /* != 0: close with this code at the next writeable */
+    gw_sub *subs; /* one per joined room */
+    uint16_t nsubs, capsubs;
+    uint16_t reads; /* store reads this session waits for */
+    uint32_t gen;   /* joins made so far */
+    int close_code; /* != 0: close with this code at the next writeable */
     char close_reason[64];
 };
 
 typedef struct gw_stats {
-    uint64_t connections, sessions_open, frames_in, messages_out, produced, acked,
-        produce_failed, fanout_records, dropped_slow;
+    uint64_t connections, sessions_open, frames_in, messages_out, produced, acked, produce_failed,
+        fanout_records, dropped_slow, joins, joins_from_log, store_reads, store_waiters, resumes,
+        resumes_recovered, retries_deduplicated, inexact_reads;
 } gw_stats;
+
+typedef struct gw_inflight gw_inflight;
 
 typedef struct gw_ctx {
     gw_settings cfg;
@@ -71,16 +77,20 @@ typedef struct gw_ctx {
     struct lws_vhost *vhost;
     gw_auth *auth;
     gw_rooms *rooms;
-    gw_recent *recent; /* NULL when CHAT_RECENT_MESSAGES is 0 */
+    gw_log *log;            /* the room logs; made once the partition count is known */
+    gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
+    size_t ninflight;
+    uint64_t inflight_key[2];
     gw_kafka *kafka;
     gw_store *store;
     gw_frame_limits limits;
     gw_session *sessions; /* every open WebSocket session */
     gw_stats stats;
     lws_sorted_usec_list_t stats_sul;
-    lws_sorted_usec_list_t kafka_sul; /* continue draining the fan-out consumer */
-    lws_retry_bo_t retry;             /* ping and idle policy; lws keeps a pointer */
-    struct lws_http_mount mounts[5];  /* the web root and the dynamic endpoints */
+    lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */
+    lws_sorted_usec_list_t inflight_sul; /* expires settled sends the log never showed */
+    lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
+    struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
     volatile int stopping;
 } gw_ctx;
 

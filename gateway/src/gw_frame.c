@@ -131,24 +131,25 @@ static int parse_send(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
     return 0;
 }
 
-static int parse_history(json_t *root, const gw_frame_limits *lim, gw_frame *out,
-                         gw_frame_error *err)
+/* An optional message id field (before, after, since). */
+static int opt_msgid(json_t *root, const char *name, const char **out, gw_frame_error *err)
 {
-    int rc = need_room(root, out, err);
-    if (rc)
-        return rc;
-
-    json_t *v = json_object_get(root, "before");
+    json_t *v = json_object_get(root, name);
     const char *s;
     size_t len;
-    if (v && !json_is_null(v)) {
-        if (!get_str(v, &s, &len) || len != CHAT_MSGID_LEN || chat_msgid_parse(s, NULL, NULL))
-            return fail(err, GW_ERR_INVALID_FIELD, "field \"before\" must be a message id");
-        out->before = s;
-    }
+    if (!v || json_is_null(v))
+        return 0;
+    if (!get_str(v, &s, &len) || len != CHAT_MSGID_LEN || chat_msgid_parse(s, NULL, NULL))
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"%s\" must be a message id", name);
+    *out = s;
+    return 0;
+}
 
+/* The optional "limit": 1..max_history, default_history when absent. */
+static int opt_limit(json_t *root, const gw_frame_limits *lim, gw_frame *out, gw_frame_error *err)
+{
     out->limit = lim->default_history;
-    v = json_object_get(root, "limit");
+    json_t *v = json_object_get(root, "limit");
     if (v && !json_is_null(v)) {
         json_int_t n = json_is_integer(v) ? json_integer_value(v) : 0;
         if (n < 1 || n > lim->max_history)
@@ -157,6 +158,35 @@ static int parse_history(json_t *root, const gw_frame_limits *lim, gw_frame *out
         out->limit = (int)n;
     }
     return 0;
+}
+
+static int parse_history(json_t *root, const gw_frame_limits *lim, gw_frame *out,
+                         gw_frame_error *err)
+{
+    int rc;
+    if ((rc = need_room(root, out, err)) || (rc = opt_msgid(root, "before", &out->before, err)) ||
+        (rc = opt_msgid(root, "after", &out->after, err)))
+        return rc;
+    if (out->before && out->after && strcmp(out->after, out->before) >= 0)
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"after\" must be older than \"before\"");
+    return opt_limit(root, lim, out, err);
+}
+
+static int parse_join(json_t *root, const gw_frame_limits *lim, gw_frame *out, gw_frame_error *err)
+{
+    int rc;
+    if ((rc = need_room(root, out, err)) || (rc = opt_msgid(root, "since", &out->since, err)))
+        return rc;
+    json_t *v = json_object_get(root, "epoch");
+    const char *s;
+    size_t len;
+    if (v && !json_is_null(v)) {
+        if (!get_str(v, &s, &len) || len == 0 || len > GW_EPOCH_MAX || !chat_valid_cid(s, len))
+            return fail(err, GW_ERR_INVALID_FIELD,
+                        "field \"epoch\" must be the epoch string of a welcome");
+        out->epoch = s;
+    }
+    return opt_limit(root, lim, out, err);
 }
 
 /* Validates a parsed root. On failure the caller still owns root. */
@@ -188,7 +218,7 @@ static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
     }
     if (str_eq(s, len, "join")) {
         out->type = GW_FRAME_JOIN;
-        return need_room(root, out, err);
+        return parse_join(root, lim, out, err);
     }
     if (str_eq(s, len, "leave")) {
         out->type = GW_FRAME_LEAVE;

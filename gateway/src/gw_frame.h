@@ -20,23 +20,25 @@ typedef enum {
 } gw_frame_type;
 
 /* Error codes of protocol v1 (the "code" of an error frame). */
-#define GW_ERR_INVALID_JSON "invalid_json"       /* not JSON, or not an object */
-#define GW_ERR_UNKNOWN_TYPE "unknown_type"       /* "type" is not one we know */
-#define GW_ERR_MISSING_FIELD "missing_field"     /* a required field is absent */
-#define GW_ERR_INVALID_FIELD "invalid_field"     /* a field has the wrong JSON type or value */
-#define GW_ERR_INVALID_ROOM "invalid_room"       /* room does not match [A-Za-z0-9._:-]{1,64} */
-#define GW_ERR_INVALID_TEXT "invalid_text"       /* empty, not UTF-8, or contains NUL */
-#define GW_ERR_TEXT_TOO_LONG "text_too_long"     /* over the configured maximum bytes */
-#define GW_ERR_NOT_JOINED "not_joined"           /* (gateway) the room is not joined */
-#define GW_ERR_TOO_MANY_ROOMS "too_many_rooms"   /* (gateway) per-session room limit */
-#define GW_ERR_RATE_LIMITED "rate_limited"       /* (gateway) too many frames */
+#define GW_ERR_INVALID_JSON "invalid_json"          /* not JSON, or not an object */
+#define GW_ERR_UNKNOWN_TYPE "unknown_type"          /* "type" is not one we know */
+#define GW_ERR_MISSING_FIELD "missing_field"        /* a required field is absent */
+#define GW_ERR_INVALID_FIELD "invalid_field"        /* a field has the wrong JSON type or value */
+#define GW_ERR_INVALID_ROOM "invalid_room"          /* room does not match [A-Za-z0-9._:-]{1,64} */
+#define GW_ERR_INVALID_TEXT "invalid_text"          /* empty, not UTF-8, or contains NUL */
+#define GW_ERR_TEXT_TOO_LONG "text_too_long"        /* over the configured maximum bytes */
+#define GW_ERR_NOT_JOINED "not_joined"              /* (gateway) the room is not joined */
+#define GW_ERR_TOO_MANY_ROOMS "too_many_rooms"      /* (gateway) per-session room limit */
+#define GW_ERR_RATE_LIMITED "rate_limited"          /* (gateway) too many frames */
 #define GW_ERR_ALREADY_AUTH "already_authenticated" /* (gateway) auth after welcome */
-#define GW_ERR_UNAVAILABLE "unavailable"         /* (gateway) Kafka or storage unavailable */
-#define GW_ERR_INTERNAL "internal"               /* (gateway) a bug or out of memory */
+#define GW_ERR_UNAVAILABLE "unavailable"            /* (gateway) Kafka or storage unavailable */
+#define GW_ERR_INTERNAL "internal"                  /* (gateway) a bug or out of memory */
+
+#define GW_EPOCH_MAX 64 /* bytes of an epoch string */
 
 typedef struct gw_frame_limits {
     size_t max_text;     /* bytes, e.g. 4096 */
-    int max_history;     /* largest accepted "limit", e.g. 100 */
+    int max_history;     /* largest accepted "limit", e.g. 200 */
     int default_history; /* "limit" when absent, e.g. 50 */
 } gw_frame_limits;
 
@@ -44,19 +46,22 @@ typedef struct gw_frame_limits {
  * gw_frame_free(). Absent optional fields are NULL. */
 typedef struct gw_frame {
     gw_frame_type type;
-    const char *room;    /* join, leave, send, history: validated room name */
-    const char *text;    /* send: validated text */
+    const char *room; /* join, leave, send, history: validated room name */
+    const char *text; /* send: validated text */
     size_t text_len;
-    const char *cid;     /* send (optional, validated), any frame may carry one */
-    const char *token;   /* auth */
-    const char *before;  /* history (optional): a message id, validated with chat_msgid_parse */
-    int limit;           /* history: 1..max_history, default_history when absent */
-    void *json_;         /* private: the json_t root */
+    const char *cid;    /* send (optional, validated), any frame may carry one */
+    const char *token;  /* auth */
+    const char *before; /* history (optional): a message id, validated with chat_msgid_parse */
+    const char *after;  /* history (optional): a message id, older than before when both */
+    const char *since;  /* join (optional): resume after this message id */
+    const char *epoch;  /* join (optional): the epoch since belongs to */
+    int limit;          /* join, history: 1..max_history, default_history when absent */
+    void *json_;        /* private: the json_t root */
 } gw_frame;
 
 typedef struct gw_frame_error {
-    const char *code;    /* one of GW_ERR_* (static string) */
-    char message[160];   /* for a person, e.g. "field \"room\" is required" */
+    const char *code;           /* one of GW_ERR_* (static string) */
+    char message[160];          /* for a person, e.g. "field \"room\" is required" */
     char cid[CHAT_CID_MAX + 1]; /* the frame's cid when it had a valid one, else "" */
 } gw_frame_error;
 

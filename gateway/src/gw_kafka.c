@@ -22,6 +22,13 @@ struct gw_kafka {
     gw_kafka_config cfg;
     rd_kafka_t *producer;
     rd_kafka_t *consumer;
+    rd_kafka_t *fence; /* never joins a group: asks the persister group's committed offsets */
+    pthread_mutex_t fence_mu;
+    int32_t partitions;
+    int64_t *start;  /* per partition: where fan-out reading began */
+    int64_t *target; /* per partition: the end offset at start; warm once every one is read */
+    int32_t warming; /* partitions not yet read up to their target */
+    char epoch[64];
     int prod_pipe[2];
     int cons_pipe[2];
     bool producer_fatal; /* set by the error callback, handled after polling */
@@ -90,6 +97,8 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
         (rc = chat_kafka_conf_set(conf, "message.timeout.ms", "15000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", err, errlen)) ||
+        /* the gateways compute a room's partition (gw_kafka_partition_of) with this one */
+        (rc = chat_kafka_conf_set(conf, "partitioner", "consistent_random", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "client.id", k->cfg.node_id, err, errlen))) {
         rd_kafka_conf_destroy(conf);
         return rc;
@@ -170,6 +179,28 @@ static int consumer_create(gw_kafka *k, char *err, size_t errlen)
     return 0;
 }
 
+static int fence_create(gw_kafka *k, char *err, size_t errlen)
+{
+    char kerr[512];
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    int rc;
+    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "group.id", k->cfg.persister_group, err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "client.id", k->cfg.node_id, err, errlen))) {
+        rd_kafka_conf_destroy(conf);
+        return rc;
+    }
+    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
+    k->fence = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
+    if (!k->fence) {
+        rd_kafka_conf_destroy(conf);
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create a Kafka client: %s", kerr);
+        return CHAT_EINVAL;
+    }
+    return 0;
+}
+
 /* Partition count of the topic, or a negative code. Blocking. */
 static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, char *why,
                             size_t whylen)
@@ -227,7 +258,9 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         chat_errf(err, errlen, "pipe: %s", strerror(-rc));
         goto fail;
     }
-    if ((rc = producer_create(k, err, errlen)) || (rc = consumer_create(k, err, errlen)))
+    pthread_mutex_init(&k->fence_mu, NULL);
+    if ((rc = producer_create(k, err, errlen)) || (rc = consumer_create(k, err, errlen)) ||
+        (rc = fence_create(k, err, errlen)))
         goto fail;
 
     int parts = -1;
@@ -249,9 +282,43 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         rc = CHAT_EINVAL;
         goto fail;
     }
+    k->partitions = parts;
+    k->start = calloc((size_t)parts, sizeof(*k->start));
+    k->target = calloc((size_t)parts, sizeof(*k->target));
+    if (!k->start || !k->target) {
+        rc = -ENOMEM;
+        goto fail;
+    }
+    /* Fan-out starts warm_records before each partition's end, so that the room logs hold
+     * the recent past as soon as the gateway is ready (joins and resumes after a restart are
+     * served from memory); the gateway is warm once it has read up to those ends. */
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
-    for (int p = 0; p < parts; p++)
-        rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = RD_KAFKA_OFFSET_END;
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = 0;
+        rd_kafka_resp_err_t we;
+        /* a topic just created may have no leader yet for a moment: retry within the wait */
+        for (int waited = 0;; waited++) {
+            we = rd_kafka_query_watermark_offsets(k->consumer, cfg->topic, p, &lo, &hi, 5000);
+            if (!we || waited >= cfg->wait_topic_s)
+                break;
+            if (waited % 10 == 0)
+                chat_log(CHAT_LOG_WARN, "kafka: offsets of %s[%d]: %s; retrying", cfg->topic, p,
+                         rd_kafka_err2str(we));
+            sleep(1);
+        }
+        if (we) {
+            rd_kafka_topic_partition_list_destroy(list);
+            chat_errf(err, errlen, "kafka: offsets of %s[%d]: %s", cfg->topic, p,
+                      rd_kafka_err2str(we));
+            rc = CHAT_EINVAL;
+            goto fail;
+        }
+        k->start[p] = hi - lo > cfg->warm_records ? hi - cfg->warm_records : lo;
+        k->target[p] = hi;
+        if (k->start[p] < hi)
+            k->warming++;
+        rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = k->start[p];
+    }
     rd_kafka_resp_err_t e = rd_kafka_assign(k->consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e) {
@@ -259,6 +326,17 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         rc = CHAT_EINVAL;
         goto fail;
     }
+    char *cluster = rd_kafka_clusterid(k->consumer, 5000);
+    /* The epoch names the stream's generation: the cluster and the topic's partition count
+     * (a new partition count moves rooms, so old ids mean nothing). */
+    uint32_t h = 2166136261u; /* FNV-1a over cluster id and topic */
+    for (const char *c = cluster ? cluster : ""; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    for (const char *c = cfg->topic; *c; c++)
+        h = (h ^ (unsigned char)*c) * 16777619u;
+    snprintf(k->epoch, sizeof(k->epoch), "%08x.%d", h, parts);
+    if (cluster)
+        rd_kafka_mem_free(k->consumer, cluster);
     atomic_store(&k->ready, true);
     if (pthread_create(&k->probe, NULL, probe_main, k) != 0) {
         chat_errf(err, errlen, "cannot start the kafka probe thread");
@@ -266,8 +344,10 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         goto fail;
     }
     k->probe_started = true;
-    chat_log(CHAT_LOG_INFO, "kafka: producing to and fanning out %s (%d partitions) at %s",
-             cfg->topic, parts, cfg->brokers);
+    chat_log(CHAT_LOG_INFO,
+             "kafka: producing to and fanning out %s (%d partitions, epoch %s) at %s; reading "
+             "up to %d recent records per partition first",
+             cfg->topic, parts, k->epoch, cfg->brokers, cfg->warm_records);
     *out = k;
     return 0;
 fail:
@@ -295,6 +375,11 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
     }
+    if (k->fence)
+        rd_kafka_destroy(k->fence);
+    pthread_mutex_destroy(&k->fence_mu);
+    free(k->start);
+    free(k->target);
     for (int i = 0; i < 2; i++) {
         if (k->prod_pipe[i] >= 0)
             close(k->prod_pipe[i]);
@@ -368,8 +453,15 @@ bool gw_kafka_serve_consumer(gw_kafka *k, size_t max)
             chat_log(CHAT_LOG_WARN, "kafka: skipping undecodable record %s[%d]@%lld: %s",
                      k->cfg.topic, (int)m->partition, (long long)m->offset, err);
         } else {
-            k->cfg.on_record(&msg, k->cfg.arg);
+            k->cfg.on_record(&msg, m->partition, m->offset, k->cfg.arg);
             chat_envelope_clear(&msg.env);
+        }
+        int32_t p = m->partition;
+        if (k->warming && p >= 0 && p < k->partitions && k->target[p] > 0 &&
+            m->offset + 1 >= k->target[p]) {
+            k->target[p] = 0;
+            if (--k->warming == 0)
+                chat_log(CHAT_LOG_INFO, "kafka: recent records read; fan-out is live");
         }
         rd_kafka_message_destroy(m);
     }
@@ -379,4 +471,44 @@ bool gw_kafka_serve_consumer(gw_kafka *k, size_t max)
 bool gw_kafka_ready(const gw_kafka *k)
 {
     return atomic_load(&k->ready);
+}
+
+bool gw_kafka_warm(const gw_kafka *k)
+{
+    return k->warming == 0;
+}
+
+int32_t gw_kafka_partitions(const gw_kafka *k)
+{
+    return k->partitions;
+}
+
+int64_t gw_kafka_start_offset(const gw_kafka *k, int32_t p)
+{
+    return p >= 0 && p < k->partitions ? k->start[p] : -1;
+}
+
+const char *gw_kafka_epoch(const gw_kafka *k)
+{
+    return k->epoch;
+}
+
+int32_t gw_kafka_partition_of(const gw_kafka *k, const char *room)
+{
+    /* librdkafka's consistent partitioner (CRC32 of the key), which the producer is set to */
+    return rd_kafka_msg_partitioner_consistent(NULL, room, strlen(room), k->partitions, NULL, NULL);
+}
+
+int64_t gw_kafka_committed(gw_kafka *k, int32_t p)
+{
+    rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(list, k->cfg.topic, p);
+    pthread_mutex_lock(&k->fence_mu);
+    rd_kafka_resp_err_t e = rd_kafka_committed(k->fence, list, 3000);
+    pthread_mutex_unlock(&k->fence_mu);
+    int64_t off = -1;
+    if (!e && !list->elems[0].err && list->elems[0].offset >= 0)
+        off = list->elems[0].offset;
+    rd_kafka_topic_partition_list_destroy(list);
+    return off;
 }

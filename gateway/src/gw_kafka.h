@@ -4,8 +4,9 @@
  * once, on the loop thread, with the message id derived from (partition, offset) or with an
  * error. After a fatal producer error the producer is purged (the pending messages fail) and
  * recreated, so the gateway keeps serving.
- * The fan-out consumer assigns every partition of the topic at its end (no group management)
- * and hands each decoded record to on_record on the loop thread.
+ * The fan-out consumer assigns every partition of the topic (no group management), starting a
+ * bounded number of records before its end, and hands each decoded record to on_record on the
+ * loop thread.
  * Both clients signal the loop through file descriptors (librdkafka queue io events) that the
  * caller adopts into libwebsockets; a background thread checks broker reachability for
  * gw_kafka_ready().
@@ -15,6 +16,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chat_envelope.h"
 
@@ -22,14 +24,17 @@ typedef struct gw_kafka gw_kafka;
 
 /* id is NULL on failure, and errstr says why. opaque is what gw_kafka_produce was given. */
 typedef void (*gw_kafka_ack_fn)(void *opaque, const char *id, const char *errstr, void *arg);
-/* m and its strings live only during the call. */
-typedef void (*gw_kafka_record_fn)(const chat_message *m, void *arg);
+/* m and its strings live only during the call; (partition, offset) is where Kafka has it. */
+typedef void (*gw_kafka_record_fn)(const chat_message *m, int32_t partition, int64_t offset,
+                                   void *arg);
 
 typedef struct gw_kafka_config {
     const char *brokers;
     const char *topic;
     const char *node_id;
-    int wait_topic_s; /* how long gw_kafka_new waits for the topic to exist */
+    const char *persister_group; /* whose committed offsets gw_kafka_committed reads */
+    int wait_topic_s;            /* how long gw_kafka_new waits for the topic to exist */
+    int warm_records;            /* fan-out starts this many records before each partition's end */
     gw_kafka_ack_fn on_ack;
     gw_kafka_record_fn on_record;
     void *arg;
@@ -47,8 +52,7 @@ int gw_kafka_consumer_fd(const gw_kafka *k);
 
 /* Queues e (key = room). On 0, on_ack will be called once with opaque. On failure (queue
  * full, producer unusable) returns a negative code with err and never calls on_ack. */
-int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err,
-                     size_t errlen);
+int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err, size_t errlen);
 
 /* Serves delivery reports and producer errors; recreates the producer after a fatal error. */
 void gw_kafka_serve_producer(gw_kafka *k);
@@ -58,5 +62,18 @@ bool gw_kafka_serve_consumer(gw_kafka *k, size_t max);
 
 /* True while the broker answered a metadata request for the topic recently. Any thread. */
 bool gw_kafka_ready(const gw_kafka *k);
+/* True once fan-out has read every partition up to where it ended at start. Loop thread. */
+bool gw_kafka_warm(const gw_kafka *k);
+
+/* The topic's partition count, and where fan-out began reading partition p. */
+int32_t gw_kafka_partitions(const gw_kafka *k);
+int64_t gw_kafka_start_offset(const gw_kafka *k, int32_t p);
+/* The stream's generation (docs/protocol.md, "Positions and resume"). Any thread. */
+const char *gw_kafka_epoch(const gw_kafka *k);
+/* The partition of a room's records. Any thread. */
+int32_t gw_kafka_partition_of(const gw_kafka *k, const char *room);
+/* The persister group's committed offset of partition p (every record below it is stored), or
+ * -1 when unknown. Blocks up to 3 s: worker threads only. */
+int64_t gw_kafka_committed(gw_kafka *k, int32_t p);
 
 #endif

@@ -1,4 +1,4 @@
-/* gw_out.c: encoding the server's frames of protocol v1 (see gw_out.h). Each frame is built as
+/* gw_out.c: encoding the server's frames (see gw_out.h). Each frame is built as
  * a jansson object and dumped compactly, with non-ASCII text kept as UTF-8, straight into a
  * new gw_buf. A string that is not valid UTF-8 makes the encoder fail (NULL) rather than send
  * invalid JSON; every caller passes validated strings, so that only happens on ENOMEM. */
@@ -6,6 +6,8 @@
 
 #include <jansson.h>
 #include <stdbool.h>
+#include <stdio.h>
+#include <string.h>
 
 /* Sets key to the string val. An optional value that is NULL or "" is left out; a required
  * NULL is encoded as "". Returns 0 or -1. */
@@ -61,8 +63,7 @@ static json_t *message_obj(const chat_message *m)
         return NULL;
     json_t *text = e->text ? json_stringn(e->text, e->text_len) : json_string("");
     if (put_str(o, "id", m->id, false) || put_str(o, "room", e->room, false) ||
-        put_str(o, "from", e->from, false) ||
-        json_object_set_new(o, "text", text) ||
+        put_str(o, "from", e->from, false) || json_object_set_new(o, "text", text) ||
         json_object_set_new(o, "ts", json_integer((json_int_t)e->ts_ms)) ||
         put_str(o, "cid", e->cid, true)) {
         json_decref(o);
@@ -71,33 +72,13 @@ static json_t *message_obj(const chat_message *m)
     return o;
 }
 
-/* {"type":type,"room":room,key:[message...]} */
-static gw_buf *message_list(const char *type, const char *key, const char *room,
-                            const chat_message *msgs, size_t n)
-{
-    json_t *o = frame(type);
-    json_t *arr = json_array();
-
-    if (!o || !arr || put_str(o, "room", room, false))
-        goto fail;
-    for (size_t i = 0; i < n; i++)
-        if (json_array_append_new(arr, message_obj(&msgs[i])))
-            goto fail;
-    if (json_object_set_new(o, key, arr)) {
-        arr = NULL; /* set_new consumed it */
-        goto fail;
-    }
-    return finish(o);
-fail:
-    json_decref(arr);
-    json_decref(o);
-    return NULL;
-}
-
-gw_buf *gw_out_welcome(const char *user, const char *gateway)
+gw_buf *gw_out_welcome(const char *user, const char *gateway, int64_t exp, const char *epoch)
 {
     json_t *o = frame("welcome");
-    if (o && (put_str(o, "user", user, false) || put_str(o, "gateway", gateway, false))) {
+    if (o && (put_str(o, "user", user, false) || put_str(o, "gateway", gateway, false) ||
+              json_object_set_new(o, "protocol", json_integer(2)) ||
+              json_object_set_new(o, "exp", json_integer((json_int_t)exp)) ||
+              put_str(o, "epoch", epoch, false))) {
         json_decref(o);
         return NULL;
     }
@@ -145,12 +126,36 @@ gw_buf *gw_out_message(const chat_message *m)
     return finish(message_obj(m));
 }
 
-gw_buf *gw_out_joined(const char *room, const chat_message *msgs, size_t n)
+gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf *const *frames,
+                    size_t n, const char *extra)
 {
-    return message_list("joined", "history", room, msgs, n);
-}
-
-gw_buf *gw_out_history(const char *room, const chat_message *msgs, size_t n)
-{
-    return message_list("history", "messages", room, msgs, n);
+    char head[160];
+    int hl =
+        snprintf(head, sizeof(head), "{\"type\":\"%s\",\"room\":\"%s\",\"%s\":[", type, room, key);
+    size_t xl = extra ? strlen(extra) : 0;
+    if (hl < 0 || (size_t)hl >= sizeof(head))
+        return NULL;
+    size_t len = (size_t)hl + 1 + (xl ? 1 + xl : 0) + 1; /* head ] [,extra] } */
+    for (size_t i = 0; i < n; i++)
+        len += frames[i]->len + (i ? 1 : 0);
+    gw_buf *b = gw_buf_new(len);
+    if (!b)
+        return NULL;
+    unsigned char *p = gw_buf_payload(b);
+    memcpy(p, head, (size_t)hl);
+    p += hl;
+    for (size_t i = 0; i < n; i++) {
+        if (i)
+            *p++ = ',';
+        memcpy(p, gw_buf_payload(frames[i]), frames[i]->len);
+        p += frames[i]->len;
+    }
+    *p++ = ']';
+    if (xl) {
+        *p++ = ',';
+        memcpy(p, extra, xl);
+        p += xl;
+    }
+    *p++ = '}';
+    return b;
 }

@@ -1,25 +1,29 @@
-/* gw_out.h: encoding the server's frames (protocol v1) as JSON text in gw_buf buffers, ready
- * for lws_write(). Each function returns a new buffer with one reference, or NULL on ENOMEM.
+/* gw_out.h: encoding the server's frames (protocols v1 and v2) as JSON text in gw_buf buffers,
+ * ready for lws_write(). Each function returns a new buffer with one reference, or NULL on ENOMEM.
  * String arguments are NUL-terminated; an optional one may be NULL or "" (then it is left out).
  * Any thread (buffers are handed to the loop thread afterwards). */
 #ifndef GW_OUT_H
 #define GW_OUT_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chat_envelope.h"
 #include "gw_buf.h"
 
-gw_buf *gw_out_welcome(const char *user, const char *gateway);
+/* {"type":"welcome","user","gateway","protocol":2,"exp","epoch"} */
+gw_buf *gw_out_welcome(const char *user, const char *gateway, int64_t exp, const char *epoch);
 gw_buf *gw_out_error(const char *code, const char *message, const char *cid);
 gw_buf *gw_out_ack(const char *cid, const char *id);
 gw_buf *gw_out_pong(void);
 gw_buf *gw_out_left(const char *room);
 /* {"type":"message","id","room","from","text","ts","cid"} (cid left out when empty). */
 gw_buf *gw_out_message(const chat_message *m);
-/* {"type":"joined","room","history":[message...]} with msgs oldest first. */
-gw_buf *gw_out_joined(const char *room, const chat_message *msgs, size_t n);
-/* {"type":"history","room","messages":[message...]} with msgs oldest first. */
-gw_buf *gw_out_history(const char *room, const chat_message *msgs, size_t n);
+/* {"type":type,"room":room,key:[frame,...],extra} from already encoded message frames (oldest
+ * first), without decoding them again: how joined and history answers share the frames of the
+ * room log. room must need no JSON escaping (a valid room name); extra is NULL or JSON members
+ * without braces, e.g. "\"recovered\":true". */
+gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf *const *frames,
+                    size_t n, const char *extra);
 
 #endif

@@ -6,8 +6,7 @@
  *   links       (room, member)   -> gw_link   (one membership; in both lists above)
  * A membership (gw_link) sits on two doubly linked lists, so join, leave and is_member are O(1)
  * on average and fan-out walks the room's list in join order. Room names come from clients, so
- * the string hash is SipHash-2-4 keyed per index from getrandom(): colliding names cannot be
- * precomputed to turn lookups into list scans. */
+ * they are hashed with the keyed SipHash of gw_hash.h. */
 #define _POSIX_C_SOURCE 200809L /* strnlen, clock_gettime */
 
 #include "gw_rooms.h"
@@ -16,10 +15,9 @@
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/random.h>
-#include <time.h>
 
 #include "chat_validate.h"
+#include "gw_hash.h"
 
 #define GW_ROOMS_MIN_SLOTS 64
 
@@ -109,74 +107,14 @@ static gw_hnode *htab_next(const gw_hnode *node, uint64_t hash)
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
+static uint64_t ptr_hash(const void *p)
+{
+    return gw_hash_mix((uint64_t)(uintptr_t)p);
+}
+
 static uint64_t rotl64(uint64_t x, int b)
 {
     return (x << b) | (x >> (64 - b));
-}
-
-#define SIPROUND                                                                                   \
-    do {                                                                                           \
-        v0 += v1;                                                                                  \
-        v1 = rotl64(v1, 13);                                                                       \
-        v1 ^= v0;                                                                                  \
-        v0 = rotl64(v0, 32);                                                                       \
-        v2 += v3;                                                                                  \
-        v3 = rotl64(v3, 16);                                                                       \
-        v3 ^= v2;                                                                                  \
-        v0 += v3;                                                                                  \
-        v3 = rotl64(v3, 21);                                                                       \
-        v3 ^= v0;                                                                                  \
-        v2 += v1;                                                                                  \
-        v1 = rotl64(v1, 17);                                                                       \
-        v1 ^= v2;                                                                                  \
-        v2 = rotl64(v2, 32);                                                                       \
-    } while (0)
-
-/* SipHash-2-4 (Aumasson and Bernstein) of len bytes under the 128-bit key k. */
-static uint64_t siphash24(const uint64_t k[2], const unsigned char *p, size_t len)
-{
-    uint64_t v0 = k[0] ^ 0x736f6d6570736575ULL, v1 = k[1] ^ 0x646f72616e646f6dULL;
-    uint64_t v2 = k[0] ^ 0x6c7967656e657261ULL, v3 = k[1] ^ 0x7465646279746573ULL;
-    size_t full = len - len % 8;
-
-    for (size_t i = 0; i < full; i += 8) {
-        uint64_t m = 0;
-        for (int j = 7; j >= 0; j--)
-            m = (m << 8) | p[i + (size_t)j];
-        v3 ^= m;
-        SIPROUND;
-        SIPROUND;
-        v0 ^= m;
-    }
-    uint64_t b = (uint64_t)len << 56;
-    for (size_t j = 0; j < len % 8; j++)
-        b |= (uint64_t)p[full + j] << (8 * j);
-    v3 ^= b;
-    SIPROUND;
-    SIPROUND;
-    v0 ^= b;
-    v2 ^= 0xff;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    SIPROUND;
-    return v0 ^ v1 ^ v2 ^ v3;
-}
-
-/* Pointers are not chosen by clients: a strong integer mix (splitmix64 finaliser) suffices. */
-static uint64_t mix64(uint64_t x)
-{
-    x ^= x >> 30;
-    x *= 0xbf58476d1ce4e5b9ULL;
-    x ^= x >> 27;
-    x *= 0x94d049bb133111ebULL;
-    x ^= x >> 31;
-    return x;
-}
-
-static uint64_t ptr_hash(const void *p)
-{
-    return mix64((uint64_t)(uintptr_t)p);
 }
 
 /* ---- the index ---------------------------------------------------------------------------- */
@@ -211,17 +149,6 @@ struct gw_rooms {
     uint64_t key[2];
 };
 
-static void seed_key(uint64_t key[2], const void *salt)
-{
-    if (getrandom(key, 2 * sizeof(uint64_t), GRND_NONBLOCK) == (ssize_t)(2 * sizeof(uint64_t)))
-        return;
-    /* No entropy yet (very early boot): still better than a fixed key. */
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    key[0] = mix64((uint64_t)ts.tv_sec ^ ((uint64_t)ts.tv_nsec << 20));
-    key[1] = mix64(key[0] ^ ptr_hash(salt));
-}
-
 gw_rooms *gw_rooms_new(void)
 {
     gw_rooms *r = calloc(1, sizeof(*r));
@@ -231,7 +158,7 @@ gw_rooms *gw_rooms_new(void)
         gw_rooms_free(r);
         return NULL;
     }
-    seed_key(r->key, r);
+    gw_hash_seed(r->key, r);
     return r;
 }
 
@@ -259,7 +186,7 @@ void gw_rooms_free(gw_rooms *r)
 
 static uint64_t room_hash(const gw_rooms *r, const char *room, size_t len)
 {
-    return siphash24(r->key, (const unsigned char *)room, len);
+    return gw_hash_sip(r->key, room, len);
 }
 
 static gw_room *find_room(const gw_rooms *r, const char *room, size_t len)
@@ -286,7 +213,7 @@ static gw_member *find_member(const gw_rooms *r, const void *member)
 
 static uint64_t link_hash(const gw_room *room, const void *member)
 {
-    return mix64(ptr_hash(room) ^ rotl64(ptr_hash(member), 17));
+    return gw_hash_mix(ptr_hash(room) ^ rotl64(ptr_hash(member), 17));
 }
 
 static gw_link *find_link(const gw_rooms *r, const gw_room *room, const void *member)

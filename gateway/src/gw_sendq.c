@@ -1,5 +1,6 @@
-/* gw_sendq.c: a connection's bounded send queue (see gw_sendq.h): a fixed ring of gw_buf
- * references allocated once, plus a running byte total checked on every push. */
+/* gw_sendq.c: a connection's bounded reply queue (see gw_sendq.h): a ring of gw_buf references
+ * that exists only while something is queued, plus a running byte total checked on every
+ * push. */
 #include "gw_sendq.h"
 
 #include <errno.h>
@@ -11,22 +12,35 @@ int gw_sendq_init(gw_sendq *q, size_t max_items, size_t max_bytes)
     memset(q, 0, sizeof(*q));
     if (max_items < 1 || max_bytes < 1)
         return -EINVAL;
-    q->items = calloc(max_items, sizeof(*q->items));
-    if (!q->items)
-        return -ENOMEM;
     q->max_items = max_items;
     q->max_bytes = max_bytes;
     return 0;
 }
 
+static int grow(gw_sendq *q)
+{
+    size_t cap = q->cap ? q->cap * 2 : 4;
+    if (cap > q->max_items)
+        cap = q->max_items;
+    gw_buf **items = malloc(cap * sizeof(*items));
+    if (!items)
+        return -ENOMEM;
+    for (size_t i = 0; i < q->count; i++)
+        items[i] = q->items[(q->head + i) % q->cap];
+    free(q->items);
+    q->items = items;
+    q->cap = cap;
+    q->head = 0;
+    return 0;
+}
+
 int gw_sendq_push(gw_sendq *q, gw_buf *b)
 {
-    if (!q->items || q->count >= q->max_items)
+    if (q->count >= q->max_items || b->len > q->max_bytes - q->bytes)
         return -ENOBUFS;
-    if (b->len > q->max_bytes - q->bytes)
-        return -ENOBUFS;
-    size_t tail = (q->head + q->count) % q->max_items;
-    q->items[tail] = gw_buf_ref(b);
+    if (q->count == q->cap && grow(q) != 0)
+        return -ENOMEM;
+    q->items[(q->head + q->count) % q->cap] = gw_buf_ref(b);
     q->count++;
     q->bytes += b->len;
     return 0;
@@ -42,17 +56,25 @@ void gw_sendq_pop(gw_sendq *q)
     if (!q->count)
         return;
     gw_buf *b = q->items[q->head];
-    q->items[q->head] = NULL;
-    q->head = (q->head + 1) % q->max_items;
+    q->head = (q->head + 1) % q->cap;
     q->count--;
     q->bytes -= b->len;
     gw_buf_unref(b);
+    if (q->count == 0) {
+        free(q->items);
+        q->items = NULL;
+        q->cap = q->head = 0;
+    }
+}
+
+void gw_sendq_clear(gw_sendq *q)
+{
+    while (q->count)
+        gw_sendq_pop(q);
 }
 
 void gw_sendq_free(gw_sendq *q)
 {
-    while (q->count)
-        gw_sendq_pop(q);
-    free(q->items);
+    gw_sendq_clear(q);
     memset(q, 0, sizeof(*q));
 }

@@ -1,6 +1,9 @@
-/* gw_sendq.h: a connection's bounded send queue of gw_buf references. Bounded both in frames
- * and in bytes; a push that would exceed either bound fails and the caller disconnects the slow
- * client instead of growing memory. Loop thread only. */
+/* gw_sendq.h: a connection's bounded queue of replies (gw_buf references): acks, joined and
+ * history answers, errors. Bounded both in frames and in bytes; a push that would exceed either
+ * bound fails and the caller closes the slow client instead of growing memory. The ring is
+ * allocated on the first push, grows by doubling up to the bound and is freed when the queue
+ * empties, so an idle connection owns no buffer. Room messages do not pass through here: they
+ * are written from the room logs (gw_log.h). Loop thread only. */
 #ifndef GW_SENDQ_H
 #define GW_SENDQ_H
 
@@ -9,20 +12,23 @@
 #include "gw_buf.h"
 
 typedef struct gw_sendq {
-    gw_buf **items;     /* ring of max_items slots */
-    size_t max_items, head, count;
-    size_t bytes, max_bytes;
+    gw_buf **items; /* ring of cap slots; NULL while empty */
+    size_t cap, head, count;
+    size_t max_items, bytes, max_bytes;
 } gw_sendq;
 
-/* Returns 0 or -ENOMEM. max_items >= 1, max_bytes >= 1. */
+/* Sets the bounds; allocates nothing. Returns 0 or -EINVAL (a bound below 1). */
 int gw_sendq_init(gw_sendq *q, size_t max_items, size_t max_bytes);
-/* Queues b, taking a new reference on success. Returns 0, or -ENOBUFS when full (no ref taken). */
+/* Queues b, taking a new reference on success. Returns 0, -ENOBUFS when full or -ENOMEM (no
+ * reference taken). */
 int gw_sendq_push(gw_sendq *q, gw_buf *b);
 /* The oldest queued buffer (still owned by the queue), or NULL when empty. */
 gw_buf *gw_sendq_peek(const gw_sendq *q);
 /* Removes the oldest and drops the queue's reference. No-op when empty. */
 void gw_sendq_pop(gw_sendq *q);
-/* Drops every queued reference and frees the ring. */
+/* Drops every queued reference and frees the ring; the bounds stay. */
+void gw_sendq_clear(gw_sendq *q);
+/* gw_sendq_clear, then forgets the bounds too. */
 void gw_sendq_free(gw_sendq *q);
 
 #endif

@@ -22,7 +22,7 @@
 _Static_assert(GW_BUF_PRE >= LWS_PRE, "gw_buf headroom must cover LWS_PRE");
 
 #define GW_FANOUT_BATCH 512 /* records handed out per loop turn before yielding */
-#define GW_HTTP_BODY_MAX 4096
+#define GW_HTTP_BODY_MAX 8192
 
 /* Per-connection data: a WebSocket session, or the pending response of an HTTP request. */
 typedef struct gw_pss {
@@ -200,6 +200,55 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     return rc;
 }
 
+/* Prometheus text format (version 0.0.4) of the gateway's counters and gauges. */
+static int http_metrics(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
+{
+    const gw_stats *st = &ctx->stats;
+#define C(name, help, v)                                                                           \
+    "# HELP chat_gateway_" name " " help "\n# TYPE chat_gateway_" name                             \
+    " counter\nchat_gateway_" name " %llu\n"
+#define G(name, help, v)                                                                           \
+    "# HELP chat_gateway_" name " " help "\n# TYPE chat_gateway_" name                             \
+    " gauge\nchat_gateway_" name " %llu\n"
+    return http_respond(
+        wsi, pss, 200, "text/plain; version=0.0.4",
+        G("sessions", "Open WebSocket sessions.",
+          0) C("connections_total", "WebSocket sessions opened.",
+               0) C("frames_received_total", "Client frames received.",
+                    0) C("frames_sent_total", "Frames written to clients.",
+                         0) C("messages_produced_total", "Sends produced to Kafka.",
+                              0) C("messages_acked_total", "Sends acknowledged by Kafka.",
+                                   0) C("produce_failures_total", "Sends Kafka refused or lost.",
+                                        0) C("records_read_total", "Records read by fan-out.", 0)
+            C("slow_reader_closes_total", "Sessions closed with 4008.",
+              0) C("joins_total", "Joins, resumes included.",
+                   0) C("joins_from_log_total", "Joins answered from the room logs.",
+                        0) C("store_reads_total", "Reads sent to the store.", 0)
+                C("store_read_waiters_total", "Joins that waited for a read already under way.",
+                  0) C("resumes_total", "Joins with since.",
+                       0) C("resumes_recovered_total", "Resumes answered recovered:true.",
+                            0) C("retries_deduplicated_total",
+                                 "Sends answered with an earlier id of the same cid.", 0)
+                    C("inexact_store_reads_total", "Store reads that could not be proven complete.",
+                      0) G("room_log_bytes", "Bytes held by the room logs.", 0)
+                        G("room_log_entries", "Messages held by the room logs.", 0)
+                            C("room_log_evicted_total", "Messages dropped from the room logs.", 0)
+                                G("rooms", "Rooms with local members.", 0),
+        (unsigned long long)st->sessions_open, (unsigned long long)st->connections,
+        (unsigned long long)st->frames_in, (unsigned long long)st->messages_out,
+        (unsigned long long)st->produced, (unsigned long long)st->acked,
+        (unsigned long long)st->produce_failed, (unsigned long long)st->fanout_records,
+        (unsigned long long)st->dropped_slow, (unsigned long long)st->joins,
+        (unsigned long long)st->joins_from_log, (unsigned long long)st->store_reads,
+        (unsigned long long)st->store_waiters, (unsigned long long)st->resumes,
+        (unsigned long long)st->resumes_recovered, (unsigned long long)st->retries_deduplicated,
+        (unsigned long long)st->inexact_reads, (unsigned long long)gw_log_bytes(ctx->log),
+        (unsigned long long)gw_log_entries(ctx->log), (unsigned long long)gw_log_evicted(ctx->log),
+        (unsigned long long)gw_rooms_room_count(ctx->rooms));
+#undef C
+#undef G
+}
+
 static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 {
     char path[256];
@@ -209,15 +258,19 @@ static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     if (strcmp(path, "/healthz") == 0)
         return http_respond(wsi, pss, 200, "text/plain", "ok\n");
     if (strcmp(path, "/readyz") == 0) {
-        bool k = gw_kafka_ready(ctx->kafka), m = gw_store_ready(ctx->store);
-        return http_respond(wsi, pss, k && m ? 200 : 503, "application/json",
+        bool k = gw_kafka_ready(ctx->kafka), m = gw_store_ready(ctx->store),
+             w = gw_kafka_warm(ctx->kafka), ok = k && m && w;
+        return http_respond(wsi, pss, ok ? 200 : 503, "application/json",
                             "{\"status\":\"%s\",\"kafka\":\"%s\",\"mongo\":\"%s\","
-                            "\"node\":\"%s\",\"sessions\":%llu}",
-                            k && m ? "ready" : "not ready", k ? "ok" : "down", m ? "ok" : "down",
-                            ctx->cfg.node_id, (unsigned long long)ctx->stats.sessions_open);
+                            "\"log\":\"%s\",\"node\":\"%s\",\"sessions\":%llu}",
+                            ok ? "ready" : "not ready", k ? "ok" : "down", m ? "ok" : "down",
+                            w ? "ok" : "warming", ctx->cfg.node_id,
+                            (unsigned long long)ctx->stats.sessions_open);
     }
     if (strcmp(path, "/dev/token") == 0)
         return http_dev_token(ctx, wsi, pss);
+    if (strcmp(path, "/metrics") == 0)
+        return http_metrics(ctx, wsi, pss);
     if (strcmp(path, "/ws") == 0)
         return http_respond(wsi, pss, 426, "application/json",
                             "{\"error\":\"upgrade to a WebSocket here\"}");
@@ -367,19 +420,34 @@ static int adopt(gw_ctx *ctx, int fd, const int *which, char *err, size_t errlen
     return 0;
 }
 
-static void stats_tick(lws_sorted_usec_list_t *sul)
+static void log_stats(gw_ctx *ctx)
 {
-    gw_ctx *ctx = lws_container_of(sul, gw_ctx, stats_sul);
     gw_stats *st = &ctx->stats;
     chat_log(CHAT_LOG_INFO,
              "stats: sessions=%llu rooms=%zu frames_in=%llu produced=%llu acked=%llu "
-             "produce_failed=%llu fanout_records=%llu frames_out=%llu dropped_slow=%llu",
+             "produce_failed=%llu fanout_records=%llu frames_out=%llu dropped_slow=%llu "
+             "joins=%llu joins_from_log=%llu store_reads=%llu store_waiters=%llu resumes=%llu "
+             "resumes_recovered=%llu retries_deduplicated=%llu inexact_reads=%llu "
+             "log_bytes=%zu log_entries=%zu log_evicted=%llu",
              (unsigned long long)st->sessions_open, gw_rooms_room_count(ctx->rooms),
              (unsigned long long)st->frames_in, (unsigned long long)st->produced,
              (unsigned long long)st->acked, (unsigned long long)st->produce_failed,
              (unsigned long long)st->fanout_records, (unsigned long long)st->messages_out,
-             (unsigned long long)st->dropped_slow);
-    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick, 60 * LWS_US_PER_SEC);
+             (unsigned long long)st->dropped_slow, (unsigned long long)st->joins,
+             (unsigned long long)st->joins_from_log, (unsigned long long)st->store_reads,
+             (unsigned long long)st->store_waiters, (unsigned long long)st->resumes,
+             (unsigned long long)st->resumes_recovered,
+             (unsigned long long)st->retries_deduplicated, (unsigned long long)st->inexact_reads,
+             gw_log_bytes(ctx->log), gw_log_entries(ctx->log),
+             (unsigned long long)gw_log_evicted(ctx->log));
+}
+
+static void stats_tick(lws_sorted_usec_list_t *sul)
+{
+    gw_ctx *ctx = lws_container_of(sul, gw_ctx, stats_sul);
+    log_stats(ctx);
+    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
+                     ctx->cfg.stats_interval * LWS_US_PER_SEC);
 }
 
 static void lws_log_emit(int level, const char *line)
@@ -408,7 +476,7 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
         m->cache_max_age = 0;
     }
     /* the dynamic endpoints are matched before the file mount by being longer */
-    static const char *const dyn[] = {"/healthz", "/readyz", "/dev/token", "/ws"};
+    static const char *const dyn[] = {"/healthz", "/readyz", "/dev/token", "/metrics", "/ws"};
     struct lws_http_mount *prev = (ctx->cfg.web_root && *ctx->cfg.web_root) ? m : NULL;
     for (size_t i = 0; i < sizeof(dyn) / sizeof(dyn[0]); i++) {
         struct lws_http_mount *d = &ctx->mounts[1 + i];
@@ -451,7 +519,9 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     if ((rc = adopt(ctx, gw_kafka_producer_fd(ctx->kafka), &wake_producer, err, errlen)) ||
         (rc = adopt(ctx, gw_kafka_consumer_fd(ctx->kafka), &wake_consumer, err, errlen)))
         return rc;
-    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick, 60 * LWS_US_PER_SEC);
+    lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
+                     ctx->cfg.stats_interval * LWS_US_PER_SEC);
+    gw_sessions_start_timers(ctx);
     return 0;
 }
 
@@ -467,6 +537,7 @@ void gw_server_run(gw_ctx *ctx)
     while (ctx->sessions && gw_now_ms() < until)
         if (lws_service(ctx->lws, 0) < 0)
             break;
+    log_stats(ctx);
 }
 
 void gw_server_free(gw_ctx *ctx)
@@ -474,6 +545,7 @@ void gw_server_free(gw_ctx *ctx)
     if (ctx->lws) {
         lws_sul_cancel(&ctx->stats_sul);
         lws_sul_cancel(&ctx->kafka_sul);
+        lws_sul_cancel(&ctx->inflight_sul);
         lws_context_destroy(ctx->lws);
         ctx->lws = NULL;
     }

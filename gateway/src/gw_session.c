@@ -1,8 +1,18 @@
-/* gw_session.c: protocol v1 for one client session (see docs/protocol.md): the auth state,
- * reassembly of fragmented frames up to CHAT_MAX_FRAME, rate limiting, join/leave/send/
- * history/ping, fan-out delivery through a bounded send queue, and the pending-join buffer
- * that keeps live messages behind the history a join returns. */
-#define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+/* gw_session.c: one client session (docs/protocol.md): the auth state, reassembly of fragmented
+ * frames up to CHAT_MAX_FRAME, rate limiting, and the frames join/leave/send/history/ping, on
+ * top of the room logs (gw_log.h):
+ *
+ *  - a joined room is a cursor into its room log; writing copies the frames after the cursor,
+ *    so fan-out is "append to the log, wake the members" and a slow reader only lags its
+ *    cursor. One that falls off the log's tail is closed with 4008 and resumes with since;
+ *  - a join is answered from the log when the log covers what it asks (the latest `limit`,
+ *    or everything after `since`), else by one store read per room shared by every joiner
+ *    waiting for it (single flight), merged with the log by id;
+ *  - a send whose cid the log (or this gateway's in-flight table) already knows for that user
+ *    and room is acked with the original id and not produced again.
+ * Replies (acks, joined, history, errors) go through a small bounded queue written before the
+ * room frames, so a joined answer always precedes the room's live messages. */
+#define _DEFAULT_SOURCE /* strdup */
 #include "gw_session.h"
 
 #include <errno.h>
@@ -12,29 +22,54 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "gw_hash.h"
 #include "gw_out.h"
-#include "gw_recent.h"
 
-/* What a MongoDB read answers: a first join (live messages wait for it), a join of a room
- * the session is already in (live traffic never stopped), or a history request. */
-enum { GW_Q_JOIN = 1, GW_Q_REJOIN = 2, GW_Q_HISTORY = 3 };
+/* What a store read answers: a room's latest page for every joiner waiting (single flight), one
+ * session's resume (messages after since) or its history request. */
+enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 
 #define GW_CLOSE_AUTH 4001
+#define GW_CLOSE_TOO_SLOW 4008
+#define GW_SESSION_MAX_READS 4    /* store reads one session may wait for at once */
+#define GW_INFLIGHT_SLOTS 4096    /* buckets of the in-flight send table */
+#define GW_INFLIGHT_KEEP_MS 30000 /* an acked send not seen in the log is forgotten after this */
 
-/* What a reply that arrives later needs: the session (weakly) and the request's cid. Used for
- * Kafka delivery reports and MongoDB results alike. */
+/* A reply that arrives later (Kafka delivery report, store result): the session (weakly),
+ * the request's cid, and for joins which join it answers. */
 typedef struct gw_pending_reply {
+    struct gw_pending_reply *next; /* waiters of one store read */
     gw_handle *h;
     char cid[CHAT_CID_MAX + 1];
+    char room[CHAT_ROOM_MAX + 1];
+    char since[CHAT_MSGID_LEN + 1];  /* join: resume after it; history: after */
+    char before[CHAT_MSGID_LEN + 1]; /* history: before */
+    struct gw_inflight *inf;         /* a send with a cid: its in-flight record */
+    uint32_t gen;
+    int limit;
 } gw_pending_reply;
 
-static gw_pending_reply *reply_new(gw_session *s, const char *cid)
+/* A send produced by this gateway and not yet seen in the room log, keyed by (room, from,
+ * cid), so that a retry waits for the same ack instead of producing again. */
+struct gw_inflight {
+    gw_inflight *next;
+    uint64_t hash;
+    gw_pending_reply *waiters;   /* the first is the original send */
+    char id[CHAT_MSGID_LEN + 1]; /* "" until acked */
+    int64_t acked_ms;
+    char room[CHAT_ROOM_MAX + 1];
+    char from[CHAT_USER_MAX + 1];
+    char cid[CHAT_CID_MAX + 1];
+};
+
+static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
 {
     gw_pending_reply *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
     r->h = gw_handle_ref(s->handle);
     snprintf(r->cid, sizeof(r->cid), "%s", cid ? cid : "");
+    snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
     return r;
 }
 
@@ -56,9 +91,12 @@ void gw_handle_unref(gw_handle *h)
         free(h);
 }
 
-static const char *who(const gw_session *s) { return s->id.sub[0] ? s->id.sub : "-"; }
+static const char *who(const gw_session *s)
+{
+    return s->id.sub[0] ? s->id.sub : "-";
+}
 
-/* Schedules a close with code and reason at the next writeable; queued frames are dropped. */
+/* Schedules a close with code and reason at the next writeable; queued replies are dropped. */
 static void fail_session(gw_session *s, int code, const char *reason)
 {
     if (s->state == GW_S_CLOSING)
@@ -66,23 +104,26 @@ static void fail_session(gw_session *s, int code, const char *reason)
     s->state = GW_S_CLOSING;
     s->close_code = code;
     snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
-    while (gw_sendq_peek(&s->q))
-        gw_sendq_pop(&s->q);
+    gw_sendq_clear(&s->q);
     lws_callback_on_writable(s->wsi);
     /* a client that never reads never becomes writeable: make sure it goes anyway */
     lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
 }
 
-/* Queues b (a new reference is taken) or drops the slow client. */
+static void too_slow(gw_session *s, const char *what)
+{
+    s->ctx->stats.dropped_slow++;
+    chat_log(CHAT_LOG_WARN, "session %s: %s; closing with 4008", who(s), what);
+    fail_session(s, GW_CLOSE_TOO_SLOW, "too slow: reconnect and resume with since");
+}
+
+/* Queues reply b (a new reference is taken) or drops the slow client. */
 static void send_buf(gw_session *s, gw_buf *b)
 {
     if (s->state == GW_S_CLOSING || !b)
         return;
     if (gw_sendq_push(&s->q, b) != 0) {
-        s->ctx->stats.dropped_slow++;
-        chat_log(CHAT_LOG_WARN, "session %s: send queue full, disconnecting a slow client",
-                 who(s));
-        fail_session(s, 1008, "send queue overflow: client too slow");
+        too_slow(s, "reply queue full");
         return;
     }
     lws_callback_on_writable(s->wsi);
@@ -105,128 +146,552 @@ static void send_error(gw_session *s, const char *code, const char *message, con
     send_new(s, gw_out_error(code, message, cid));
 }
 
-/* --- pending joins ----------------------------------------------------------------------- */
+/* --- subscriptions ----------------------------------------------------------------------- */
 
-static gw_pending_join *pending_find(gw_session *s, const char *room)
+static gw_sub *sub_find(gw_session *s, const char *room)
 {
-    for (gw_pending_join *p = s->pending; p; p = p->next)
-        if (strcmp(p->room, room) == 0)
-            return p;
+    for (uint16_t i = 0; i < s->nsubs; i++)
+        if (strcmp(s->subs[i].lr->name, room) == 0)
+            return &s->subs[i];
     return NULL;
 }
 
-static void pending_free(gw_pending_join *p)
+static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
 {
-    for (size_t i = 0; i < p->n; i++)
-        gw_buf_unref(p->bufs[i]);
-    free(p->bufs);
-    free(p->ids);
-    free(p);
+    if (s->nsubs == s->capsubs) {
+        uint16_t cap = s->capsubs ? (uint16_t)(s->capsubs * 2) : 2;
+        gw_sub *subs = realloc(s->subs, cap * sizeof(*subs));
+        if (!subs)
+            return NULL;
+        s->subs = subs;
+        s->capsubs = cap;
+    }
+    gw_sub *sub = &s->subs[s->nsubs++];
+    memset(sub, 0, sizeof(*sub));
+    sub->lr = lr;
+    sub->skip_to = -1;
+    sub->gen = ++s->gen;
+    return sub;
 }
 
-static void pending_remove(gw_session *s, gw_pending_join *p)
+static void sub_remove(gw_session *s, gw_sub *sub)
 {
-    for (gw_pending_join **pp = &s->pending; *pp; pp = &(*pp)->next) {
-        if (*pp == p) {
-            *pp = p->next;
-            pending_free(p);
-            return;
+    gw_log_room_unref(s->ctx->log, sub->lr);
+    *sub = s->subs[--s->nsubs];
+    if (s->nsubs == 0) {
+        free(s->subs);
+        s->subs = NULL;
+        s->capsubs = 0;
+    }
+}
+
+/* The sub starts its live stream after the history it was just answered with. */
+static void sub_go_live(gw_session *s, gw_sub *sub, int64_t last_offset)
+{
+    sub->live = true;
+    sub->next = sub->lr->next_rseq;
+    sub->skip_to = last_offset;
+    lws_callback_on_writable(s->wsi);
+}
+
+/* --- answers built from the log and the store -------------------------------------------- */
+
+/* Frames in stream order with their offsets: what a join or history answer is made of. */
+typedef struct gw_page {
+    gw_buf **frames;
+    int64_t *offsets;
+    size_t n, cap;
+} gw_page;
+
+/* What the sessions keep per room (gw_log_room.user, freed with the room): the joiners waiting
+ * for the room's store read under way (single flight), and the page that read produced: the
+ * room's latest messages as of page_rseq. With the log entries appended since, that page
+ * answers later joins without reading the store again, while the log still holds every entry
+ * from page_rseq on. */
+typedef struct gw_room_state {
+    gw_pending_reply *waiters;
+    bool reading;
+    bool has_page;
+    gw_page page;
+    uint64_t page_rseq;
+} gw_room_state;
+
+static void page_free(gw_page *pg);
+
+static void gw_session_room_state_free(void *p)
+{
+    gw_room_state *st = p;
+    while (st->waiters) {
+        gw_pending_reply *w = st->waiters;
+        st->waiters = w->next;
+        gw_handle_unref(w->h);
+        free(w);
+    }
+    page_free(&st->page);
+    free(st);
+}
+
+static void page_free(gw_page *pg)
+{
+    for (size_t i = 0; i < pg->n; i++)
+        gw_buf_unref(pg->frames[i]);
+    free(pg->frames);
+    free(pg->offsets);
+    memset(pg, 0, sizeof(*pg));
+}
+
+static int page_push(gw_page *pg, gw_buf *b, int64_t offset)
+{
+    if (pg->n == pg->cap) {
+        size_t cap = pg->cap ? pg->cap * 2 : 64;
+        gw_buf **f = realloc(pg->frames, cap * sizeof(*f));
+        if (!f)
+            return -ENOMEM;
+        pg->frames = f;
+        int64_t *o = realloc(pg->offsets, cap * sizeof(*o));
+        if (!o)
+            return -ENOMEM;
+        pg->offsets = o;
+        pg->cap = cap;
+    }
+    pg->frames[pg->n] = gw_buf_ref(b);
+    pg->offsets[pg->n++] = offset;
+    return 0;
+}
+
+/* The log entries of lr in [from, to) rseq. */
+static int page_from_log(gw_page *pg, const gw_log_room *lr, uint64_t from, uint64_t to)
+{
+    for (uint64_t q = from; q < to; q++) {
+        gw_log_entry *e = gw_log_at(lr, q);
+        if (e && page_push(pg, e->frame, e->offset) != 0)
+            return -ENOMEM;
+    }
+    return 0;
+}
+
+/* Merges store messages (oldest first) with the log entries of lr that fall in (after, before)
+ * by offset, each message once, in stream order. */
+static int page_merge(gw_page *pg, const chat_message *msgs, size_t n, const gw_log_room *lr,
+                      int64_t after, int64_t before)
+{
+    uint64_t q = lr ? gw_log_after(lr, after) : 0, end = lr ? lr->next_rseq : 0;
+    size_t i = 0;
+    while (i < n || q < end) {
+        int64_t so = -1;
+        if (i < n && chat_msgid_parse(msgs[i].id, NULL, &so) != 0) {
+            i++;
+            continue;
         }
+        gw_log_entry *e = q < end ? gw_log_at(lr, q) : NULL;
+        if (e && e->offset >= before)
+            e = NULL, q = end;
+        if (i < n && (!e || so < e->offset)) {
+            gw_buf *b = gw_out_message(&msgs[i]);
+            int rc = b ? page_push(pg, b, so) : -ENOMEM;
+            gw_buf_unref(b);
+            if (rc)
+                return rc;
+            i++;
+            continue;
+        }
+        if (!e) {
+            q++;
+            continue;
+        }
+        if (i < n && so == e->offset)
+            i++; /* the same message in both */
+        if (page_push(pg, e->frame, e->offset) != 0)
+            return -ENOMEM;
+        q++;
     }
+    return 0;
 }
 
-static int pending_append(gw_session *s, gw_pending_join *p, gw_buf *b, const char *id)
+/* "recovered":..., and "gap" when a resume could not be recovered. */
+static void resume_fields(char *out, size_t len, const char *since, bool recovered,
+                          const char *first_id)
 {
-    if (p->n == p->cap) {
-        size_t cap = p->cap ? p->cap * 2 : 8;
-        if (cap > (size_t)s->ctx->cfg.send_queue)
-            cap = (size_t)s->ctx->cfg.send_queue;
-        if (cap <= p->n)
-            return -ENOBUFS;
-        gw_buf **bufs = realloc(p->bufs, cap * sizeof(*bufs));
-        if (!bufs)
-            return -ENOMEM;
-        p->bufs = bufs;
-        char(*ids)[CHAT_MSGID_LEN + 1] = realloc(p->ids, cap * sizeof(*ids));
-        if (!ids)
-            return -ENOMEM;
-        p->ids = ids;
-        p->cap = cap;
+    if (!since || !*since)
+        out[0] = '\0';
+    else if (recovered)
+        snprintf(out, len, "\"recovered\":true");
+    else
+        snprintf(out, len, "\"recovered\":false,\"gap\":{\"after\":\"%s\",\"before\":\"%s\"}",
+                 since, first_id && *first_id ? first_id : since);
+}
+
+/* Answers a join with the last `limit` frames of pg (or every one, for a recovered resume),
+ * and starts the sub's live stream after them. Returns the answer (a new reference, for a
+ * cache) or NULL. */
+static gw_buf *answer_join(gw_session *s, gw_sub *sub, const gw_page *pg, int limit,
+                           const char *since, bool recovered)
+{
+    size_t first =
+        (!recovered || !since || !*since) && pg->n > (size_t)limit ? pg->n - (size_t)limit : 0;
+    char extra[160], first_id[CHAT_MSGID_LEN + 1] = "";
+    if (first < pg->n)
+        chat_msgid_format(first_id, sub->lr->partition, pg->offsets[first]);
+    resume_fields(extra, sizeof(extra), since, recovered, first_id);
+    gw_buf *b =
+        gw_out_list("joined", "history", sub->lr->name, pg->frames + first, pg->n - first, extra);
+    send_new(s, gw_buf_ref(b));
+    int64_t last = pg->n ? pg->offsets[pg->n - 1] : -1;
+    if (since && *since && recovered) {
+        int64_t so = -1;
+        chat_msgid_parse(since, NULL, &so);
+        if (so > last)
+            last = so;
     }
-    p->bufs[p->n] = gw_buf_ref(b);
-    memcpy(p->ids[p->n], id, CHAT_MSGID_LEN + 1);
-    p->n++;
+    sub_go_live(s, sub, last);
+    return b;
+}
+
+/* The latest `limit` of a room, when the log alone knows them: it holds at least that many, or
+ * it has read the partition from its very first record. */
+static bool log_has_latest(gw_ctx *ctx, const gw_log_room *lr, int32_t p, int limit)
+{
+    int64_t start, next;
+    if (!gw_log_coverage(ctx->log, p, &start, &next))
+        return false;
+    return start == 0 || (lr && lr->next_rseq - lr->first_rseq >= (uint64_t)limit);
+}
+
+/* A join answered from the log with the room's latest page; the page is cached on the room
+ * for the next joiner with the same limit until the room changes. */
+static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *since)
+{
+    gw_log_room *lr = sub->lr;
+    uint64_t key = (lr->next_rseq << 8) ^ (uint64_t)limit;
+    s->ctx->stats.joins_from_log++;
+    if ((!since || !*since) && lr->cache && lr->cache_key == key) {
+        send_buf(s, lr->cache);
+        int64_t last = -1;
+        gw_log_entry *e = gw_log_at(lr, lr->next_rseq - 1);
+        if (e)
+            last = e->offset;
+        sub_go_live(s, sub, last);
+        return;
+    }
+    gw_page pg = {0};
+    uint64_t from = lr->next_rseq - lr->first_rseq > (uint64_t)limit
+                        ? lr->next_rseq - (uint64_t)limit
+                        : lr->first_rseq;
+    if (page_from_log(&pg, lr, from, lr->next_rseq) != 0) {
+        page_free(&pg);
+        send_error(s, GW_ERR_INTERNAL, "out of memory", NULL);
+        return;
+    }
+    gw_buf *b = answer_join(s, sub, &pg, limit, since, false);
+    if (b && (!since || !*since)) {
+        gw_buf_unref(lr->cache);
+        lr->cache = gw_buf_ref(b);
+        lr->cache_key = key;
+    }
+    gw_buf_unref(b);
+    page_free(&pg);
+}
+
+static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
+{
+    int rc = gw_store_history(s->ctx->store, q, r);
+    if (rc == 0)
+        s->ctx->stats.store_reads++;
+    return rc;
+}
+
+static gw_room_state *room_state(gw_log_room *lr)
+{
+    if (!lr->user)
+        lr->user = calloc(1, sizeof(gw_room_state));
+    return lr->user;
+}
+
+/* The room's latest page from memory: the page of its last store read plus the log entries
+ * appended since, when the log still holds all of those. */
+static bool page_from_memory(gw_page *out, gw_log_room *lr)
+{
+    gw_room_state *st = lr->user;
+    if (!st || !st->has_page)
+        return false;
+    if (lr->first_rseq > st->page_rseq) {
+        st->has_page = false; /* entries newer than the page were dropped: it has a hole */
+        page_free(&st->page);
+        return false;
+    }
+    int64_t last = st->page.n ? st->page.offsets[st->page.n - 1] : -1;
+    for (size_t i = 0; i < st->page.n; i++)
+        if (page_push(out, st->page.frames[i], st->page.offsets[i]) != 0)
+            return false;
+    for (uint64_t q = st->page_rseq; q < lr->next_rseq; q++) {
+        gw_log_entry *e = gw_log_at(lr, q);
+        if (e && e->offset > last && page_push(out, e->frame, e->offset) != 0)
+            return false;
+    }
+    return true;
+}
+
+/* Joins the room's single-flight store read, starting it when none is under way. */
+static int join_via_store(gw_session *s, gw_sub *sub, gw_pending_reply *r)
+{
+    gw_ctx *ctx = s->ctx;
+    gw_log_room *lr = sub->lr;
+    gw_room_state *st = room_state(lr);
+    if (!st)
+        return -ENOMEM;
+    if (!st->reading) {
+        gw_pending_reply *key = calloc(1, sizeof(*key));
+        if (!key)
+            return -ENOMEM;
+        snprintf(key->room, sizeof(key->room), "%s", lr->name);
+        gw_store_query q = {.room = lr->name,
+                            .limit = ctx->limits.max_history,
+                            .kind = GW_Q_JOIN,
+                            .partition = lr->partition};
+        int rc = store_read(s, &q, key);
+        if (rc != 0) {
+            free(key);
+            return rc;
+        }
+        st->reading = true;
+        lr->refs++; /* the read holds the room until its answer */
+    } else {
+        ctx->stats.store_waiters++;
+    }
+    r->gen = sub->gen;
+    r->next = st->waiters;
+    st->waiters = r;
+    s->reads++;
+    return 0;
+}
+
+/* Answers a join with the room's latest page: from the log alone, from memory (the last store
+ * read's page and the log since), or by the room's single-flight store read. since is the
+ * resume that could not be recovered (its gap is reported), or NULL. Returns 0 or an error
+ * already answered to the client (the sub is gone then). */
+static int join_latest(gw_session *s, gw_sub *sub, int limit, const char *since, const char *cid)
+{
+    gw_ctx *ctx = s->ctx;
+    gw_log_room *lr = sub->lr;
+    if (log_has_latest(ctx, lr, lr->partition, limit)) {
+        join_from_log(s, sub, limit, since);
+        return 0;
+    }
+    gw_page pg = {0};
+    if (page_from_memory(&pg, lr)) {
+        ctx->stats.joins_from_log++;
+        gw_buf_unref(answer_join(s, sub, &pg, limit, since, false));
+        page_free(&pg);
+        return 0;
+    }
+    page_free(&pg);
+    gw_pending_reply *r = reply_new(s, cid, lr->name);
+    if (r) {
+        r->limit = limit;
+        snprintf(r->since, sizeof(r->since), "%s", since ? since : "");
+    }
+    if (!r || join_via_store(s, sub, r) != 0) {
+        if (r)
+            reply_free(r);
+        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", cid);
+        gw_rooms_leave(ctx->rooms, lr->name, s);
+        sub_remove(s, sub);
+        return -EAGAIN;
+    }
     return 0;
 }
 
 /* --- frame handlers ---------------------------------------------------------------------- */
 
+static bool epoch_matches(gw_ctx *ctx, const char *epoch)
+{
+    return epoch && strcmp(epoch, gw_kafka_epoch(ctx->kafka)) == 0;
+}
+
 static void on_join(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
-    bool member = gw_rooms_is_member(ctx->rooms, f->room, s);
-    if (!member && gw_rooms_count_of(ctx->rooms, s) >= (size_t)ctx->cfg.max_rooms) {
+    gw_sub *sub = sub_find(s, f->room);
+    if (!sub && s->nsubs >= (size_t)ctx->cfg.max_rooms) {
         send_error(s, GW_ERR_TOO_MANY_ROOMS, "this session has joined too many rooms", f->cid);
         return;
     }
-    if (pending_find(s, f->room))
+    if (sub && !sub->live)
         return; /* the join under way answers */
-    if (ctx->cfg.history_limit == 0) {
-        if (!member && gw_rooms_join(ctx->rooms, f->room, s) < 0) {
+    if (s->reads >= GW_SESSION_MAX_READS) {
+        send_error(s, GW_ERR_UNAVAILABLE,
+                   "too many joins and history reads under way; wait "
+                   "for their answers",
+                   f->cid);
+        return;
+    }
+    int32_t p = gw_kafka_partition_of(ctx->kafka, f->room);
+    if (!sub) {
+        gw_log_room *lr = gw_log_room_ref(ctx->log, f->room, p);
+        if (!lr || !(sub = sub_add(s, lr)) || gw_rooms_join(ctx->rooms, f->room, s) < 0) {
+            if (sub)
+                sub_remove(s, sub);
+            else
+                gw_log_room_unref(ctx->log, lr);
             send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
             return;
         }
-        send_new(s, gw_out_joined(f->room, NULL, 0));
-        return;
+    } else {
+        sub->live = false; /* joined again: a new page, then live from there */
+        sub->gen = ++s->gen;
     }
-    /* a member already receives the room live: it only needs the history again */
-    gw_pending_join *p = member ? NULL : calloc(1, sizeof(*p));
-    gw_pending_reply *r = (member || p) ? reply_new(s, f->cid) : NULL;
-    if (!r || (!member && gw_rooms_join(ctx->rooms, f->room, s) < 0)) {
-        free(p);
-        if (r)
-            reply_free(r);
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
-        return;
+    ctx->stats.joins++;
+    gw_log_room *lr = sub->lr;
+    int64_t start = 0, next = 0, since_off = -1;
+    int32_t since_p = -1;
+    gw_log_coverage(ctx->log, p, &start, &next);
+    const char *since = f->since;
+    if (since) {
+        ctx->stats.resumes++;
+        if (!epoch_matches(ctx, f->epoch) || chat_msgid_parse(since, &since_p, &since_off) ||
+            since_p != p) {
+            /* an id of another epoch or room: nothing after it can be recovered */
+            since_off = -1;
+        } else if (since_off + 1 >= start) {
+            uint64_t from = gw_log_after(lr, since_off);
+            if (lr->next_rseq - from <= (uint64_t)ctx->cfg.resume_max) {
+                gw_page pg = {0};
+                if (page_from_log(&pg, lr, from, lr->next_rseq) == 0) {
+                    ctx->stats.resumes_recovered++;
+                    ctx->stats.joins_from_log++;
+                    gw_buf_unref(answer_join(s, sub, &pg, f->limit, since, true));
+                } else {
+                    send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+                }
+                page_free(&pg);
+                return;
+            }
+            since_off = -1; /* more were missed than a resume carries */
+        } else {
+            /* older than the log: the store holds what came after since */
+            gw_pending_reply *r = reply_new(s, f->cid, f->room);
+            gw_store_query q = {.room = f->room,
+                                .after = since,
+                                .limit = (int)ctx->cfg.resume_max + 1,
+                                .kind = GW_Q_RESUME,
+                                .partition = p};
+            if (r) {
+                r->gen = sub->gen;
+                r->limit = f->limit;
+                snprintf(r->since, sizeof(r->since), "%s", since);
+            }
+            if (!r || store_read(s, &q, r) != 0) {
+                if (r)
+                    reply_free(r);
+                send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
+                gw_rooms_leave(ctx->rooms, f->room, s);
+                sub_remove(s, sub);
+                return;
+            }
+            s->reads++;
+            return;
+        }
     }
-    int rc = gw_store_history(ctx->store, f->room, NULL, (int)ctx->cfg.history_limit,
-                              member ? GW_Q_REJOIN : GW_Q_JOIN, r);
-    if (rc != 0) {
-        reply_free(r);
-        free(p);
-        if (!member)
-            gw_rooms_leave(ctx->rooms, f->room, s);
-        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
-        return;
-    }
-    if (p) {
-        snprintf(p->room, sizeof(p->room), "%s", f->room);
-        p->next = s->pending;
-        s->pending = p;
-    }
-    chat_log(CHAT_LOG_DEBUG, "session %s joins %s", who(s), f->room);
+    /* the latest page */
+    if (join_latest(s, sub, f->limit, since, f->cid) == 0)
+        chat_log(CHAT_LOG_DEBUG, "session %s joins %s", who(s), f->room);
 }
 
 static void on_leave(gw_session *s, const gw_frame *f)
 {
-    if (gw_rooms_leave(s->ctx->rooms, f->room, s) != 0) {
+    gw_sub *sub = sub_find(s, f->room);
+    if (!sub) {
         send_error(s, GW_ERR_NOT_JOINED, "you have not joined this room", f->cid);
         return;
     }
-    gw_pending_join *p = pending_find(s, f->room);
-    if (p)
-        pending_remove(s, p);
+    gw_rooms_leave(s->ctx->rooms, f->room, s);
+    sub_remove(s, sub);
     send_new(s, gw_out_left(f->room));
+}
+
+/* --- sends and their retries ------------------------------------------------------------- */
+
+static uint64_t inflight_hash(gw_ctx *ctx, const char *room, const char *from, const char *cid)
+{
+    char buf[CHAT_ROOM_MAX + CHAT_USER_MAX + CHAT_CID_MAX + 3];
+    int n = snprintf(buf, sizeof(buf), "%s%c%s%c%s", room, 0, from, 0, cid);
+    return gw_hash_sip(ctx->inflight_key, buf, n > 0 ? (size_t)n : 0);
+}
+
+static gw_inflight *inflight_find(gw_ctx *ctx, uint64_t h, const char *room, const char *from,
+                                  const char *cid, gw_inflight ***link)
+{
+    gw_inflight **pp = &ctx->inflight[h & (GW_INFLIGHT_SLOTS - 1)];
+    for (; *pp; pp = &(*pp)->next) {
+        gw_inflight *f = *pp;
+        if (f->hash == h && !strcmp(f->cid, cid) && !strcmp(f->from, from) &&
+            !strcmp(f->room, room)) {
+            if (link)
+                *link = pp;
+            return f;
+        }
+    }
+    return NULL;
+}
+
+static void inflight_drop(gw_ctx *ctx, gw_inflight **link)
+{
+    gw_inflight *f = *link;
+    *link = f->next;
+    ctx->ninflight--;
+    while (f->waiters) {
+        gw_pending_reply *w = f->waiters;
+        f->waiters = w->next;
+        reply_free(w);
+    }
+    free(f);
 }
 
 static void on_send(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
-    if (!gw_rooms_is_member(ctx->rooms, f->room, s)) {
+    if (!sub_find(s, f->room)) {
         send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
         return;
     }
-    gw_pending_reply *a = reply_new(s, f->cid);
+    gw_inflight *inf = NULL;
+    uint64_t h = 0;
+    if (f->cid) {
+        /* a retry of a send the cluster already has: the original id, nothing produced */
+        const gw_log_entry *e = gw_log_find_cid(ctx->log, f->room, s->id.sub, f->cid);
+        if (e) {
+            char id[CHAT_MSGID_LEN + 1];
+            chat_msgid_format(id, e->room->partition, e->offset);
+            ctx->stats.retries_deduplicated++;
+            send_new(s, gw_out_ack(f->cid, id));
+            return;
+        }
+        h = inflight_hash(ctx, f->room, s->id.sub, f->cid);
+        inf = inflight_find(ctx, h, f->room, s->id.sub, f->cid, NULL);
+        if (inf) {
+            ctx->stats.retries_deduplicated++;
+            if (inf->id[0]) {
+                send_new(s, gw_out_ack(f->cid, inf->id));
+                return;
+            }
+            gw_pending_reply *w = reply_new(s, f->cid, f->room);
+            if (!w) {
+                send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+                return;
+            }
+            w->next = inf->waiters->next; /* the original stays first */
+            inf->waiters->next = w;
+            return;
+        }
+    }
+    gw_pending_reply *a = reply_new(s, f->cid, f->room);
+    if (f->cid && a) {
+        inf = calloc(1, sizeof(*inf));
+        if (!inf) {
+            reply_free(a);
+            a = NULL;
+        }
+    }
     if (!a) {
         send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
@@ -240,35 +705,195 @@ static void on_send(gw_session *s, const gw_frame *f)
         .text_len = f->text_len,
         .ts_ms = gw_wall_ms(),
         .cid = a->cid,
-        .gateway = (char *)ctx->cfg.node_id,
     };
     char err[256];
+    if (inf) {
+        inf->hash = h;
+        inf->waiters = a;
+        a->inf = inf;
+        snprintf(inf->room, sizeof(inf->room), "%s", f->room);
+        snprintf(inf->from, sizeof(inf->from), "%s", s->id.sub);
+        snprintf(inf->cid, sizeof(inf->cid), "%s", f->cid);
+    }
     int rc = gw_kafka_produce(ctx->kafka, &e, a, err, sizeof(err));
     if (rc != 0) {
         reply_free(a);
+        free(inf);
         ctx->stats.produce_failed++;
         chat_log(CHAT_LOG_WARN, "session %s: produce failed: %s", who(s), err);
         send_error(s, GW_ERR_UNAVAILABLE, "the message could not be queued; try again", f->cid);
         return;
     }
+    if (inf) {
+        gw_inflight **slot = &ctx->inflight[h & (GW_INFLIGHT_SLOTS - 1)];
+        inf->next = *slot;
+        *slot = inf;
+        ctx->ninflight++;
+    }
     ctx->stats.produced++;
 }
 
+/* The delivery report of a send: opaque is its gw_pending_reply; for a send with a cid, the
+ * reply's in-flight record holds it first, then the retries that wait for the same answer. */
+void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg)
+{
+    gw_ctx *ctx = arg;
+    gw_pending_reply *a = opaque;
+    gw_inflight *inf = a->inf;
+    if (id)
+        ctx->stats.acked++;
+    else
+        ctx->stats.produce_failed++;
+    for (gw_pending_reply *w = inf ? inf->waiters : a; w; w = inf ? w->next : NULL) {
+        gw_session *s = w->h->s;
+        if (!s)
+            continue;
+        if (id) {
+            send_new(s, gw_out_ack(w->cid, id));
+        } else {
+            chat_log(CHAT_LOG_WARN, "session %s: delivery failed: %s", who(s), errstr);
+            send_error(s, GW_ERR_UNAVAILABLE, "the message was not stored; try again", w->cid);
+        }
+    }
+    if (!inf) {
+        reply_free(a);
+        return;
+    }
+    gw_inflight **link = NULL;
+    inflight_find(ctx, inf->hash, inf->room, inf->from, inf->cid, &link);
+    if (!id || gw_log_find_cid(ctx->log, inf->room, inf->from, inf->cid)) {
+        inflight_drop(ctx, link); /* failed (a retry may produce again), or already in the log */
+        return;
+    }
+    /* acked but not yet read back into the log: a retry meanwhile gets this id */
+    snprintf(inf->id, sizeof(inf->id), "%s", id);
+    inf->acked_ms = gw_now_ms();
+    while (inf->waiters) {
+        gw_pending_reply *w = inf->waiters;
+        inf->waiters = w->next;
+        reply_free(w);
+    }
+}
+
+/* Forgets acked sends that the log never showed (the record went to a partition this gateway
+ * reads late, or the log dropped it at once). */
+static void inflight_expire(lws_sorted_usec_list_t *sul)
+{
+    gw_ctx *ctx = lws_container_of(sul, gw_ctx, inflight_sul);
+    int64_t now = gw_now_ms();
+    for (size_t i = 0; i < GW_INFLIGHT_SLOTS && ctx->ninflight; i++) {
+        gw_inflight **pp = &ctx->inflight[i];
+        while (*pp) {
+            if ((*pp)->id[0] && now - (*pp)->acked_ms > GW_INFLIGHT_KEEP_MS)
+                inflight_drop(ctx, pp);
+            else
+                pp = &(*pp)->next;
+        }
+    }
+    lws_sul_schedule(ctx->lws, 0, &ctx->inflight_sul, inflight_expire, 10 * LWS_US_PER_SEC);
+}
+
+int gw_sessions_init(gw_ctx *ctx)
+{
+    /* the room logs cover every partition from where fan-out starts reading it */
+    int32_t parts = gw_kafka_partitions(ctx->kafka);
+    ctx->log = gw_log_new((size_t)ctx->cfg.log_bytes, parts, gw_session_room_state_free);
+    ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
+    if (!ctx->log || !ctx->inflight)
+        return -ENOMEM;
+    for (int32_t p = 0; p < parts; p++)
+        gw_log_cover(ctx->log, p, gw_kafka_start_offset(ctx->kafka, p));
+    gw_hash_seed(ctx->inflight_key, ctx);
+    return 0;
+}
+
+void gw_sessions_start_timers(gw_ctx *ctx)
+{
+    lws_sul_schedule(ctx->lws, 0, &ctx->inflight_sul, inflight_expire, 10 * LWS_US_PER_SEC);
+}
+
+void gw_sessions_free(gw_ctx *ctx)
+{
+    if (ctx->inflight) {
+        for (size_t i = 0; i < GW_INFLIGHT_SLOTS; i++)
+            while (ctx->inflight[i])
+                inflight_drop(ctx, &ctx->inflight[i]);
+        free(ctx->inflight);
+        ctx->inflight = NULL;
+    }
+    gw_log_free(ctx->log);
+    ctx->log = NULL;
+}
+
+/* --- history ----------------------------------------------------------------------------- */
+
 static void on_history(gw_session *s, const gw_frame *f)
 {
-    if (!gw_rooms_is_member(s->ctx->rooms, f->room, s)) {
+    gw_ctx *ctx = s->ctx;
+    gw_sub *sub = sub_find(s, f->room);
+    if (!sub) {
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
         return;
     }
-    gw_pending_reply *r = reply_new(s, f->cid);
-    if (!r) {
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+    gw_log_room *lr = sub->lr;
+    int64_t start = 0, next = 0, before = INT64_MAX, after = -1;
+    gw_log_coverage(ctx->log, lr->partition, &start, &next);
+    int32_t bp = lr->partition, ap = lr->partition;
+    if (f->before)
+        chat_msgid_parse(f->before, &bp, &before);
+    if (f->after)
+        chat_msgid_parse(f->after, &ap, &after);
+    if (bp != lr->partition || ap != lr->partition) {
+        /* not an id of this room: nothing of the room lies around it */
+        send_new(s, gw_out_list("history", "messages", lr->name, NULL, 0, NULL));
         return;
     }
-    if (gw_store_history(s->ctx->store, f->room, f->before, f->limit, GW_Q_HISTORY, r) != 0) {
-        reply_free(r);
-        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
+    /* from the log when it covers the page */
+    uint64_t lo = gw_log_after(lr, after), hi = gw_log_from(lr, before);
+    bool covered;
+    if (f->after)
+        covered = after + 1 >= start;
+    else
+        covered = start == 0 || hi - lr->first_rseq >= (uint64_t)f->limit;
+    if (covered) {
+        if (f->after && hi - lo > (uint64_t)f->limit)
+            hi = lo + (uint64_t)f->limit;
+        else if (!f->after && hi - lo > (uint64_t)f->limit)
+            lo = hi - (uint64_t)f->limit;
+        gw_page pg = {0};
+        if (page_from_log(&pg, lr, lo, hi) == 0)
+            send_new(s, gw_out_list("history", "messages", lr->name, pg.frames, pg.n, NULL));
+        else
+            send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        page_free(&pg);
+        return;
     }
+    if (s->reads >= GW_SESSION_MAX_READS) {
+        send_error(s, GW_ERR_UNAVAILABLE,
+                   "too many history reads under way; wait for their "
+                   "answers",
+                   f->cid);
+        return;
+    }
+    gw_pending_reply *r = reply_new(s, f->cid, f->room);
+    gw_store_query q = {.room = f->room,
+                        .before = f->before,
+                        .after = f->after,
+                        .limit = f->limit,
+                        .kind = GW_Q_HISTORY,
+                        .partition = lr->partition};
+    if (r) {
+        r->limit = f->limit;
+        snprintf(r->since, sizeof(r->since), "%s", f->after ? f->after : "");
+        snprintf(r->before, sizeof(r->before), "%s", f->before ? f->before : "");
+    }
+    if (!r || store_read(s, &q, r) != 0) {
+        if (r)
+            reply_free(r);
+        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
+        return;
+    }
+    s->reads++;
 }
 
 static int on_auth(gw_session *s, const gw_frame *f)
@@ -284,7 +909,8 @@ static int on_auth(gw_session *s, const gw_frame *f)
     lws_sul_cancel(&s->auth_sul);
     s->state = GW_S_READY;
     chat_log(CHAT_LOG_DEBUG, "session %s authenticated by its first frame", who(s));
-    send_new(s, gw_out_welcome(s->id.sub, s->ctx->cfg.node_id));
+    send_new(s, gw_out_welcome(s->id.sub, s->ctx->cfg.node_id, s->id.exp,
+                               gw_kafka_epoch(s->ctx->kafka)));
     return 0;
 }
 
@@ -358,11 +984,7 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identi
         return -1;
     s->handle->s = s;
     s->handle->refs = 1;
-    if (gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes)) {
-        free(s->handle);
-        s->handle = NULL;
-        return -1;
-    }
+    gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes);
     gw_rate_init(&s->rate, (double)ctx->cfg.rate, (double)ctx->cfg.rate_burst, gw_now_ms());
     s->next = ctx->sessions;
     if (s->next)
@@ -373,7 +995,8 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identi
     if (id) {
         s->id = *id;
         s->state = GW_S_READY;
-        send_new(s, gw_out_welcome(s->id.sub, ctx->cfg.node_id));
+        send_new(
+            s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp, gw_kafka_epoch(ctx->kafka)));
     } else {
         s->state = GW_S_AUTH;
         lws_sul_schedule(ctx->lws, 0, &s->auth_sul, auth_timeout,
@@ -389,8 +1012,8 @@ void gw_session_closed(gw_session *s)
         return; /* never opened */
     lws_sul_cancel(&s->auth_sul);
     gw_rooms_leave_all(ctx->rooms, s);
-    while (s->pending)
-        pending_remove(s, s->pending);
+    while (s->nsubs)
+        sub_remove(s, &s->subs[s->nsubs - 1]);
     gw_sendq_free(&s->q);
     free(s->rx);
     s->rx = NULL;
@@ -416,6 +1039,7 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
     if (first && s->rx) {
         free(s->rx);
         s->rx = NULL;
+        s->rx_len = s->rx_cap = 0;
     }
     if (!s->rx && first && final) {
         if (len > max)
@@ -472,9 +1096,19 @@ too_big:
     free(s->rx);
     s->rx = NULL;
     s->rx_len = s->rx_cap = 0;
-    lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE,
-                     (unsigned char *)"frame too large", 15);
+    lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"frame too large",
+                     15);
     return -1;
+}
+
+/* Writes one frame; false when the connection failed. */
+static bool write_frame(gw_session *s, gw_buf *b)
+{
+    int n = lws_write(s->wsi, gw_buf_payload(b), b->len, LWS_WRITE_TEXT);
+    if (n < (int)b->len)
+        return false;
+    s->ctx->stats.messages_out++;
+    return true;
 }
 
 int gw_session_writeable(gw_session *s)
@@ -484,20 +1118,38 @@ int gw_session_writeable(gw_session *s)
                          (unsigned char *)s->close_reason, strlen(s->close_reason));
         return -1;
     }
-    for (int i = 0; i < 32; i++) {
-        gw_buf *b = gw_sendq_peek(&s->q);
-        if (!b)
-            return 0;
-        int n = lws_write(s->wsi, gw_buf_payload(b), b->len, LWS_WRITE_TEXT);
-        if (n < (int)b->len)
+    /* replies first: a joined answer precedes its room's live frames */
+    gw_buf *b;
+    while ((b = gw_sendq_peek(&s->q))) {
+        if (!write_frame(s, b))
             return -1;
         gw_sendq_pop(&s->q);
-        s->ctx->stats.messages_out++;
-        if (lws_send_pipe_choked(s->wsi))
-            break;
+        if (lws_send_pipe_choked(s->wsi)) {
+            lws_callback_on_writable(s->wsi);
+            return 0;
+        }
     }
-    if (gw_sendq_peek(&s->q))
-        lws_callback_on_writable(s->wsi);
+    for (uint16_t i = 0; i < s->nsubs; i++) {
+        gw_sub *sub = &s->subs[i];
+        gw_log_room *lr = sub->lr;
+        if (!sub->live)
+            continue;
+        if (sub->next < lr->first_rseq) {
+            too_slow(s, "fell behind the room log");
+            return 0;
+        }
+        while (sub->next < lr->next_rseq) {
+            gw_log_entry *e = gw_log_at(lr, sub->next++);
+            if (!e || e->offset <= sub->skip_to)
+                continue;
+            if (!write_frame(s, e->frame))
+                return -1;
+            if (lws_send_pipe_choked(s->wsi)) {
+                lws_callback_on_writable(s->wsi);
+                return 0;
+            }
+        }
+    }
     return 0;
 }
 
@@ -507,124 +1159,205 @@ void gw_sessions_shutdown(gw_ctx *ctx)
         fail_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
 }
 
-/* --- replies that arrive later ----------------------------------------------------------- */
+/* --- fan-out ----------------------------------------------------------------------------- */
 
-void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg)
+static void wake_member(void *member, void *arg)
 {
-    gw_ctx *ctx = arg;
-    gw_pending_reply *a = opaque;
-    gw_session *s = a->h->s;
-    if (id)
-        ctx->stats.acked++;
-    else
-        ctx->stats.produce_failed++;
-    if (s) {
-        if (id) {
-            send_new(s, gw_out_ack(a->cid, id));
-        } else {
-            chat_log(CHAT_LOG_WARN, "session %s: delivery failed: %s", who(s), errstr);
-            send_error(s, GW_ERR_UNAVAILABLE, "the message was not stored; try again",
-                       a->cid);
-        }
-    }
-    reply_free(a);
-}
-
-typedef struct fanout {
-    const chat_message *m;
-    gw_buf *b;
-} fanout;
-
-static void deliver(void *member, void *arg)
-{
+    (void)arg;
     gw_session *s = member;
-    fanout *fo = arg;
-    gw_pending_join *p = pending_find(s, fo->m->env.room);
-    if (p) {
-        if (pending_append(s, p, fo->b, fo->m->id) != 0)
-            fail_session(s, 1008, "send queue overflow: client too slow");
-        return;
-    }
-    send_buf(s, fo->b);
+    lws_callback_on_writable(s->wsi);
 }
 
-void gw_session_on_record(const chat_message *m, void *arg)
+void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg)
 {
     gw_ctx *ctx = arg;
     ctx->stats.fanout_records++;
-    /* encoded once, remembered for joins, and shared by every local member */
-    fanout fo = {m, gw_out_message(m)};
-    if (!fo.b) {
+    gw_buf *b = gw_out_message(m);
+    if (!b) {
         chat_log(CHAT_LOG_ERROR, "out of memory encoding a message for fan-out");
         return;
     }
-    if (ctx->recent)
-        gw_recent_add(ctx->recent, m->env.room, m->id, fo.b);
-    gw_rooms_foreach(ctx->rooms, m->env.room, deliver, &fo);
-    gw_buf_unref(fo.b);
-}
-
-/* After a join's history: the live messages that follow it, each once, in stream order. */
-typedef struct gap_fill {
-    gw_session *s;
-    char cursor[CHAT_MSGID_LEN + 1]; /* the last id sent */
-} gap_fill;
-
-static void fill_one(const char *id, gw_buf *b, void *arg)
-{
-    gap_fill *g = arg;
-    if (strcmp(id, g->cursor) <= 0)
+    gw_log_entry *e =
+        gw_log_append(ctx->log, partition, offset, m->env.room, m->env.from, m->env.cid, b);
+    gw_buf_unref(b);
+    if (!e)
         return;
-    send_buf(g->s, b);
-    snprintf(g->cursor, sizeof(g->cursor), "%s", id);
+    if (e->dkey && ctx->ninflight) {
+        uint64_t h = inflight_hash(ctx, m->env.room, m->env.from, m->env.cid);
+        gw_inflight **link = NULL;
+        gw_inflight *inf = inflight_find(ctx, h, m->env.room, m->env.from, m->env.cid, &link);
+        if (inf && inf->id[0])
+            inflight_drop(ctx, link); /* the log answers its retries from now on */
+    }
+    gw_rooms_foreach(ctx->rooms, m->env.room, wake_member, NULL);
 }
 
-void gw_session_on_history(gw_store_result *r, void *arg)
+/* --- store results ----------------------------------------------------------------------- */
+
+/* The session and sub a join reply is for, or NULL when it left, rejoined or closed. */
+static gw_sub *reply_sub(gw_pending_reply *r, gw_session **out)
 {
-    (void)arg;
-    gw_pending_reply *reply = r->opaque;
-    gw_session *s = reply->h->s;
+    gw_session *s = r->h->s;
     if (!s || s->state == GW_S_CLOSING)
-        goto out;
-    if (r->kind == GW_Q_HISTORY) {
-        if (r->err)
-            send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", reply->cid);
-        else
-            send_new(s, gw_out_history(r->room, r->msgs, r->n));
-        goto out;
+        return NULL;
+    if (s->reads)
+        s->reads--;
+    gw_sub *sub = sub_find(s, r->room);
+    if (!sub || sub->gen != r->gen || sub->live)
+        return NULL;
+    *out = s;
+    return sub;
+}
+
+/* Whether the store and the log together hold every message of the partition: the store up
+ * to the fence, the log from its start. */
+static bool exact(gw_ctx *ctx, const gw_store_result *res)
+{
+    int64_t start, next;
+    if (!gw_log_coverage(ctx->log, res->partition, &start, &next))
+        return false;
+    if (res->fence >= start)
+        return true;
+    ctx->stats.inexact_reads++;
+    chat_log(CHAT_LOG_WARN,
+             "store read of %s: the persister has stored partition %d up to offset %lld but "
+             "this gateway's log starts at %lld; messages in between may be missing",
+             res->room, (int)res->partition, (long long)res->fence, (long long)start);
+    return false;
+}
+
+static void on_join_flight(gw_ctx *ctx, gw_store_result *res)
+{
+    gw_log_room *lr = gw_log_room_find(ctx->log, res->room);
+    gw_room_state *st = lr ? lr->user : NULL;
+    if (!st || !st->reading)
+        return;
+    st->reading = false;
+    gw_pending_reply *waiters = st->waiters;
+    st->waiters = NULL;
+    gw_page pg = {0};
+    int rc = res->err ? res->err : page_merge(&pg, res->msgs, res->n, lr, -1, INT64_MAX);
+    if (rc == 0) {
+        exact(ctx, res);
+        /* the room's page from now on: its newest max_history messages */
+        page_free(&st->page);
+        size_t keep = (size_t)ctx->limits.max_history, drop = pg.n > keep ? pg.n - keep : 0;
+        for (size_t i = drop; i < pg.n; i++)
+            page_push(&st->page, pg.frames[i], pg.offsets[i]);
+        st->page_rseq = lr->next_rseq;
+        st->has_page = st->page.n == pg.n - drop;
     }
-    if (r->kind == GW_Q_REJOIN) {
-        if (!gw_rooms_is_member(s->ctx->rooms, r->room, s))
-            goto out; /* left meanwhile */
-        if (r->err)
-            send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; you are still joined",
-                       reply->cid);
-        else
-            send_new(s, gw_out_joined(r->room, r->msgs, r->n));
-        goto out;
+    /* one answer per limit, shared by every joiner that asked for it */
+    gw_buf *cached = NULL;
+    int cached_limit = 0;
+    while (waiters) {
+        gw_pending_reply *w = waiters;
+        waiters = w->next;
+        gw_session *s = NULL;
+        gw_sub *sub = reply_sub(w, &s);
+        if (sub && rc) {
+            gw_rooms_leave(ctx->rooms, sub->lr->name, s);
+            sub_remove(s, sub);
+            send_error(s, GW_ERR_UNAVAILABLE,
+                       "history is unavailable, so the join failed; try again", w->cid);
+        } else if (sub && !w->since[0] && cached && cached_limit == w->limit) {
+            send_buf(s, cached);
+            sub_go_live(s, sub, pg.n ? pg.offsets[pg.n - 1] : -1);
+        } else if (sub) {
+            gw_buf *b = answer_join(s, sub, &pg, w->limit, w->since, false);
+            if (b && !w->since[0]) {
+                gw_buf_unref(cached);
+                cached = gw_buf_ref(b);
+                cached_limit = w->limit;
+            }
+            gw_buf_unref(b);
+        }
+        reply_free(w);
     }
-    gw_pending_join *p = pending_find(s, r->room);
-    if (!p)
-        goto out; /* left meanwhile */
-    if (r->err) {
-        pending_remove(s, p);
-        gw_rooms_leave(s->ctx->rooms, r->room, s);
-        send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable, so the join failed; try again",
-                   reply->cid);
-        goto out;
+    gw_buf_unref(cached);
+    page_free(&pg);
+    gw_log_room_unref(ctx->log, lr); /* the read's reference */
+}
+
+static void on_resume(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
+{
+    gw_session *s = NULL;
+    gw_sub *sub = reply_sub(r, &s);
+    if (!sub)
+        return;
+    if (res->err) {
+        gw_rooms_leave(ctx->rooms, sub->lr->name, s);
+        sub_remove(s, sub);
+        send_error(s, GW_ERR_UNAVAILABLE,
+                   "history is unavailable, so the join failed; try "
+                   "again",
+                   r->cid);
+        return;
     }
-    send_new(s, gw_out_joined(r->room, r->msgs, r->n));
-    /* MongoDB lags Kafka: what this gateway fanned out since the stored tail comes from the
-     * recent ring, then what arrived while the query ran; ids increase along a room's stream,
-     * so the cursor skips what was already sent */
-    gap_fill g = {s, ""};
-    if (r->n)
-        snprintf(g.cursor, sizeof(g.cursor), "%s", r->msgs[r->n - 1].id);
-    if (s->ctx->recent)
-        gw_recent_after(s->ctx->recent, r->room, g.cursor, fill_one, &g);
-    for (size_t i = 0; i < p->n; i++)
-        fill_one(p->ids[i], p->bufs[i], &g);
-    pending_remove(s, p);
-out:
-    reply_free(reply);
+    int64_t since = -1;
+    chat_msgid_parse(r->since, NULL, &since);
+    gw_page pg = {0};
+    if (page_merge(&pg, res->msgs, res->n, sub->lr, since, INT64_MAX) != 0) {
+        page_free(&pg);
+        send_error(s, GW_ERR_INTERNAL, "out of memory", r->cid);
+        return;
+    }
+    bool ok = exact(ctx, res) && pg.n <= (size_t)ctx->cfg.resume_max;
+    if (ok) {
+        ctx->stats.resumes_recovered++;
+        gw_buf_unref(answer_join(s, sub, &pg, r->limit, r->since, true));
+        page_free(&pg);
+        return;
+    }
+    page_free(&pg);
+    /* not recoverable: the latest page, with the gap */
+    join_latest(s, sub, r->limit, r->since, r->cid);
+}
+
+static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
+{
+    gw_session *s = r->h->s;
+    if (!s || s->state == GW_S_CLOSING)
+        return;
+    if (s->reads)
+        s->reads--;
+    if (res->err) {
+        send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", r->cid);
+        return;
+    }
+    /* the store may lag the log: merge the log's part of the page in */
+    gw_log_room *lr = gw_log_room_find(ctx->log, res->room);
+    int64_t after = -1, before = INT64_MAX;
+    if (r->since[0])
+        chat_msgid_parse(r->since, NULL, &after);
+    if (r->before[0])
+        chat_msgid_parse(r->before, NULL, &before);
+    gw_page pg = {0};
+    if (page_merge(&pg, res->msgs, res->n, lr, after, before) != 0) {
+        page_free(&pg);
+        send_error(s, GW_ERR_INTERNAL, "out of memory", r->cid);
+        return;
+    }
+    /* the page the request asked for: the first `limit` after, or the last `limit` */
+    size_t lo = 0, n = pg.n;
+    if (n > (size_t)r->limit) {
+        if (!r->since[0])
+            lo = n - (size_t)r->limit;
+        n = (size_t)r->limit;
+    }
+    send_new(s, gw_out_list("history", "messages", res->room, pg.frames + lo, n, NULL));
+    page_free(&pg);
+}
+
+void gw_session_on_history(gw_store_result *res, void *arg)
+{
+    gw_ctx *ctx = arg;
+    gw_pending_reply *r = res->opaque;
+    if (res->kind == GW_Q_JOIN)
+        on_join_flight(ctx, res);
+    else if (res->kind == GW_Q_RESUME)
+        on_resume(ctx, res, r);
+    else
+        on_history_result(ctx, res, r);
+    reply_free(r);
 }

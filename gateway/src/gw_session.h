@@ -1,6 +1,6 @@
-/* gw_session.h: one WebSocket client session speaking protocol v1: authentication, frame
- * dispatch, its bounded send queue, and the replies that arrive later (Kafka acks, fan-out,
- * MongoDB history). gw_server.c feeds it libwebsockets events.
+/* gw_session.h: one WebSocket client session (protocols v1 and v2): authentication, frame
+ * dispatch, its cursors into the room logs and its bounded reply queue, and what arrives later
+ * (Kafka acks, fan-out records, MongoDB results). gw_server.c feeds it libwebsockets events.
  * Loop thread only. */
 #ifndef GW_SESSION_H
 #define GW_SESSION_H
@@ -26,9 +26,16 @@ int gw_session_writeable(gw_session *s);
 /* Closes every session with 1001 (shutdown). */
 void gw_sessions_shutdown(gw_ctx *ctx);
 
+/* The state all sessions share (the room logs, the in-flight send table): init once Kafka
+ * knows the partitions and where fan-out starts in each, timers once the lws context exists,
+ * free after the loop. gw_sessions_init returns 0 or -ENOMEM. */
+int gw_sessions_init(gw_ctx *ctx);
+void gw_sessions_start_timers(gw_ctx *ctx);
+void gw_sessions_free(gw_ctx *ctx);
+
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);
-void gw_session_on_record(const chat_message *m, void *arg);
+void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg);
 void gw_session_on_history(gw_store_result *r, void *arg);
 
 #endif

@@ -20,6 +20,7 @@ typedef struct gw_store_req {
     struct gw_store_req *next;
     gw_store_result r;
     char before[CHAT_MSGID_LEN + 1]; /* "" = newest */
+    char after[CHAT_MSGID_LEN + 1];  /* "" = no lower bound */
     int limit;
 } gw_store_req;
 
@@ -39,6 +40,8 @@ struct gw_store {
     int64_t last_check_ms;
     void (*wake)(void *);
     void *wake_arg;
+    int64_t (*fence)(void *, int32_t);
+    void *fence_arg;
 };
 
 static int64_t mono_ms(void)
@@ -118,14 +121,21 @@ static bool doc_to_message(const bson_t *doc, chat_message *m)
 static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
 {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child;
+    /* the fence first: what the persister had stored when the query starts is all in it */
+    q->r.fence = (s->fence && q->r.partition >= 0) ? s->fence(s->fence_arg, q->r.partition) : -1;
+    /* a forward page (after) reads oldest first; otherwise newest first, reversed below */
+    bool forward = q->after[0] != '\0';
     BSON_APPEND_UTF8(&filter, "room", q->r.room);
-    if (q->before[0]) {
+    if (q->before[0] || q->after[0]) {
         BSON_APPEND_DOCUMENT_BEGIN(&filter, "_id", &child);
-        BSON_APPEND_UTF8(&child, "$lt", q->before);
+        if (q->before[0])
+            BSON_APPEND_UTF8(&child, "$lt", q->before);
+        if (q->after[0])
+            BSON_APPEND_UTF8(&child, "$gt", q->after);
         bson_append_document_end(&filter, &child);
     }
     BSON_APPEND_DOCUMENT_BEGIN(&opts, "sort", &child);
-    BSON_APPEND_INT32(&child, "_id", -1);
+    BSON_APPEND_INT32(&child, "_id", forward ? 1 : -1);
     bson_append_document_end(&opts, &child);
     BSON_APPEND_INT64(&opts, "limit", q->limit);
 
@@ -151,7 +161,7 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
         }
     }
     /* newest first from the query; the protocol wants oldest first */
-    for (size_t i = 0; i < q->r.n / 2; i++) {
+    for (size_t i = 0; !forward && i < q->r.n / 2; i++) {
         chat_message t = q->r.msgs[i];
         q->r.msgs[i] = q->r.msgs[q->r.n - 1 - i];
         q->r.msgs[q->r.n - 1 - i] = t;
@@ -302,17 +312,25 @@ void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
     free(s);
 }
 
-int gw_store_history(gw_store *s, const char *room, const char *before, int limit, int kind,
-                     void *opaque)
+void gw_store_set_fence(gw_store *s, int64_t (*fence)(void *arg, int32_t partition), void *arg)
+{
+    s->fence = fence;
+    s->fence_arg = arg;
+}
+
+int gw_store_history(gw_store *s, const gw_store_query *query, void *opaque)
 {
     gw_store_req *q = calloc(1, sizeof(*q));
     if (!q)
         return -ENOMEM;
     q->r.opaque = opaque;
-    q->r.kind = kind;
-    snprintf(q->r.room, sizeof(q->r.room), "%s", room);
-    snprintf(q->before, sizeof(q->before), "%s", before ? before : "");
-    q->limit = limit;
+    q->r.kind = query->kind;
+    q->r.partition = query->partition;
+    q->r.fence = -1;
+    snprintf(q->r.room, sizeof(q->r.room), "%s", query->room);
+    snprintf(q->before, sizeof(q->before), "%s", query->before ? query->before : "");
+    snprintf(q->after, sizeof(q->after), "%s", query->after ? query->after : "");
+    q->limit = query->limit;
     pthread_mutex_lock(&s->mu);
     if (s->req_count >= s->max_queue) {
         pthread_mutex_unlock(&s->mu);
@@ -346,4 +364,7 @@ size_t gw_store_drain(gw_store *s, gw_store_result_fn fn, void *arg)
     return n;
 }
 
-bool gw_store_ready(const gw_store *s) { return atomic_load(&s->ready); }
+bool gw_store_ready(const gw_store *s)
+{
+    return atomic_load(&s->ready);
+}

@@ -9,6 +9,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "chat_envelope.h"
 #include "chat_validate.h"
@@ -16,11 +17,14 @@
 typedef struct gw_store gw_store;
 
 typedef struct gw_store_result {
-    void *opaque;                /* as given to gw_store_history */
-    int kind;                    /* as given to gw_store_history */
+    void *opaque;      /* as given to gw_store_history */
+    int kind;          /* as given in the query */
+    int32_t partition; /* as given in the query */
+    int64_t fence;     /* every message of the partition below this offset was
+                          stored before the query ran; -1 when unknown */
     char room[CHAT_ROOM_MAX + 1];
-    int err;                     /* 0, or negative: the query failed */
-    chat_message *msgs;          /* oldest first; owned by the store, valid during the call */
+    int err;            /* 0, or negative: the query failed */
+    chat_message *msgs; /* oldest first; owned by the store, valid during the call */
     size_t n;
 } gw_store_result;
 
@@ -35,10 +39,24 @@ int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
  * frees. NULL is a no-op. */
 void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg);
 
-/* Queues "the last `limit` messages of room, before the id `before` (NULL: newest)".
- * Returns 0, or -ENOBUFS when max_queue requests are already waiting. */
-int gw_store_history(gw_store *s, const char *room, const char *before, int limit, int kind,
-                     void *opaque);
+typedef struct gw_store_query {
+    const char *room;
+    const char *before; /* NULL: up to the newest */
+    const char *after;  /* NULL: the latest `limit` (before `before`); else the first `limit`
+                           after it (a forward page) */
+    int limit;
+    int kind;          /* the caller's, handed back in the result */
+    int32_t partition; /* the room's Kafka partition, for the fence; -1: no fence */
+} gw_store_query;
+
+/* Queues the query (copied). Returns 0, or -ENOBUFS when max_queue requests are already
+ * waiting. */
+int gw_store_history(gw_store *s, const gw_store_query *q, void *opaque);
+
+/* Before each query a worker calls fence(arg, partition) (any thread; it may block briefly):
+ * the offset below which the store is known to hold every message of the partition (the
+ * persister's committed offset), or -1. Set before the first query. */
+void gw_store_set_fence(gw_store *s, int64_t (*fence)(void *arg, int32_t partition), void *arg);
 
 /* Calls fn for every finished request, in completion order. Returns how many. */
 size_t gw_store_drain(gw_store *s, gw_store_result_fn fn, void *arg);

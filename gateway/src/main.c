@@ -14,10 +14,16 @@
 #include "gw_config.h"
 #include "gw_ctx.h"
 #include "gw_kafka.h"
-#include "gw_recent.h"
 #include "gw_server.h"
 #include "gw_session.h"
 #include "gw_store.h"
+
+/* The store's fence (gw_store_set_fence): the persisters' committed offset. */
+static int64_t store_fence(void *arg, int32_t partition)
+{
+    gw_ctx *ctx = arg;
+    return gw_kafka_committed(ctx->kafka, partition);
+}
 
 /* The one global: signal handlers cannot be given a context. */
 static gw_ctx *signal_ctx;
@@ -45,13 +51,12 @@ int main(int argc, char **argv)
     char component[96];
     snprintf(component, sizeof(component), "gateway[%s]", ctx.cfg.node_id);
     if (chat_log_init(component, ctx.cfg.log_level) != 0) {
-        fprintf(stderr, "chat-gateway: CHAT_LOG_LEVEL: unknown level \"%s\"\n",
-                ctx.cfg.log_level);
+        fprintf(stderr, "chat-gateway: CHAT_LOG_LEVEL: unknown level \"%s\"\n", ctx.cfg.log_level);
         return 2;
     }
     ctx.limits.max_text = (size_t)ctx.cfg.max_text;
-    ctx.limits.max_history = 100;
-    ctx.limits.default_history = 50;
+    ctx.limits.max_history = 200;
+    ctx.limits.default_history = (int)ctx.cfg.history_limit;
 
     gw_auth_config ac = {.alg = ctx.cfg.jwt_alg,
                          .secret = ctx.cfg.jwt_secret,
@@ -71,10 +76,7 @@ int main(int argc, char **argv)
     chat_mongo_route_log();
     rc = 1;
     ctx.rooms = gw_rooms_new();
-    if (ctx.cfg.recent_messages > 0)
-        ctx.recent =
-            gw_recent_new((size_t)ctx.cfg.recent_messages, (size_t)ctx.cfg.recent_bytes);
-    if (!ctx.rooms || (ctx.cfg.recent_messages > 0 && !ctx.recent)) {
+    if (!ctx.rooms) {
         fprintf(stderr, "chat-gateway: out of memory\n");
         goto out;
     }
@@ -86,7 +88,9 @@ int main(int argc, char **argv)
     gw_kafka_config kc = {.brokers = ctx.cfg.kafka_brokers,
                           .topic = ctx.cfg.kafka_topic,
                           .node_id = ctx.cfg.node_id,
+                          .persister_group = ctx.cfg.persister_group,
                           .wait_topic_s = 60,
+                          .warm_records = (int)ctx.cfg.log_warm,
                           .on_ack = gw_session_on_ack,
                           .on_record = gw_session_on_record,
                           .arg = &ctx};
@@ -94,6 +98,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: %s\n", err);
         goto out;
     }
+    if (gw_sessions_init(&ctx) != 0) {
+        fprintf(stderr, "chat-gateway: out of memory\n");
+        goto out;
+    }
+    gw_store_set_fence(ctx.store, store_fence, &ctx);
     if (gw_server_start(&ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
         goto out;
@@ -112,8 +121,8 @@ out:
     gw_server_free(&ctx);
     gw_kafka_free(ctx.kafka, 5000);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
+    gw_sessions_free(&ctx);
     gw_rooms_free(ctx.rooms);
-    gw_recent_free(ctx.recent);
     gw_auth_free(ctx.auth);
     mongoc_cleanup();
     chat_log(CHAT_LOG_INFO, "stopped");

@@ -9,6 +9,7 @@ instead, so a broken gateway makes a test fail, never hang.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import base64
 import dataclasses
 import hashlib
@@ -379,16 +380,32 @@ class Client:
         assert isinstance(f.get("history"), list), f"joined without a history list: {_short(f)}"
         return f["history"]
 
+    async def join_frame(self, room: str, timeout: float = 15, **fields: Any) -> dict:
+        """Sends join with extra fields (since, epoch, limit) and returns the whole joined frame."""
+        await self.send({"type": "join", "room": room, **fields})
+        f = await self.next_reply(f"joined {room}", timeout)
+        assert f.get("type") == "joined" and f.get("room") == room, f"{self.name}: join {room}: got {_short(f)}"
+        assert isinstance(f.get("history"), list), f"joined without a history list: {_short(f)}"
+        return f
+
+    async def resume(self, room: str, since: str, epoch: str | None = None,
+                     timeout: float = 15, **fields: Any) -> dict:
+        """join with since and the epoch of this connection's welcome."""
+        return await self.join_frame(room, timeout, since=since,
+                                     epoch=epoch or self.welcome["epoch"], **fields)
+
     async def leave(self, room: str) -> None:
         await self.send({"type": "leave", "room": room})
         f = await self.next_reply(f"left {room}")
         assert f == {"type": "left", "room": room}, f"{self.name}: leave {room}: got {_short(f)}"
 
     async def history(self, room: str, before: str | None = None, limit: int | None = None,
-                      timeout: float = 15) -> list:
+                      timeout: float = 15, after: str | None = None) -> list:
         req: dict[str, Any] = {"type": "history", "room": room}
         if before is not None:
             req["before"] = before
+        if after is not None:
+            req["after"] = after
         if limit is not None:
             req["limit"] = limit
         await self.send(req)
@@ -465,6 +482,63 @@ async def connect_on(net: Net, gateway: str, user: str, tries: int = 16):
     finally:
         for s in spare:
             await s.close()
+
+
+@contextlib.contextmanager
+def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **settings: str):
+    """Starts one more gateway of this cluster's build, on its own port next to the cluster's,
+    with extra settings (CHAT_* variables), waits for /readyz and yields its port; stops it at
+    the end. Its log is logs/<node_id>.log."""
+    binary = cluster.build_dir / "gateway" / "chat-gateway"
+    port = max(cluster.gateway_ports) + port_index
+    env = dict(cluster.env)
+    env.update({
+        "CHAT_LISTEN": f"127.0.0.1:{port}",
+        "CHAT_NODE_ID": node_id,
+        "CHAT_KAFKA_BROKERS": f"127.0.0.1:{cluster.kafka_port}",
+        "CHAT_MONGO_URI": f"mongodb://127.0.0.1:{cluster.mongo_port}/chat",
+        "CHAT_JWT_SECRET": cluster.secret,
+    })
+    env.update(settings)
+    cluster.log_dir.mkdir(parents=True, exist_ok=True)
+    log_path = cluster.log_dir / f"{node_id}.log"
+    log = open(log_path, "ab")
+    proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=log,
+                            stderr=subprocess.STDOUT)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if proc.poll() is not None:
+                raise AssertionError(f"gateway {node_id} exited {proc.returncode}; see {log_path}")
+            try:
+                if http_get(port, "/readyz", timeout=2).status == 200:
+                    break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise AssertionError(f"gateway {node_id} not ready within 60s; see {log_path}")
+            time.sleep(0.3)
+        yield port
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(5)
+        log.close()
+
+
+def metrics(port: int) -> dict[str, float]:
+    """The gateway's /metrics as {name: value} (Prometheus text format, unlabelled samples)."""
+    r = http_get(port, "/metrics")
+    assert r.status == 200, f"/metrics answered {r.status}"
+    out = {}
+    for line in r.body.decode().splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            out[name] = float(value)
+    return out
 
 
 def run(main: Callable[[Net], Awaitable[Any]], cluster: Cluster, timeout: float = 60) -> Any:

@@ -6,7 +6,6 @@ methods. A third gateway started by hand checks issuer/audience enforcement."""
 from __future__ import annotations
 
 import json
-import subprocess
 import time
 from urllib.parse import quote
 
@@ -14,7 +13,8 @@ import pytest
 
 from websockets.exceptions import InvalidStatus
 
-from chat_e2e import expect_http_status, http_get, make_jwt, run, unique, ws_open
+from chat_e2e import (expect_http_status, extra_gateway, http_get, make_jwt, run, unique,
+                      ws_open)
 
 
 def _now() -> int:
@@ -197,47 +197,9 @@ AUDIENCE = "chat-e2e"
 
 @pytest.fixture(scope="module")
 def iss_gateway(cluster):
-    binary = cluster.build_dir / "gateway" / "chat-gateway"
-    if not binary.is_file():
-        pytest.skip(f"{binary} missing")
-    port = max(cluster.gateway_ports) + 1
-    env = dict(cluster.env)
-    env.update({
-        "CHAT_LISTEN": f"127.0.0.1:{port}",
-        "CHAT_NODE_ID": "gw-iss",
-        "CHAT_KAFKA_BROKERS": f"127.0.0.1:{cluster.kafka_port}",
-        "CHAT_MONGO_URI": f"mongodb://127.0.0.1:{cluster.mongo_port}/chat",
-        "CHAT_JWT_SECRET": cluster.secret,
-        "CHAT_JWT_ISSUER": ISSUER,
-        "CHAT_JWT_AUDIENCE": AUDIENCE,
-    })
-    cluster.log_dir.mkdir(parents=True, exist_ok=True)
-    log = open(cluster.log_dir / "gateway-iss.log", "ab")
-    proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=log,
-                            stderr=subprocess.STDOUT)
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            if proc.poll() is not None:
-                pytest.fail(f"gateway with issuer/audience exited {proc.returncode}; see "
-                            f"{cluster.log_dir / 'gateway-iss.log'}")
-            try:
-                if http_get(port, "/readyz", timeout=2).status == 200:
-                    break
-            except OSError:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail("gateway with issuer/audience not ready within 30s")
-            time.sleep(0.3)
+    with extra_gateway(cluster, "gw-iss", CHAT_JWT_ISSUER=ISSUER,
+                       CHAT_JWT_AUDIENCE=AUDIENCE) as port:
         yield f"ws://127.0.0.1:{port}/ws"
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
 
 
 def test_issuer_and_audience_enforced(cluster, iss_gateway):
