@@ -70,6 +70,7 @@ typedef struct gw_stats {
 } gw_stats;
 
 typedef struct gw_inflight gw_inflight;
+typedef struct gw_pending_reply gw_pending_reply;
 
 typedef struct gw_ctx {
     gw_settings cfg;
@@ -79,6 +80,7 @@ typedef struct gw_ctx {
     gw_rooms *rooms;
     gw_log *log;            /* the room logs; made once the partition count is known */
     gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
+    gw_pending_reply *parked, *parked_tail; /* joins waiting for fan-out to catch up */
     size_t ninflight;
     uint64_t inflight_key[2];
     gw_kafka *kafka;

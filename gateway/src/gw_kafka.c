@@ -29,6 +29,14 @@ struct gw_kafka {
     int64_t *target; /* per partition: the end offset at start; warm once every one is read */
     int32_t warming; /* partitions not yet read up to their target */
     char epoch[64];
+    /* end-offset queries for joins (gw_kafka_sync_*): the loop raises req[p], the sync thread
+     * answers with done[p] = the req it saw before querying and hw[p] = the end it found */
+    pthread_t sync;
+    bool sync_started;
+    pthread_mutex_t sync_mu;
+    pthread_cond_t sync_cv;
+    uint64_t *sync_req, *sync_done;
+    int64_t *sync_hw;
     int prod_pipe[2];
     int cons_pipe[2];
     bool producer_fatal; /* set by the error callback, handled after polling */
@@ -227,6 +235,71 @@ static int topic_partitions(rd_kafka_t *rk, const char *topic, int timeout_ms, c
     return n;
 }
 
+/* Answers end-offset queries: waits for a partition whose req is ahead of done, queries the
+ * broker for every such partition and publishes the ends, then wakes the loop. */
+static void *sync_main(void *arg)
+{
+    gw_kafka *k = arg;
+    int32_t n = k->partitions;
+    uint64_t *want = calloc((size_t)n, sizeof(*want));
+    if (!want)
+        return NULL;
+    pthread_mutex_lock(&k->sync_mu);
+    while (!atomic_load(&k->stop)) {
+        bool any = false;
+        for (int32_t p = 0; p < n; p++) {
+            want[p] = k->sync_req[p] > k->sync_done[p] ? k->sync_req[p] : 0;
+            any |= want[p] != 0;
+        }
+        if (!any) {
+            pthread_cond_wait(&k->sync_cv, &k->sync_mu);
+            continue;
+        }
+        pthread_mutex_unlock(&k->sync_mu);
+        for (int32_t p = 0; p < n; p++) {
+            if (!want[p])
+                continue;
+            int64_t lo = 0, hi = -1;
+            if (rd_kafka_query_watermark_offsets(k->consumer, k->cfg.topic, p, &lo, &hi, 2000))
+                hi = -1; /* the broker cannot say: the join goes on with what the log has */
+            pthread_mutex_lock(&k->sync_mu);
+            k->sync_done[p] = want[p];
+            k->sync_hw[p] = hi;
+            pthread_mutex_unlock(&k->sync_mu);
+        }
+        if (k->cfg.wake)
+            k->cfg.wake(k->cfg.wake_arg);
+        pthread_mutex_lock(&k->sync_mu);
+    }
+    pthread_mutex_unlock(&k->sync_mu);
+    free(want);
+    return NULL;
+}
+
+uint64_t gw_kafka_sync_begin(gw_kafka *k, int32_t p)
+{
+    if (p < 0 || p >= k->partitions)
+        return 0;
+    pthread_mutex_lock(&k->sync_mu);
+    uint64_t t = ++k->sync_req[p];
+    pthread_cond_signal(&k->sync_cv);
+    pthread_mutex_unlock(&k->sync_mu);
+    return t;
+}
+
+bool gw_kafka_sync_done(gw_kafka *k, int32_t p, uint64_t ticket, int64_t *end)
+{
+    if (p < 0 || p >= k->partitions) {
+        *end = -1;
+        return true;
+    }
+    pthread_mutex_lock(&k->sync_mu);
+    bool done = k->sync_done[p] >= ticket;
+    *end = k->sync_hw[p];
+    pthread_mutex_unlock(&k->sync_mu);
+    return done;
+}
+
 static void *probe_main(void *arg)
 {
     gw_kafka *k = arg;
@@ -259,6 +332,8 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         goto fail;
     }
     pthread_mutex_init(&k->fence_mu, NULL);
+    pthread_mutex_init(&k->sync_mu, NULL);
+    pthread_cond_init(&k->sync_cv, NULL);
     if ((rc = producer_create(k, err, errlen)) || (rc = consumer_create(k, err, errlen)) ||
         (rc = fence_create(k, err, errlen)))
         goto fail;
@@ -285,7 +360,10 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
     k->partitions = parts;
     k->start = calloc((size_t)parts, sizeof(*k->start));
     k->target = calloc((size_t)parts, sizeof(*k->target));
-    if (!k->start || !k->target) {
+    k->sync_req = calloc((size_t)parts, sizeof(*k->sync_req));
+    k->sync_done = calloc((size_t)parts, sizeof(*k->sync_done));
+    k->sync_hw = calloc((size_t)parts, sizeof(*k->sync_hw));
+    if (!k->start || !k->target || !k->sync_req || !k->sync_done || !k->sync_hw) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -344,6 +422,12 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         goto fail;
     }
     k->probe_started = true;
+    if (pthread_create(&k->sync, NULL, sync_main, k) != 0) {
+        chat_errf(err, errlen, "cannot start the kafka offsets thread");
+        rc = -ENOMEM;
+        goto fail;
+    }
+    k->sync_started = true;
     chat_log(CHAT_LOG_INFO,
              "kafka: producing to and fanning out %s (%d partitions, epoch %s) at %s; reading "
              "up to %d recent records per partition first",
@@ -362,6 +446,12 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
     atomic_store(&k->stop, true);
     if (k->probe_started)
         pthread_join(k->probe, NULL);
+    if (k->sync_started) {
+        pthread_mutex_lock(&k->sync_mu);
+        pthread_cond_broadcast(&k->sync_cv);
+        pthread_mutex_unlock(&k->sync_mu);
+        pthread_join(k->sync, NULL);
+    }
     if (k->producer) {
         if (flush_ms > 0 && rd_kafka_flush(k->producer, flush_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
             chat_log(CHAT_LOG_WARN, "kafka: %d messages not delivered at shutdown",
@@ -378,8 +468,13 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
     if (k->fence)
         rd_kafka_destroy(k->fence);
     pthread_mutex_destroy(&k->fence_mu);
+    pthread_mutex_destroy(&k->sync_mu);
+    pthread_cond_destroy(&k->sync_cv);
     free(k->start);
     free(k->target);
+    free(k->sync_req);
+    free(k->sync_done);
+    free(k->sync_hw);
     for (int i = 0; i < 2; i++) {
         if (k->prod_pipe[i] >= 0)
             close(k->prod_pipe[i]);

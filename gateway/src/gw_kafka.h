@@ -35,6 +35,8 @@ typedef struct gw_kafka_config {
     const char *persister_group; /* whose committed offsets gw_kafka_committed reads */
     int wait_topic_s;            /* how long gw_kafka_new waits for the topic to exist */
     int warm_records;            /* fan-out starts this many records before each partition's end */
+    void (*wake)(void *);        /* called from a Kafka thread when a sync answer is ready */
+    void *wake_arg;
     gw_kafka_ack_fn on_ack;
     gw_kafka_record_fn on_record;
     void *arg;
@@ -72,6 +74,14 @@ int64_t gw_kafka_start_offset(const gw_kafka *k, int32_t p);
 const char *gw_kafka_epoch(const gw_kafka *k);
 /* The partition of a room's records. Any thread. */
 int32_t gw_kafka_partition_of(const gw_kafka *k, const char *room);
+/* "Everything acknowledged so far": a join asks for partition p's end offset as of now
+ * (sync_begin returns a ticket); sync_done says whether the answer for that ticket is in, with
+ * the end offset (-1 when the broker could not say). A background thread asks the broker, one
+ * query per partition for every ticket raised meanwhile, and calls wake when it has answered.
+ * Loop thread. */
+uint64_t gw_kafka_sync_begin(gw_kafka *k, int32_t p);
+bool gw_kafka_sync_done(gw_kafka *k, int32_t p, uint64_t ticket, int64_t *end);
+
 /* The persister group's committed offset of partition p (every record below it is stored), or
  * -1 when unknown. Blocks up to 3 s: worker threads only. */
 int64_t gw_kafka_committed(gw_kafka *k, int32_t p);

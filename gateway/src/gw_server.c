@@ -296,6 +296,8 @@ static void drain_store(gw_ctx *ctx)
 {
     if (ctx->store)
         gw_store_drain(ctx->store, gw_session_on_history, ctx);
+    if (ctx->log)
+        gw_sessions_tick(ctx);
 }
 
 static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
@@ -376,6 +378,8 @@ static void serve_consumer(gw_ctx *ctx)
 {
     if (gw_kafka_serve_consumer(ctx->kafka, GW_FANOUT_BATCH))
         lws_sul_schedule(ctx->lws, 0, &ctx->kafka_sul, kafka_continue, 1);
+    if (ctx->parked)
+        gw_sessions_tick(ctx);
 }
 
 static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,

@@ -47,6 +47,9 @@ typedef struct gw_pending_reply {
     struct gw_inflight *inf;         /* a send with a cid: its in-flight record */
     uint32_t gen;
     int limit;
+    int32_t partition; /* a parked join: its room's partition */
+    uint64_t ticket;   /* a parked join: its end-offset query */
+    bool since_ok;     /* a join: since is an id of this epoch and room */
 } gw_pending_reply;
 
 /* A send produced by this gateway and not yet seen in the room log, keyed by (room, from,
@@ -508,6 +511,60 @@ static bool epoch_matches(gw_ctx *ctx, const char *epoch)
     return epoch && strcmp(epoch, gw_kafka_epoch(ctx->kafka)) == 0;
 }
 
+/* A join, once this gateway has read everything acknowledged before it arrived (see
+ * gw_sessions_tick): the page from the log, the store, or both. r is the parked request. */
+static void join_proceed(gw_session *s, gw_sub *sub, gw_pending_reply *r)
+{
+    gw_ctx *ctx = s->ctx;
+    gw_log_room *lr = sub->lr;
+    int64_t start = 0, next = 0, since_off = -1;
+    gw_log_coverage(ctx->log, lr->partition, &start, &next);
+    const char *since = r->since[0] ? r->since : NULL;
+    if (since && r->since_ok && chat_msgid_parse(since, NULL, &since_off) == 0) {
+        if (since_off + 1 >= start) {
+            uint64_t from = gw_log_after(lr, since_off);
+            if (lr->next_rseq - from <= (uint64_t)ctx->cfg.resume_max) {
+                gw_page pg = {0};
+                if (page_from_log(&pg, lr, from, lr->next_rseq) == 0) {
+                    ctx->stats.resumes_recovered++;
+                    ctx->stats.joins_from_log++;
+                    gw_buf_unref(answer_join(s, sub, &pg, r->limit, since, true));
+                } else {
+                    send_error(s, GW_ERR_INTERNAL, "out of memory", r->cid);
+                }
+                page_free(&pg);
+                return;
+            }
+            /* more were missed than a resume carries: the latest page and the gap */
+        } else {
+            /* older than the log: the store holds what came after since */
+            gw_pending_reply *q = reply_new(s, r->cid, lr->name);
+            gw_store_query sq = {.room = lr->name,
+                                 .after = since,
+                                 .limit = (int)ctx->cfg.resume_max + 1,
+                                 .kind = GW_Q_RESUME,
+                                 .partition = lr->partition};
+            if (q) {
+                q->gen = sub->gen;
+                q->limit = r->limit;
+                snprintf(q->since, sizeof(q->since), "%s", since);
+            }
+            if (!q || store_read(s, &sq, q) != 0) {
+                if (q)
+                    reply_free(q);
+                send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", r->cid);
+                gw_rooms_leave(ctx->rooms, lr->name, s);
+                sub_remove(s, sub);
+                return;
+            }
+            s->reads++;
+            return;
+        }
+    }
+    if (join_latest(s, sub, r->limit, since, r->cid) == 0)
+        chat_log(CHAT_LOG_DEBUG, "session %s joins %s", who(s), lr->name);
+}
+
 static void on_join(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
@@ -520,12 +577,15 @@ static void on_join(gw_session *s, const gw_frame *f)
         return; /* the join under way answers */
     if (s->reads >= GW_SESSION_MAX_READS) {
         send_error(s, GW_ERR_UNAVAILABLE,
-                   "too many joins and history reads under way; wait "
-                   "for their answers",
-                   f->cid);
+                   "too many joins and history reads under way; wait for their answers", f->cid);
         return;
     }
     int32_t p = gw_kafka_partition_of(ctx->kafka, f->room);
+    gw_pending_reply *r = reply_new(s, f->cid, f->room);
+    if (!r) {
+        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        return;
+    }
     if (!sub) {
         gw_log_room *lr = gw_log_room_ref(ctx->log, f->room, p);
         if (!lr || !(sub = sub_add(s, lr)) || gw_rooms_join(ctx->rooms, f->room, s) < 0) {
@@ -533,6 +593,7 @@ static void on_join(gw_session *s, const gw_frame *f)
                 sub_remove(s, sub);
             else
                 gw_log_room_unref(ctx->log, lr);
+            reply_free(r);
             send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
             return;
         }
@@ -541,60 +602,56 @@ static void on_join(gw_session *s, const gw_frame *f)
         sub->gen = ++s->gen;
     }
     ctx->stats.joins++;
-    gw_log_room *lr = sub->lr;
-    int64_t start = 0, next = 0, since_off = -1;
-    int32_t since_p = -1;
-    gw_log_coverage(ctx->log, p, &start, &next);
-    const char *since = f->since;
-    if (since) {
+    r->gen = sub->gen;
+    r->limit = f->limit;
+    r->partition = p;
+    if (f->since) {
+        int32_t since_p = -1;
         ctx->stats.resumes++;
-        if (!epoch_matches(ctx, f->epoch) || chat_msgid_parse(since, &since_p, &since_off) ||
-            since_p != p) {
-            /* an id of another epoch or room: nothing after it can be recovered */
-            since_off = -1;
-        } else if (since_off + 1 >= start) {
-            uint64_t from = gw_log_after(lr, since_off);
-            if (lr->next_rseq - from <= (uint64_t)ctx->cfg.resume_max) {
-                gw_page pg = {0};
-                if (page_from_log(&pg, lr, from, lr->next_rseq) == 0) {
-                    ctx->stats.resumes_recovered++;
-                    ctx->stats.joins_from_log++;
-                    gw_buf_unref(answer_join(s, sub, &pg, f->limit, since, true));
-                } else {
-                    send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
-                }
-                page_free(&pg);
-                return;
-            }
-            since_off = -1; /* more were missed than a resume carries */
-        } else {
-            /* older than the log: the store holds what came after since */
-            gw_pending_reply *r = reply_new(s, f->cid, f->room);
-            gw_store_query q = {.room = f->room,
-                                .after = since,
-                                .limit = (int)ctx->cfg.resume_max + 1,
-                                .kind = GW_Q_RESUME,
-                                .partition = p};
-            if (r) {
-                r->gen = sub->gen;
-                r->limit = f->limit;
-                snprintf(r->since, sizeof(r->since), "%s", since);
-            }
-            if (!r || store_read(s, &q, r) != 0) {
-                if (r)
-                    reply_free(r);
-                send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
-                gw_rooms_leave(ctx->rooms, f->room, s);
-                sub_remove(s, sub);
-                return;
-            }
-            s->reads++;
-            return;
-        }
+        snprintf(r->since, sizeof(r->since), "%s", f->since);
+        /* an id of another epoch or another room's partition: nothing after it is recoverable */
+        r->since_ok = epoch_matches(ctx, f->epoch) &&
+                      chat_msgid_parse(f->since, &since_p, NULL) == 0 && since_p == p;
     }
-    /* the latest page */
-    if (join_latest(s, sub, f->limit, since, f->cid) == 0)
-        chat_log(CHAT_LOG_DEBUG, "session %s joins %s", who(s), f->room);
+    /* park it until this gateway has read what was acknowledged before it arrived */
+    r->ticket = gw_kafka_sync_begin(ctx->kafka, p);
+    r->next = NULL;
+    if (ctx->parked_tail)
+        ctx->parked_tail->next = r;
+    else
+        ctx->parked = r;
+    ctx->parked_tail = r;
+    s->reads++;
+}
+
+void gw_sessions_tick(gw_ctx *ctx)
+{
+    gw_pending_reply **pp = &ctx->parked, *prev = NULL;
+    while (*pp) {
+        gw_pending_reply *r = *pp;
+        gw_session *s = r->h->s;
+        int64_t end = -1, start = 0, next = 0;
+        bool gone = !s || s->state == GW_S_CLOSING;
+        if (!gone && !gw_kafka_sync_done(ctx->kafka, r->partition, r->ticket, &end)) {
+            prev = r, pp = &r->next;
+            continue;
+        }
+        gw_log_coverage(ctx->log, r->partition, &start, &next);
+        if (!gone && end >= 0 && next < end) {
+            prev = r, pp = &r->next; /* fan-out has not read that far yet */
+            continue;
+        }
+        *pp = r->next;
+        if (ctx->parked_tail == r)
+            ctx->parked_tail = prev;
+        if (!gone) {
+            s->reads--;
+            gw_sub *sub = sub_find(s, r->room);
+            if (sub && sub->gen == r->gen && !sub->live)
+                join_proceed(s, sub, r);
+        }
+        reply_free(r);
+    }
 }
 
 static void on_leave(gw_session *s, const gw_frame *f)
@@ -814,6 +871,12 @@ void gw_sessions_start_timers(gw_ctx *ctx)
 
 void gw_sessions_free(gw_ctx *ctx)
 {
+    while (ctx->parked) {
+        gw_pending_reply *r = ctx->parked;
+        ctx->parked = r->next;
+        reply_free(r);
+    }
+    ctx->parked_tail = NULL;
     if (ctx->inflight) {
         for (size_t i = 0; i < GW_INFLIGHT_SLOTS; i++)
             while (ctx->inflight[i])

@@ -32,6 +32,9 @@ void gw_sessions_shutdown(gw_ctx *ctx);
 int gw_sessions_init(gw_ctx *ctx);
 void gw_sessions_start_timers(gw_ctx *ctx);
 void gw_sessions_free(gw_ctx *ctx);
+/* Moves parked joins on once fan-out has read what they wait for: call after fan-out and on
+ * every wake-up. */
+void gw_sessions_tick(gw_ctx *ctx);
 
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);

@@ -91,6 +91,8 @@ int main(int argc, char **argv)
                           .persister_group = ctx.cfg.persister_group,
                           .wait_topic_s = 60,
                           .warm_records = (int)ctx.cfg.log_warm,
+                          .wake = gw_server_wake,
+                          .wake_arg = &ctx,
                           .on_ack = gw_session_on_ack,
                           .on_record = gw_session_on_record,
                           .arg = &ctx};
