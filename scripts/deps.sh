@@ -7,7 +7,8 @@
 #   1. Debian packages: compilers, the C libraries, HAProxy, docker-compose (config checks only),
 #      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang with its
 #      sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
-#      Chromium and its chromedriver (the browser e2e test).
+#      Chromium and its chromedriver (the browser e2e test), Node.js (the web client's unit
+#      tests, tests/web: node --test, Node 18 or newer).
 #   2. The Apache Kafka broker jars from Maven Central, as listed in deploy/kafka/pom.xml.
 #   3. FerretDB (MongoDB wire protocol on SQLite) built from its Go module.
 #   4. A Python venv with the end-to-end test packages (scripts/e2e-requirements.txt).
@@ -64,6 +65,7 @@ install_debian_packages() {
 	command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
 	command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
 	command -v go >/dev/null 2>&1 || pkgs+=(golang)
+	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)
 	# Extra packages for a one-off need, e.g. CHAT_DEPS_EXTRA_DEBS="kcat gdb".
 	# shellcheck disable=SC2206
 	pkgs+=(${CHAT_DEPS_EXTRA_DEBS:-})

@@ -9,7 +9,9 @@
 #   4. ctest in build/ and build-asan/ the unit tests, each tree (ctest prints its own summary)
 #   5. fuzz smoke                      each libFuzzer target for CHAT_FUZZ_SECONDS (default 15;
 #                                      0 skips), built in build-fuzz/ with clang
-#   6. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway
+#   6. node --test tests/web/          the web client's protocol module (gateway/web/
+#                                      chat-client.js) against a fake WebSocket; no build needed
+#   7. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway
 #                                      cluster (scripts/cluster.sh up) from build-asan/ on the
 #                                      test ports, and stops it at the end
 #
@@ -172,7 +174,20 @@ done
 stage "fuzz smoke"
 check fuzz_smoke
 
-# ---------------------------------------------------------------- 6. end-to-end
+# ---------------------------------------------------------------- 6. web client unit tests
+
+stage "web unit tests"
+if ! command -v node >/dev/null 2>&1; then
+	failed "no node (scripts/deps.sh installs Debian's nodejs)"
+else
+	echo "--- node $(node --version) --test tests/web/"
+	# the runner prints its own summary (tests, pass, fail); a failure's details come first
+	node --test tests/web/
+	rc=$?
+	if [ $rc -eq 0 ]; then ok; else failed "node --test exit $rc"; fi
+fi
+
+# ---------------------------------------------------------------- 7. end-to-end
 
 stage "e2e"
 if [ $BUILT = 0 ]; then

@@ -1,9 +1,10 @@
-/* app.js: the chat web client. Signs in (development token from /dev/token, or a pasted JWT),
- * keeps one WebSocket to /ws speaking protocol v1 (docs/protocol.md), and renders rooms and
- * messages. User-supplied text only ever reaches the page through textContent; the page runs
- * under a CSP without 'unsafe-inline', so everything is wired here with addEventListener.
- * Plain modern JavaScript, no framework and no build step. */
-'use strict';
+/* app.js: the chat web client. Signs in (development token from /dev/token, or a pasted JWT)
+ * and renders rooms and messages; the protocol itself (docs/protocol.md: one WebSocket to /ws,
+ * reconnect, resume, de-duplication, sends retried until acked) is chat-client.js's. User-supplied
+ * text only ever reaches the page through textContent; the page runs under a CSP without
+ * 'unsafe-inline', so everything is wired here with addEventListener. Plain modern JavaScript
+ * (ES modules), no framework and no build step. */
+import { ChatClient } from './chat-client.js';
 
 (() => {
   const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -11,10 +12,8 @@
   const JWT_RE = /^[A-Za-z0-9_-]+\.[A-Za-z0-9_-]+\.[A-Za-z0-9_-]*$/;
   const MAX_TEXT_BYTES = 4096;  /* the gateway's default CHAT_MAX_TEXT */
   const HISTORY_PAGE = 50;      /* messages per "load older" request (server allows 1..100) */
-  const PING_EVERY_MS = 25000;
-  const PONG_TIMEOUT_MS = 10000;
-  const BACKOFF_MIN_MS = 1000;
-  const BACKOFF_MAX_MS = 30000;
+  const GAP_PAGE = 100;         /* messages per request when loading a gap */
+  const GAP_MAX = 500;          /* messages loaded per click on "Load missing messages" */
   const DEFAULT_ROOM = 'general';
   const MAX_NOTICES = 4;
   const BOTTOM_SLACK_PX = 48;       /* "at the bottom" if within this many pixels of it */
@@ -49,32 +48,19 @@
 
   const state = {
     token: null,          /* the JWT in use */
+    devName: null,        /* the name a development token was fetched for: fetch another */
     user: null,           /* welcome.user: our sub */
-    gateway: null,        /* welcome.gateway */
-    ws: null,
+    client: null,         /* the ChatClient of this session */
     conn: 'signed-out',   /* signed-out | connecting | connected | disconnected */
-    attempt: 0,           /* consecutive failed connects, for the backoff */
-    reconnectTimer: 0,
     countdownTimer: 0,
-    pingTimer: 0,
-    pongTimer: 0,
-    rooms: new Map(),     /* name -> room (see newRoom) */
+    rooms: new Map(),     /* name -> room (see ensureRoom) */
     order: [],            /* room names in the order they were joined */
     current: null,        /* name of the room on screen */
-    requests: new Map(),  /* cid -> {kind: 'join'|'leave'|'history'|'send', room} */
-    seq: 0,
     devTokens: null,      /* false once /dev/token answered 404: go straight to the JWT form */
     selfName: null,       /* our display name: the token's name claim, else its sub */
     hiddenUnread: 0,      /* messages that arrived while the tab was in the background */
   };
   const baseTitle = document.title;
-
-  function newCid(kind) {
-    state.seq += 1;
-    /* printable ASCII, at most 64 bytes, unique enough for one tab */
-    return `${kind}-${Date.now().toString(36)}-${state.seq.toString(36)}-` +
-           Math.random().toString(36).slice(2, 8);
-  }
 
   /* ---- persistence (this tab only) -------------------------------------------------------- */
 
@@ -84,7 +70,7 @@
       return;
     }
     sessionStorage.setItem(STORE_KEY, JSON.stringify({
-      token: state.token, rooms: state.order, current: state.current,
+      token: state.token, rooms: state.order, current: state.current, name: state.devName,
     }));
   }
 
@@ -165,6 +151,7 @@
     el.conn.dataset.state = conn;
     el.connText.textContent = text;
     show(el.reconnectNow, conn === 'disconnected');
+    relabelPending();
     updateComposer();
   }
 
@@ -221,7 +208,7 @@
         return;
       }
       localStorage.setItem(NAME_KEY, name);
-      startSession(body.token, [DEFAULT_ROOM], DEFAULT_ROOM);
+      startSession(body.token, [DEFAULT_ROOM], DEFAULT_ROOM, name);
     } catch (e) {
       setFieldError(el.nameError, 'Cannot reach the server. Check your connection and try again.');
     } finally {
@@ -246,14 +233,16 @@
     startSession(token, [DEFAULT_ROOM], DEFAULT_ROOM);
   }
 
-  function startSession(token, rooms, current) {
+  function startSession(token, rooms, current, devName) {
+    stopClient();
     state.token = token;
+    state.devName = devName || null;
     state.user = null;
     const claims = jwtClaims(token) || {};
     state.selfName = typeof claims.name === 'string' && claims.name ? claims.name
       : (typeof claims.sub === 'string' ? claims.sub : null);
-    state.gateway = null;
     for (const name of [...state.order]) dropRoom(name);
+    state.client = newClient(token);
     const wanted = rooms.filter((r) => typeof r === 'string' && ROOM_RE.test(r));
     for (const name of wanted) ensureRoom(name);
     state.current = null;
@@ -263,115 +252,118 @@
     show(el.chat, true);
     show(el.roomsToggle, true);
     setFieldError(el.signinReason, '');
-    state.attempt = 0;
-    connect();
+    state.client.connect();
   }
 
   function signOut(reason) {
-    const ws = state.ws;
-    state.ws = null;
-    clearTimers();
-    if (ws) {
-      detach(ws);
-      try { ws.close(1000, 'signed out'); } catch (e) { /* already closed */ }
-    }
+    stopClient();
     state.token = null;
+    state.devName = null;
     state.user = null;
     for (const name of [...state.order]) dropRoom(name);
-    state.requests.clear();
     saveSession();
     setConn('signed-out', 'Not signed in');
     showSignin(reason);
   }
 
-  /* ---- WebSocket -------------------------------------------------------------------------- */
+  /* ---- the connection (chat-client.js) ---------------------------------------------------- */
 
   function wsUrl() {
     return `${location.protocol === 'https:' ? 'wss' : 'ws'}://${location.host}/ws`;
   }
 
-  function clearTimers() {
-    clearTimeout(state.reconnectTimer);
+  function newClient(token) {
+    const client = new ChatClient({ url: wsUrl(), token, getToken: renewToken });
+    /* events of a client this page has let go of (signed out, signed in again) are stale */
+    const on = (type, fn) => client.on(type, (ev) => { if (state.client === client) fn(ev); });
+    on('state', onState);
+    on('welcome', onWelcome);
+    on('joined', onJoined);
+    on('message', onMessage);
+    on('ack', onAck);
+    on('gap', onGap);
+    on('reset', onReset);
+    on('left', onLeft);
+    on('error', onError);
+    return client;
+  }
+
+  function stopClient() {
+    const client = state.client;
+    state.client = null;
     clearInterval(state.countdownTimer);
-    clearInterval(state.pingTimer);
-    clearTimeout(state.pongTimer);
-    state.reconnectTimer = state.countdownTimer = state.pingTimer = state.pongTimer = 0;
+    state.countdownTimer = 0;
+    if (client) client.close();
   }
 
-  function detach(ws) {
-    ws.onopen = ws.onmessage = ws.onclose = ws.onerror = null;
-  }
-
-  function connect() {
-    clearTimers();
-    if (!state.token) return;
-    if (state.ws) {
-      detach(state.ws);
-      try { state.ws.close(); } catch (e) { /* ignore */ }
-    }
-    setConn('connecting', state.attempt ? 'Reconnecting\u2026' : 'Connecting\u2026');
-    let ws;
+  /* The server refused or expired the token (4001, 4003): a development sign-in fetches a new
+   * one for the same name; a pasted JWT cannot be renewed here (null: the client stops). */
+  async function renewToken() {
+    if (!state.devName) return null;
     try {
-      ws = new WebSocket(wsUrl());
+      const res = await fetch(`/dev/token?user=${encodeURIComponent(state.devName)}`,
+        { headers: { Accept: 'application/json' }, cache: 'no-store' });
+      const body = res.ok ? await res.json() : null;
+      if (!body || typeof body.token !== 'string') return null;
+      state.token = body.token;
+      saveSession();
+      return body.token;
     } catch (e) {
-      scheduleReconnect();
-      return;
+      return null;
     }
-    state.ws = ws;
-    ws.onopen = () => sendFrame({ type: 'auth', token: state.token });
-    ws.onmessage = (ev) => onFrame(ev.data);
-    ws.onerror = () => { /* a close event follows with the details */ };
-    ws.onclose = (ev) => onClose(ws, ev);
   }
 
-  function sendFrame(obj) {
-    const ws = state.ws;
-    if (!ws || ws.readyState !== WebSocket.OPEN) return false;
-    ws.send(JSON.stringify(obj));
-    return true;
+  function onState(ev) {
+    clearInterval(state.countdownTimer);
+    state.countdownTimer = 0;
+    if (ev.state !== 'open') {
+      for (const room of state.rooms.values()) {
+        room.joined = false;
+        room.loadingOlder = false;
+        renderRoomControls(room);
+      }
+      renderRoomList();
+    }
+    switch (ev.state) {
+      case 'connecting':
+        setConn('connecting', ev.attempt ? 'Reconnecting\u2026' : 'Connecting\u2026');
+        break;
+      case 'open':
+        setConn('connected', `Connected to ${ev.gateway || '?'}`);
+        break;
+      case 'auth':
+        setConn('connecting', 'Signing in again\u2026');
+        break;
+      case 'waiting':
+        onWaiting(ev);
+        break;
+      case 'stopped':
+        if (ev.code === 4004) {
+          signOut('The server disconnected this session (kicked). Sign in again to return.');
+        } else if (ev.code === 4001 || ev.code === 4003) {
+          signOut(`You were signed out: ${ev.reason || 'the server refused the token'}.`);
+        }
+        break;
+      default:
+        break;
+    }
   }
 
-  function onClose(ws, ev) {
-    if (ws !== state.ws) return;
-    state.ws = null;
-    clearTimers();
-    failUnacked('the connection closed before the server confirmed it');
-    /* a leave on its way is done: the server forgot this connection's rooms anyway */
-    for (const room of [...state.rooms.values()]) if (room.leaving) dropRoom(room.name);
-    for (const room of state.rooms.values()) {
-      room.joined = false;
-      room.joining = false;
-      room.loadingOlder = false;
-      renderRoomControls(room);
-    }
-    state.requests.clear();
-    renderRoomList();
-    if (ev.code === 4001) {
-      signOut(`You were signed out: ${ev.reason || 'the server refused the token'}.`);
-      return;
-    }
-    if (ev.code === 1008) {
+  function onWaiting(ev) {
+    if (ev.code === 4008 || ev.code === 1008) {
       notice('The server dropped this connection because it could not keep up ' +
-             `(${ev.reason || 'slow consumer'}). Reconnecting.`);
+             `(${ev.reason || 'slow consumer'}). Reconnecting.`, 'info');
     } else if (ev.code === 1009) {
       notice(`The server closed the connection: a frame was too big (${ev.reason || '1009'}).`);
+    } else if (ev.code === 4029) {
+      notice('Too many connections for this user: close other chat tabs or devices.');
     }
-    /* 1001 (gateway going away) is routine: reconnect at once, HAProxy picks another gateway */
-    if (ev.code === 1001 && state.attempt === 0) {
-      state.attempt = 1;
+    /* 1001 (gateway going away) is routine: HAProxy picks another gateway */
+    if (ev.code === 1001 && ev.delay < 2000) {
       setConn('connecting', 'Gateway restarting, reconnecting\u2026');
-      state.reconnectTimer = setTimeout(connect, 250 + Math.random() * 750);
       return;
     }
-    scheduleReconnect();
-  }
-
-  function scheduleReconnect() {
-    clearTimers();
-    const cap = Math.min(BACKOFF_MAX_MS, BACKOFF_MIN_MS * 2 ** Math.min(state.attempt, 10));
-    const delay = Math.round(cap / 2 + Math.random() * (cap / 2));  /* jitter: [cap/2, cap] */
-    state.attempt += 1;
-    const due = Date.now() + delay;
+    const due = Date.now() + ev.delay;
     const tick = () => {
       const s = Math.max(1, Math.ceil((due - Date.now()) / 1000));
       el.connText.textContent = `Disconnected \u2014 retrying in ${s} s`;
@@ -379,114 +371,41 @@
     setConn('disconnected', '');
     tick();
     state.countdownTimer = setInterval(tick, 1000);
-    state.reconnectTimer = setTimeout(connect, delay);
-  }
-
-  function startPing() {
-    clearInterval(state.pingTimer);
-    state.pingTimer = setInterval(() => {
-      if (!sendFrame({ type: 'ping' })) return;
-      clearTimeout(state.pongTimer);
-      state.pongTimer = setTimeout(() => {
-        /* no pong: the path is dead; do not wait for a close handshake that will not come */
-        const ws = state.ws;
-        if (!ws) return;
-        detach(ws);
-        try { ws.close(4000, 'pong timeout'); } catch (e) { /* ignore */ }
-        onClose(ws, { code: 1006, reason: 'no answer to ping' });
-      }, PONG_TIMEOUT_MS);
-    }, PING_EVERY_MS);
-  }
-
-  /* ---- incoming frames -------------------------------------------------------------------- */
-
-  function onFrame(data) {
-    let f;
-    try {
-      f = JSON.parse(data);
-    } catch (e) {
-      return;
-    }
-    if (!f || typeof f !== 'object' || typeof f.type !== 'string') return;
-    /* any frame proves the connection is alive */
-    clearTimeout(state.pongTimer);
-    switch (f.type) {
-      case 'welcome': return onWelcome(f);
-      case 'joined': return onJoined(f);
-      case 'left': return onLeft(f);
-      case 'message': return onMessage(f);
-      case 'ack': return onAck(f);
-      case 'history': return onHistory(f);
-      case 'error': return onError(f);
-      case 'pong': return undefined;
-      default: return undefined;  /* newer servers may add frames: ignore them */
-    }
   }
 
   function onWelcome(f) {
     state.user = typeof f.user === 'string' ? f.user : null;
-    state.gateway = typeof f.gateway === 'string' ? f.gateway : '?';
-    state.attempt = 0;
     el.whoamiUser.textContent = state.selfName || state.user || '';
     el.whoamiUser.title = state.user ? `user id: ${state.user}` : '';
     show(el.whoami, true);
-    setConn('connected', `Connected to ${state.gateway}`);
-    startPing();
-    for (const name of state.order) requestJoin(state.rooms.get(name));
     updateComposer();
   }
 
-  function requestJoin(room) {
-    const cid = newCid('join');
-    state.requests.set(cid, { kind: 'join', room: room.name });
-    room.joining = true;
-    renderRoomList();
-    sendFrame({ type: 'join', room: room.name, cid });
-  }
-
-  function onJoined(f) {
-    const room = state.rooms.get(f.room);
-    if (!room) {
-      /* left (locally) while the join was on its way: undo it on the server too */
-      if (typeof f.room === 'string') sendFrame({ type: 'leave', room: f.room });
-      return;
-    }
-    forgetRequests('join', room.name);
-    room.joining = false;
+  function onJoined(ev) {
+    const room = state.rooms.get(ev.room);
+    if (!room) return;
     room.joined = true;
-    const history = Array.isArray(f.history) ? f.history : [];
-    const newest = room.list.lastElementChild;
-    if (newest && history.length && validMessage(history[0]) &&
-        history[0].id > newest.dataset.id) {
-      /* a rejoin after a long absence: messages between what we show and this history may
-       * be missing, and "load older" would never fetch them; start over from the history */
-      room.list.replaceChildren();
-      room.byId.clear();
-      room.exhausted = false;
-    }
     if (!room.loadedOnce) {
       room.loadedOnce = true;
-      room.exhausted = history.length === 0;
+      room.exhausted = ev.history.length === 0;
     }
-    addMessages(room, history, 'bottom');
-    resolveFromHistory(room, history);
+    addMessages(room, ev.history, 'bottom');
     renderRoomControls(room);
     renderRoomList();
     updateComposer();
   }
 
-  function onLeft(f) {
-    forgetRequests('leave', f.room);
-    if (state.rooms.has(f.room)) dropRoom(f.room);
+  function onLeft(ev) {
+    if (ev.error) notice(`Could not join ${ev.room} \u2014 ${errorText(ev.error)}`);
+    dropRoom(ev.room);
   }
 
   function onMessage(f) {
-    if (typeof f.room !== 'string' || typeof f.id !== 'string') return;
     const room = state.rooms.get(f.room);
     if (!room) return;
-    const fresh = !room.byId.has(f.id);
+    const fresh = !room.byId.has(f.id);  /* not already loaded by a history read */
     addMessages(room, [f], 'bottom');
-    if (f.cid && f.from === state.user) resolvePending(room, f.cid, f);
+    if (f.cid && f.from === state.user) resolvePending(room, f.cid, f, f.id);
     if (!fresh || f.from === state.user) return;
     if (room.name !== state.current) {
       room.unread += 1;
@@ -498,101 +417,123 @@
     }
   }
 
-  function onAck(f) {
-    const req = state.requests.get(f.cid);
-    if (!req || req.kind !== 'send') return;
-    state.requests.delete(f.cid);
-    const room = state.rooms.get(req.room);
-    if (!room) return;
-    const p = room.pending.get(f.cid);
-    if (p && typeof f.id === 'string') {
-      p.id = f.id;
-      p.acked = true;
-      /* the broadcast copy may already be here; if not, show the message as confirmed now */
-      resolvePending(room, f.cid, null);
-    }
+  function onAck(ev) {
+    const room = state.rooms.get(ev.room);
+    /* the broadcast copy may already be here; if not, show the message as confirmed now */
+    if (room) resolvePending(room, ev.cid, null, ev.id);
   }
 
-  function onHistory(f) {
-    const room = state.rooms.get(f.room);
-    if (!room) return;
-    forgetRequests('history', room.name);
-    const msgs = Array.isArray(f.messages) ? f.messages : [];
-    room.loadingOlder = false;
-    if (msgs.length < HISTORY_PAGE) room.exhausted = true;
-    addMessages(room, msgs, 'top');
-    renderRoomControls(room);
-  }
-
-  function onError(f) {
-    const req = typeof f.cid === 'string' ? state.requests.get(f.cid) : null;
-    if (req) state.requests.delete(f.cid);
-    const text = errorText(f);
-    if (req && req.kind === 'send') {
-      const room = state.rooms.get(req.room);
-      const p = room && room.pending.get(f.cid);
-      if (p) {
-        markFailed(room, p, text);
-        if (f.code === 'not_joined') requestJoin(room);
-      }
+  function onError(ev) {
+    const text = errorText(ev);
+    if (ev.request === 'send') {
+      const room = state.rooms.get(ev.room);
+      const p = room && room.pending.get(ev.cid);
+      if (p) markFailed(room, p, text);
       notice(`Message not sent \u2014 ${text}`);
       return;
     }
-    if (req && req.kind === 'join') {
-      const room = state.rooms.get(req.room);
-      notice(`Could not join ${req.room} \u2014 ${text}`);
-      if (room && !room.joined) dropRoom(req.room);
+    if (ev.request === 'join') {
+      /* a refused join also closes the room ('left', with the reason) */
+      if (ev.code === 'unavailable') notice(`Cannot join ${ev.room} yet \u2014 ${text}`, 'info');
       return;
-    }
-    if (req && req.kind === 'history') {
-      const room = state.rooms.get(req.room);
-      if (room) {
-        room.loadingOlder = false;
-        renderRoomControls(room);
-      }
-      notice(`Could not load older messages of ${req.room} \u2014 ${text}`);
-      return;
-    }
-    if (req && req.kind === 'leave') {
-      notice(`Could not leave ${req.room} \u2014 ${text}`);
-      if (f.code === 'not_joined' && state.rooms.has(req.room)) dropRoom(req.room);
-      return;
-    }
-    if (!req && f.code === 'unavailable') {
-      /* storage trouble answers a join or a history request without its cid: undo whatever
-       * is waiting and try the joins again in a moment (a repeated join is harmless) */
-      for (const room of state.rooms.values()) {
-        if (room.loadingOlder) {
-          room.loadingOlder = false;
-          renderRoomControls(room);
-        }
-        if (room.joining && !room.joined) {
-          room.joining = false;
-          setTimeout(() => {
-            if (state.conn === 'connected' && state.rooms.get(room.name) === room &&
-                !room.joined && !room.joining) requestJoin(room);
-          }, 3000 + Math.random() * 2000);
-        }
-      }
-      renderRoomList();
-    }
-    if (!req && (f.code === 'too_many_rooms' || f.code === 'invalid_room')) {
-      /* a server that does not echo the cid of a join: blame the newest pending join */
-      const joining = state.order.filter((n) => state.rooms.get(n).joining);
-      const name = joining[joining.length - 1];
-      if (name) {
-        notice(`Could not join ${name} \u2014 ${text}`);
-        dropRoom(name);
-        return;
-      }
     }
     notice(text);
   }
 
-  function forgetRequests(kind, roomName) {
-    for (const [cid, r] of state.requests) {
-      if (r.kind === kind && r.room === roomName) state.requests.delete(cid);
-    }
+  /* ---- gaps and resets -------------------------------------------------------------------- */
+
+  /* A marker in the room's list, sorted with the messages: right after `after` ('' = top). */
+  function marker(room, key, text) {
+    const li = document.createElement('li');
+    li.className = 'gap';
+    li.setAttribute('role', 'note');
+    const p = document.createElement('p');
+    p.className = 'gap-text';
+    p.textContent = text;
+    li.append(p);
+    placeMarker(room, li, key);
+    return li;
+  }
+
+  function placeMarker(room, li, key) {
+    li.remove();  /* (when it moves) */
+    li.dataset.id = key;
+    placeSorted(room, li, key);
+    if (li.nextElementSibling) regroup(li.nextElementSibling);
+  }
+
+  function timeOf(room, id) {
+    const li = id && room.byId.get(id);
+    return li && li.dataset.ts ? formatTime(Number(li.dataset.ts)) : null;
+  }
+
+  function gapText(room, gap) {
+    const from = timeOf(room, gap.after);
+    const to = timeOf(room, gap.before);
+    let span = '';
+    if (from && to) span = from === to ? ` around ${from}` : ` between ${from} and ${to}`;
+    return gap.certain
+      ? `Some messages${span} could not be recovered after the connection was lost.`
+      : `Some messages${span} may be missing after the connection was lost.`;
+  }
+
+  function onGap(gap) {
+    const room = state.rooms.get(gap.room);
+    if (!room) return;
+    const li = marker(room, gap.after ? `${gap.after}~` : '', gapText(room, gap));
+    li.dataset.after = gap.after || '';
+    li.dataset.before = gap.before || '';
+    li.title = `after ${gap.after || '?'}, before ${gap.before || '?'}`;
+    const load = document.createElement('button');
+    load.type = 'button';
+    load.className = 'link-button gap-load';
+    load.textContent = 'Load missing messages';
+    li.append(load);
+    let current = gap;
+    let loaded = 0;
+    load.addEventListener('click', () => {
+      if (!state.client || state.conn !== 'connected') {
+        notice('Not connected: try again once the connection is back.', 'info');
+        return;
+      }
+      load.disabled = true;
+      load.textContent = 'Loading\u2026';
+      state.client.fillGap(room.name, current, { limit: GAP_PAGE, max: GAP_MAX }).then((r) => {
+        addMessages(room, r.messages, 'top');
+        loaded += r.messages.length;
+        if (r.gap) {
+          current = r.gap;
+          placeMarker(room, li, current.after ? `${current.after}~` : '');
+          load.disabled = false;
+          load.textContent = 'Load more missing messages';
+          return;
+        }
+        li.classList.add('gap-done');
+        const n = loaded;
+        let done = 'The missing messages are no longer on the server.';
+        if (n) done = `${n} missing message${n === 1 ? '' : 's'} loaded.`;
+        else if (!gap.certain) done = 'No messages were missing.';
+        li.firstElementChild.textContent = done;
+        load.remove();
+      }, (e) => {
+        load.disabled = false;
+        load.textContent = 'Load missing messages';
+        notice(`Could not load the missing messages \u2014 ${e.code ? errorText(e) : e.message}`);
+      });
+    });
+  }
+
+  /* The server's stream was recreated (another epoch): what we show has no place in it. */
+  function onReset(ev) {
+    const room = state.rooms.get(ev.room);
+    if (!room) return;
+    room.list.replaceChildren();
+    room.byId.clear();
+    room.loadedOnce = false;
+    room.exhausted = false;
+    marker(room, '', 'The server\u2019s message history was reset: earlier messages are no ' +
+      'longer shown, these are its latest.');
+    renderRoomControls(room);
   }
 
   /* ---- rooms ------------------------------------------------------------------------------ */
@@ -627,8 +568,8 @@
     room = {
       name, view, older, start, list, pendingList,
       byId: new Map(),       /* id -> li */
-      pending: new Map(),    /* cid -> {li, text, acked, id, failed} */
-      joined: false, joining: false, loadedOnce: false, exhausted: false,
+      pending: new Map(),    /* cid -> {li, text, failed}: sent, not confirmed yet */
+      joined: false, loadedOnce: false, exhausted: false,
       loadingOlder: false, unread: 0, scrollTop: null, draft: '',
     };
     older.addEventListener('click', () => loadOlder(room));
@@ -639,13 +580,13 @@
     state.order.push(name);
     renderRoomControls(room);
     renderRoomList();
+    if (state.client) state.client.join(name);
     return room;
   }
 
   function dropRoom(name) {
     const room = state.rooms.get(name);
     if (!room) return;
-    for (const cid of room.pending.keys()) state.requests.delete(cid);
     room.view.remove();
     state.rooms.delete(name);
     state.order = state.order.filter((n) => n !== name);
@@ -669,10 +610,7 @@
     setFieldError(el.joinError, '');
     el.joinInput.value = '';
     const known = state.rooms.get(name);
-    if (!known) {
-      const room = ensureRoom(name);
-      if (state.conn === 'connected') requestJoin(room);
-    }
+    if (!known) ensureRoom(name);
     selectRoom(name);
     saveSession();
     closeSidebar();
@@ -680,17 +618,8 @@
   }
 
   function leaveRoom(name) {
-    const room = state.rooms.get(name);
-    if (!room) return;
-    if ((room.joined || room.joining) && state.conn === 'connected') {
-      const cid = newCid('leave');
-      state.requests.set(cid, { kind: 'leave', room: name });
-      sendFrame({ type: 'leave', room: name, cid });
-      room.leaving = true;
-      renderRoomList();
-    } else {
-      dropRoom(name);
-    }
+    if (state.client) state.client.leave(name);  /* answers 'left', which drops the room */
+    dropRoom(name);
   }
 
   function selectRoom(name) {
@@ -737,8 +666,7 @@
       label.textContent = `# ${name}`;
       open.append(label);
       let status = '';
-      if (room.leaving) status = 'leaving\u2026';
-      else if (room.joining || (!room.joined && state.conn === 'connected')) status = 'joining\u2026';
+      if (!room.joined && state.conn === 'connected') status = 'joining\u2026';
       if (status) {
         const s = document.createElement('span');
         s.className = 'room-status';
@@ -775,15 +703,20 @@
   }
 
   function loadOlder(room) {
-    if (room.loadingOlder || room.exhausted || state.conn !== 'connected') return;
-    const first = room.list.querySelector('li[data-id]');
-    if (!first) return;
-    const cid = newCid('history');
-    state.requests.set(cid, { kind: 'history', room: room.name });
+    if (room.loadingOlder || room.exhausted || !state.client || state.conn !== 'connected') return;
     room.loadingOlder = true;
     renderRoomControls(room);
-    sendFrame({ type: 'history', room: room.name, before: first.dataset.id,
-                limit: HISTORY_PAGE, cid });
+    state.client.older(room.name, { limit: HISTORY_PAGE }).then(({ messages, done }) => {
+      room.loadingOlder = false;
+      if (done) room.exhausted = true;
+      addMessages(room, messages, 'top');
+      renderRoomControls(room);
+    }, (e) => {
+      room.loadingOlder = false;
+      renderRoomControls(room);
+      /* a read cut short by a lost connection is not news: the button is back after it */
+      if (e.code) notice(`Could not load older messages of ${room.name} \u2014 ${errorText(e)}`);
+    });
   }
 
   /* ---- messages --------------------------------------------------------------------------- */
@@ -905,11 +838,12 @@
     el.counter.classList.toggle('over', over);
     el.counter.classList.toggle('near', !over && bytes > MAX_TEXT_BYTES * 0.9);
     const room = state.current ? state.rooms.get(state.current) : null;
-    const ready = state.conn === 'connected' && room && room.joined;
+    /* once a room is joined, messages written while offline wait in chat-client's outbox */
+    const ready = room && room.loadedOnce && state.client;
     el.send.disabled = !ready || over || text.trim() === '';
     el.input.disabled = !room;
     if (!room) el.input.placeholder = 'Join a room to write';
-    else if (state.conn !== 'connected') el.input.placeholder = 'Offline: waiting for the connection';
+    else if (state.conn !== 'connected') el.input.placeholder = 'Offline: sent once reconnected';
     else el.input.placeholder = `Message # ${room.name}`;
   }
 
@@ -917,22 +851,32 @@
     el.input.rows = Math.min(8, Math.max(1, el.input.value.split('\n').length));
   }
 
+  function pendingLabel() {
+    return state.conn === 'connected' ? 'sending\u2026' : 'waiting for the connection\u2026';
+  }
+
+  function relabelPending() {
+    for (const room of state.rooms.values()) {
+      for (const p of room.pending.values()) {
+        if (!p.failed) p.li.querySelector('.msg-state').textContent = pendingLabel();
+      }
+    }
+  }
+
   function sendMessage() {
     const room = state.current ? state.rooms.get(state.current) : null;
     let text = el.input.value.replace(/\u0000/g, '');
     if (typeof text.toWellFormed === 'function') text = text.toWellFormed();
-    if (!room || !room.joined || state.conn !== 'connected') return;
+    if (!room || !room.loadedOnce || !state.client) return;
     if (text.trim() === '' || utf8Bytes(text) > MAX_TEXT_BYTES) return;
-    const cid = newCid('m');
+    const cid = state.client.send(room.name, text);
     const li = buildMessage({ from: state.user, text, ts: Date.now() }, true);
     li.classList.add('pending');
-    li.querySelector('.msg-state').textContent = 'sending\u2026';
-    const p = { li, text, acked: false, id: null, failed: false };
+    li.querySelector('.msg-state').textContent = pendingLabel();
+    const p = { li, text, failed: false };
     wirePendingActions(room, cid, p);
     room.pending.set(cid, p);
     room.pendingList.append(li);
-    state.requests.set(cid, { kind: 'send', room: room.name });
-    sendFrame({ type: 'send', room: room.name, text, cid });
     el.input.value = '';
     autoGrow();
     updateComposer();
@@ -941,20 +885,16 @@
 
   function wirePendingActions(room, cid, p) {
     p.li.querySelector('.msg-retry').addEventListener('click', () => {
-      if (state.conn !== 'connected' || !room.joined) {
-        notice('Not connected: try again once the connection is back.', 'info');
-        return;
-      }
+      if (!state.client || state.rooms.get(room.name) !== room) return;
       p.failed = false;
       p.li.classList.remove('failed');
       p.li.querySelector('.msg-actions').hidden = true;
-      p.li.querySelector('.msg-state').textContent = 'sending\u2026';
-      state.requests.set(cid, { kind: 'send', room: room.name });
-      sendFrame({ type: 'send', room: room.name, text: p.text, cid });
+      p.li.querySelector('.msg-state').textContent = pendingLabel();
+      /* the same cid: should the first attempt have landed after all, it is not sent twice */
+      state.client.send(room.name, p.text, { cid });
     });
     p.li.querySelector('.msg-discard').addEventListener('click', () => {
       room.pending.delete(cid);
-      state.requests.delete(cid);
       p.li.remove();
     });
   }
@@ -966,13 +906,12 @@
     p.li.querySelector('.msg-actions').hidden = false;
   }
 
-  /* Our own message with this cid is confirmed: by an ack (msg null) or by the message itself. */
-  function resolvePending(room, cid, msg) {
+  /* Our own message with this cid is confirmed, as `id`: by its ack (msg null) or by the
+   * message itself. */
+  function resolvePending(room, cid, msg, id) {
     const p = room.pending.get(cid);
     if (!p) return;
-    const id = msg ? msg.id : p.id;
     room.pending.delete(cid);
-    state.requests.delete(cid);
     const atBottom = room.name === state.current && isAtBottom(room);
     p.li.remove();
     if (id && !room.byId.has(id)) {
@@ -986,28 +925,6 @@
     }
     renderRoomControls(room);
     if (atBottom) scrollToBottom(room);
-  }
-
-  /* After a reconnect, history may show that a message whose ack we never saw did arrive. */
-  function resolveFromHistory(room, history) {
-    if (!room.pending.size || !state.user) return;
-    for (const m of history) {
-      if (validMessage(m) && m.cid && m.from === state.user && room.pending.has(m.cid)) {
-        resolvePending(room, m.cid, m);
-      }
-    }
-  }
-
-  function failUnacked(why) {
-    for (const room of state.rooms.values()) {
-      for (const [cid, p] of room.pending) {
-        if (p.acked) {
-          resolvePending(room, cid, null);
-        } else if (!p.failed) {
-          markFailed(room, p, why);
-        }
-      }
-    }
   }
 
   /* ---- sidebar on narrow screens ---------------------------------------------------------- */
@@ -1036,7 +953,7 @@
     el.nameInput.focus();
   });
   el.signout.addEventListener('click', () => signOut(''));
-  el.reconnectNow.addEventListener('click', () => { state.attempt = 0; connect(); });
+  el.reconnectNow.addEventListener('click', () => { if (state.client) state.client.connect(); });
   el.joinForm.addEventListener('submit', (ev) => {
     ev.preventDefault();
     joinByName(el.joinInput.value);
@@ -1082,20 +999,18 @@
       document.title = baseTitle;
     }
     if (!document.hidden && state.conn === 'disconnected') {
-      state.attempt = 0;
-      connect();
+      if (state.client) state.client.connect();
     }
   });
   window.addEventListener('online', () => {
     if (state.conn === 'disconnected') {
-      state.attempt = 0;
-      connect();
+      if (state.client) state.client.connect();
     }
   });
 
   const saved = loadSession();
   if (saved && !tokenExpired(saved.token)) {
-    startSession(saved.token, saved.rooms.length ? saved.rooms : [], saved.current);
+    startSession(saved.token, saved.rooms.length ? saved.rooms : [], saved.current, saved.name);
   } else {
     sessionStorage.removeItem(STORE_KEY);
     showSignin(saved ? 'Your session expired: sign in again.' : '');
