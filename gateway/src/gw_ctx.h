@@ -45,7 +45,7 @@ enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
 
 struct gw_session {
     struct gw_ctx *ctx;
-    struct lws *wsi;
+    void *conn; /* the connection, for ctx->ops (libwebsockets: the wsi) */
     gw_handle *handle;
     gw_session *prev, *next; /* ctx->sessions */
     enum gw_session_state state;
@@ -57,7 +57,7 @@ struct gw_session {
     size_t rx_len, rx_cap;
     gw_sub *subs; /* one per joined room */
     uint16_t nsubs, capsubs;
-    uint16_t reads; /* store reads this session waits for */
+    uint16_t reads; /* history store reads this session waits for */
     uint32_t gen;   /* joins made so far */
     int close_code; /* != 0: close with this code at the next writeable */
     char close_reason[64];
@@ -70,6 +70,7 @@ typedef struct gw_stats {
 } gw_stats;
 
 typedef struct gw_inflight gw_inflight;
+typedef struct gw_session_ops gw_session_ops;
 typedef struct gw_pending_reply gw_pending_reply;
 
 typedef struct gw_ctx {
@@ -78,6 +79,8 @@ typedef struct gw_ctx {
     struct lws_vhost *vhost;
     gw_auth *auth;
     gw_rooms *rooms;
+    const gw_session_ops *ops; /* what sessions reach outside themselves (gw_session.h) */
+    void *ops_arg;
     gw_log *log;            /* the room logs; made once the partition count is known */
     gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
     gw_pending_reply *parked, *parked_tail; /* joins waiting for fan-out to catch up */

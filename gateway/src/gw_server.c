@@ -290,6 +290,93 @@ static int http_writeable(struct lws *wsi, gw_pss *pss)
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
 
+/* --- what sessions reach outside themselves (gw_session_ops) ------------------------------ */
+
+static void op_want_write(void *conn)
+{
+    lws_callback_on_writable(conn);
+}
+
+static int op_write(void *conn, gw_buf *b)
+{
+    int n = lws_write(conn, gw_buf_payload(b), b->len, LWS_WRITE_TEXT);
+    return n < (int)b->len ? -1 : 0;
+}
+
+static bool op_choked(void *conn)
+{
+    return lws_send_pipe_choked(conn) != 0;
+}
+
+static void op_close_reason(void *conn, int code, const char *reason)
+{
+    lws_close_reason(conn, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
+}
+
+static void op_close_within(void *conn, int seconds)
+{
+    lws_set_timeout(conn, PENDING_TIMEOUT_CLOSE_SEND, seconds);
+}
+
+static void auth_timer_fired(lws_sorted_usec_list_t *sul)
+{
+    gw_session_auth_expired(lws_container_of(sul, gw_session, auth_sul));
+}
+
+static void op_auth_timer(gw_session *s, int seconds)
+{
+    if (seconds > 0)
+        lws_sul_schedule(s->ctx->lws, 0, &s->auth_sul, auth_timer_fired,
+                         (lws_usec_t)seconds * LWS_US_PER_SEC);
+    else
+        lws_sul_cancel(&s->auth_sul);
+}
+
+static int op_produce(void *arg, const chat_envelope *e, void *opaque, char *err, size_t errlen)
+{
+    return gw_kafka_produce(((gw_ctx *)arg)->kafka, e, opaque, err, errlen);
+}
+
+static int32_t op_partition_of(void *arg, const char *room)
+{
+    return gw_kafka_partition_of(((gw_ctx *)arg)->kafka, room);
+}
+
+static uint64_t op_sync_begin(void *arg, int32_t p)
+{
+    return gw_kafka_sync_begin(((gw_ctx *)arg)->kafka, p);
+}
+
+static bool op_sync_done(void *arg, int32_t p, uint64_t ticket, int64_t *end)
+{
+    return gw_kafka_sync_done(((gw_ctx *)arg)->kafka, p, ticket, end);
+}
+
+static const char *op_epoch(void *arg)
+{
+    return gw_kafka_epoch(((gw_ctx *)arg)->kafka);
+}
+
+static int op_store_read(void *arg, const gw_store_query *q, void *opaque)
+{
+    return gw_store_history(((gw_ctx *)arg)->store, q, opaque);
+}
+
+static const gw_session_ops lws_session_ops = {
+    .want_write = op_want_write,
+    .write = op_write,
+    .choked = op_choked,
+    .close_reason = op_close_reason,
+    .close_within = op_close_within,
+    .auth_timer = op_auth_timer,
+    .produce = op_produce,
+    .partition_of = op_partition_of,
+    .sync_begin = op_sync_begin,
+    .sync_done = op_sync_done,
+    .epoch = op_epoch,
+    .store_read = op_store_read,
+};
+
 /* --- the protocol callback --------------------------------------------------------------- */
 
 static void drain_store(gw_ctx *ctx)
@@ -464,6 +551,8 @@ static void lws_log_emit(int level, const char *line)
 
 int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
 {
+    ctx->ops = &lws_session_ops;
+    ctx->ops_arg = ctx;
     ctx->retry.secs_since_valid_ping = (uint16_t)ctx->cfg.ping_interval;
     ctx->retry.secs_since_valid_hangup = (uint16_t)(ctx->cfg.ping_interval * 2);
 

@@ -31,7 +31,9 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 
 #define GW_CLOSE_AUTH 4001
 #define GW_CLOSE_TOO_SLOW 4008
-#define GW_SESSION_MAX_READS 4    /* store reads one session may wait for at once */
+#define GW_SESSION_MAX_READS                                                                       \
+    1                             /* history store reads one session may wait for at once (its     \
+                                     joins are bounded by its rooms: one under way per room) */
 #define GW_INFLIGHT_SLOTS 4096    /* buckets of the in-flight send table */
 #define GW_INFLIGHT_KEEP_MS 30000 /* an acked send not seen in the log is forgotten after this */
 
@@ -108,9 +110,9 @@ static void fail_session(gw_session *s, int code, const char *reason)
     s->close_code = code;
     snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
     gw_sendq_clear(&s->q);
-    lws_callback_on_writable(s->wsi);
+    s->ctx->ops->want_write(s->conn);
     /* a client that never reads never becomes writeable: make sure it goes anyway */
-    lws_set_timeout(s->wsi, PENDING_TIMEOUT_CLOSE_SEND, 5);
+    s->ctx->ops->close_within(s->conn, 5);
 }
 
 static void too_slow(gw_session *s, const char *what)
@@ -129,7 +131,7 @@ static void send_buf(gw_session *s, gw_buf *b)
         too_slow(s, "reply queue full");
         return;
     }
-    lws_callback_on_writable(s->wsi);
+    s->ctx->ops->want_write(s->conn);
 }
 
 /* Queues a freshly built buffer and drops our reference to it. */
@@ -194,7 +196,7 @@ static void sub_go_live(gw_session *s, gw_sub *sub, int64_t last_offset)
     sub->live = true;
     sub->next = sub->lr->next_rseq;
     sub->skip_to = last_offset;
-    lws_callback_on_writable(s->wsi);
+    s->ctx->ops->want_write(s->conn);
 }
 
 /* --- answers built from the log and the store -------------------------------------------- */
@@ -397,7 +399,7 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
 
 static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
 {
-    int rc = gw_store_history(s->ctx->store, q, r);
+    int rc = s->ctx->ops->store_read(s->ctx->ops_arg, q, r);
     if (rc == 0)
         s->ctx->stats.store_reads++;
     return rc;
@@ -464,7 +466,6 @@ static int join_via_store(gw_session *s, gw_sub *sub, gw_pending_reply *r)
     r->gen = sub->gen;
     r->next = st->waiters;
     st->waiters = r;
-    s->reads++;
     return 0;
 }
 
@@ -508,7 +509,7 @@ static int join_latest(gw_session *s, gw_sub *sub, int limit, const char *since,
 
 static bool epoch_matches(gw_ctx *ctx, const char *epoch)
 {
-    return epoch && strcmp(epoch, gw_kafka_epoch(ctx->kafka)) == 0;
+    return epoch && strcmp(epoch, ctx->ops->epoch(ctx->ops_arg)) == 0;
 }
 
 /* A join, once this gateway has read everything acknowledged before it arrived (see
@@ -557,7 +558,6 @@ static void join_proceed(gw_session *s, gw_sub *sub, gw_pending_reply *r)
                 sub_remove(s, sub);
                 return;
             }
-            s->reads++;
             return;
         }
     }
@@ -575,12 +575,7 @@ static void on_join(gw_session *s, const gw_frame *f)
     }
     if (sub && !sub->live)
         return; /* the join under way answers */
-    if (s->reads >= GW_SESSION_MAX_READS) {
-        send_error(s, GW_ERR_UNAVAILABLE,
-                   "too many joins and history reads under way; wait for their answers", f->cid);
-        return;
-    }
-    int32_t p = gw_kafka_partition_of(ctx->kafka, f->room);
+    int32_t p = ctx->ops->partition_of(ctx->ops_arg, f->room);
     gw_pending_reply *r = reply_new(s, f->cid, f->room);
     if (!r) {
         send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
@@ -614,14 +609,13 @@ static void on_join(gw_session *s, const gw_frame *f)
                       chat_msgid_parse(f->since, &since_p, NULL) == 0 && since_p == p;
     }
     /* park it until this gateway has read what was acknowledged before it arrived */
-    r->ticket = gw_kafka_sync_begin(ctx->kafka, p);
+    r->ticket = ctx->ops->sync_begin(ctx->ops_arg, p);
     r->next = NULL;
     if (ctx->parked_tail)
         ctx->parked_tail->next = r;
     else
         ctx->parked = r;
     ctx->parked_tail = r;
-    s->reads++;
 }
 
 void gw_sessions_tick(gw_ctx *ctx)
@@ -632,7 +626,7 @@ void gw_sessions_tick(gw_ctx *ctx)
         gw_session *s = r->h->s;
         int64_t end = -1, start = 0, next = 0;
         bool gone = !s || s->state == GW_S_CLOSING;
-        if (!gone && !gw_kafka_sync_done(ctx->kafka, r->partition, r->ticket, &end)) {
+        if (!gone && !ctx->ops->sync_done(ctx->ops_arg, r->partition, r->ticket, &end)) {
             prev = r, pp = &r->next;
             continue;
         }
@@ -645,7 +639,6 @@ void gw_sessions_tick(gw_ctx *ctx)
         if (ctx->parked_tail == r)
             ctx->parked_tail = prev;
         if (!gone) {
-            s->reads--;
             gw_sub *sub = sub_find(s, r->room);
             if (sub && sub->gen == r->gen && !sub->live)
                 join_proceed(s, sub, r);
@@ -772,7 +765,7 @@ static void on_send(gw_session *s, const gw_frame *f)
         snprintf(inf->from, sizeof(inf->from), "%s", s->id.sub);
         snprintf(inf->cid, sizeof(inf->cid), "%s", f->cid);
     }
-    int rc = gw_kafka_produce(ctx->kafka, &e, a, err, sizeof(err));
+    int rc = ctx->ops->produce(ctx->ops_arg, &e, a, err, sizeof(err));
     if (rc != 0) {
         reply_free(a);
         free(inf);
@@ -850,16 +843,12 @@ static void inflight_expire(lws_sorted_usec_list_t *sul)
     lws_sul_schedule(ctx->lws, 0, &ctx->inflight_sul, inflight_expire, 10 * LWS_US_PER_SEC);
 }
 
-int gw_sessions_init(gw_ctx *ctx)
+int gw_sessions_init(gw_ctx *ctx, int32_t partitions)
 {
-    /* the room logs cover every partition from where fan-out starts reading it */
-    int32_t parts = gw_kafka_partitions(ctx->kafka);
-    ctx->log = gw_log_new((size_t)ctx->cfg.log_bytes, parts, gw_session_room_state_free);
+    ctx->log = gw_log_new((size_t)ctx->cfg.log_bytes, partitions, gw_session_room_state_free);
     ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
     if (!ctx->log || !ctx->inflight)
         return -ENOMEM;
-    for (int32_t p = 0; p < parts; p++)
-        gw_log_cover(ctx->log, p, gw_kafka_start_offset(ctx->kafka, p));
     gw_hash_seed(ctx->inflight_key, ctx);
     return 0;
 }
@@ -933,9 +922,7 @@ static void on_history(gw_session *s, const gw_frame *f)
     }
     if (s->reads >= GW_SESSION_MAX_READS) {
         send_error(s, GW_ERR_UNAVAILABLE,
-                   "too many history reads under way; wait for their "
-                   "answers",
-                   f->cid);
+                   "a history read is under way on this connection; wait for its answer", f->cid);
         return;
     }
     gw_pending_reply *r = reply_new(s, f->cid, f->room);
@@ -969,11 +956,11 @@ static int on_auth(gw_session *s, const gw_frame *f)
         fail_session(s, GW_CLOSE_AUTH, reason);
         return 0;
     }
-    lws_sul_cancel(&s->auth_sul);
+    s->ctx->ops->auth_timer(s, 0);
     s->state = GW_S_READY;
     chat_log(CHAT_LOG_DEBUG, "session %s authenticated by its first frame", who(s));
     send_new(s, gw_out_welcome(s->id.sub, s->ctx->cfg.node_id, s->id.exp,
-                               gw_kafka_epoch(s->ctx->kafka)));
+                               s->ctx->ops->epoch(s->ctx->ops_arg)));
     return 0;
 }
 
@@ -1028,20 +1015,19 @@ static void dispatch(gw_session *s, const char *data, size_t len)
 
 /* --- lifecycle --------------------------------------------------------------------------- */
 
-static void auth_timeout(lws_sorted_usec_list_t *sul)
+void gw_session_auth_expired(gw_session *s)
 {
-    gw_session *s = lws_container_of(sul, gw_session, auth_sul);
     if (s->state == GW_S_AUTH) {
         chat_log(CHAT_LOG_INFO, "closing a session that did not authenticate in time");
         fail_session(s, GW_CLOSE_AUTH, "authentication timeout");
     }
 }
 
-int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identity *id)
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
-    s->wsi = wsi;
+    s->conn = conn;
     s->handle = calloc(1, sizeof(*s->handle));
     if (!s->handle)
         return -1;
@@ -1058,12 +1044,11 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identi
     if (id) {
         s->id = *id;
         s->state = GW_S_READY;
-        send_new(
-            s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp, gw_kafka_epoch(ctx->kafka)));
+        send_new(s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp,
+                                   ctx->ops->epoch(ctx->ops_arg)));
     } else {
         s->state = GW_S_AUTH;
-        lws_sul_schedule(ctx->lws, 0, &s->auth_sul, auth_timeout,
-                         ctx->cfg.auth_timeout * LWS_US_PER_SEC);
+        ctx->ops->auth_timer(s, (int)ctx->cfg.auth_timeout);
     }
     return 0;
 }
@@ -1073,7 +1058,7 @@ void gw_session_closed(gw_session *s)
     gw_ctx *ctx = s->ctx;
     if (!ctx)
         return; /* never opened */
-    lws_sul_cancel(&s->auth_sul);
+    ctx->ops->auth_timer(s, 0);
     gw_rooms_leave_all(ctx->rooms, s);
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);
@@ -1130,7 +1115,7 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
             cap = max;
         char *rx = realloc(s->rx, cap);
         if (!rx) {
-            lws_close_reason(s->wsi, 1011, (unsigned char *)"internal error", 14);
+            s->ctx->ops->close_reason(s->conn, 1011, "internal error");
             return -1;
         }
         if (!s->rx)
@@ -1159,16 +1144,14 @@ too_big:
     free(s->rx);
     s->rx = NULL;
     s->rx_len = s->rx_cap = 0;
-    lws_close_reason(s->wsi, LWS_CLOSE_STATUS_MESSAGE_TOO_LARGE, (unsigned char *)"frame too large",
-                     15);
+    s->ctx->ops->close_reason(s->conn, 1009, "frame too large");
     return -1;
 }
 
 /* Writes one frame; false when the connection failed. */
 static bool write_frame(gw_session *s, gw_buf *b)
 {
-    int n = lws_write(s->wsi, gw_buf_payload(b), b->len, LWS_WRITE_TEXT);
-    if (n < (int)b->len)
+    if (s->ctx->ops->write(s->conn, b) != 0)
         return false;
     s->ctx->stats.messages_out++;
     return true;
@@ -1177,8 +1160,7 @@ static bool write_frame(gw_session *s, gw_buf *b)
 int gw_session_writeable(gw_session *s)
 {
     if (s->close_code) {
-        lws_close_reason(s->wsi, (enum lws_close_status)s->close_code,
-                         (unsigned char *)s->close_reason, strlen(s->close_reason));
+        s->ctx->ops->close_reason(s->conn, s->close_code, s->close_reason);
         return -1;
     }
     /* replies first: a joined answer precedes its room's live frames */
@@ -1187,8 +1169,8 @@ int gw_session_writeable(gw_session *s)
         if (!write_frame(s, b))
             return -1;
         gw_sendq_pop(&s->q);
-        if (lws_send_pipe_choked(s->wsi)) {
-            lws_callback_on_writable(s->wsi);
+        if (s->ctx->ops->choked(s->conn)) {
+            s->ctx->ops->want_write(s->conn);
             return 0;
         }
     }
@@ -1207,8 +1189,8 @@ int gw_session_writeable(gw_session *s)
                 continue;
             if (!write_frame(s, e->frame))
                 return -1;
-            if (lws_send_pipe_choked(s->wsi)) {
-                lws_callback_on_writable(s->wsi);
+            if (s->ctx->ops->choked(s->conn)) {
+                s->ctx->ops->want_write(s->conn);
                 return 0;
             }
         }
@@ -1228,7 +1210,7 @@ static void wake_member(void *member, void *arg)
 {
     (void)arg;
     gw_session *s = member;
-    lws_callback_on_writable(s->wsi);
+    s->ctx->ops->want_write(s->conn);
 }
 
 void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg)
@@ -1263,8 +1245,6 @@ static gw_sub *reply_sub(gw_pending_reply *r, gw_session **out)
     gw_session *s = r->h->s;
     if (!s || s->state == GW_S_CLOSING)
         return NULL;
-    if (s->reads)
-        s->reads--;
     gw_sub *sub = sub_find(s, r->room);
     if (!sub || sub->gen != r->gen || sub->live)
         return NULL;

@@ -12,10 +12,31 @@
 #include "gw_kafka.h"
 #include "gw_store.h"
 
+/* What a session reaches outside itself, so that its policy can be unit-tested and fuzzed
+ * without a server (tests/unit/test_gw_session.c, tests/fuzz/fuzz_session.c): its connection
+ * (conn is what gw_session_open was given), its auth timer, and the cluster (arg is the ctx's
+ * ops_arg). gw_server.c implements them with libwebsockets, Kafka and the store. */
+struct gw_session_ops {
+    void (*want_write)(void *conn);      /* a writeable callback soon */
+    int (*write)(void *conn, gw_buf *b); /* one text frame: 0, or -1 (failed) */
+    bool (*choked)(void *conn);          /* the socket takes no more for now */
+    void (*close_reason)(void *conn, int code, const char *reason); /* of the close frame */
+    void (*close_within)(void *conn, int seconds);  /* hang up then even if never writeable */
+    void (*auth_timer)(gw_session *s, int seconds); /* gw_session_auth_expired after; 0: off */
+    int (*produce)(void *arg, const chat_envelope *e, void *opaque, char *err, size_t errlen);
+    int32_t (*partition_of)(void *arg, const char *room);
+    uint64_t (*sync_begin)(void *arg, int32_t p); /* as gw_kafka_sync_begin */
+    bool (*sync_done)(void *arg, int32_t p, uint64_t ticket, int64_t *end);
+    const char *(*epoch)(void *arg);
+    int (*store_read)(void *arg, const gw_store_query *q, void *opaque); /* gw_store_history */
+};
+
 /* A session's memory is libwebsockets' per-session data. id is NULL when the client will
  * authenticate with its first frame (the auth timer starts), else the identity checked at
  * the upgrade. Returns 0 or -1 (close the connection). */
-int gw_session_open(gw_ctx *ctx, gw_session *s, struct lws *wsi, const gw_identity *id);
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id);
+/* The auth timer fired. */
+void gw_session_auth_expired(gw_session *s);
 /* The connection is gone: leave every room, drop queued frames, detach pending replies. */
 void gw_session_closed(gw_session *s);
 /* A chunk of a received message. Returns 0, or -1 to close now (close reason set). */
@@ -26,10 +47,10 @@ int gw_session_writeable(gw_session *s);
 /* Closes every session with 1001 (shutdown). */
 void gw_sessions_shutdown(gw_ctx *ctx);
 
-/* The state all sessions share (the room logs, the in-flight send table): init once Kafka
- * knows the partitions and where fan-out starts in each, timers once the lws context exists,
- * free after the loop. gw_sessions_init returns 0 or -ENOMEM. */
-int gw_sessions_init(gw_ctx *ctx);
+/* The state all sessions share (the room logs, the in-flight send table): init once the
+ * partition count is known (then gw_log_cover each partition where fan-out starts), timers
+ * once the lws context exists, free after the loop. gw_sessions_init returns 0 or -ENOMEM. */
+int gw_sessions_init(gw_ctx *ctx, int32_t partitions);
 void gw_sessions_start_timers(gw_ctx *ctx);
 void gw_sessions_free(gw_ctx *ctx);
 /* Moves parked joins on once fan-out has read what they wait for: call after fan-out and on

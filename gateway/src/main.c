@@ -100,10 +100,14 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: %s\n", err);
         goto out;
     }
-    if (gw_sessions_init(&ctx) != 0) {
+    /* the room logs cover every partition from where fan-out starts reading it */
+    int32_t parts = gw_kafka_partitions(ctx.kafka);
+    if (gw_sessions_init(&ctx, parts) != 0) {
         fprintf(stderr, "chat-gateway: out of memory\n");
         goto out;
     }
+    for (int32_t p = 0; p < parts; p++)
+        gw_log_cover(ctx.log, p, gw_kafka_start_offset(ctx.kafka, p));
     gw_store_set_fence(ctx.store, store_fence, &ctx);
     if (gw_server_start(&ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);

@@ -1,0 +1,145 @@
+/* fuzz_session.c: libFuzzer target for the whole inbound path of sessions without a socket:
+ * frame reassembly, parsing, dispatch, joins and resumes against the room logs, sends and their
+ * retries, store answers, slow readers, closes. The input is a script of steps for a few
+ * connections over the fakes of session_harness.h (Kafka and the store answer when the script
+ * says so; the room log is tiny, so eviction and 4008 happen). Never crash, leak or misbehave:
+ * every frame written must be a JSON object with a type, and every joined or history answer must
+ * list its messages in stream order. */
+#include <jansson.h>
+#include <stdint.h>
+
+#include "session_harness.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define NCONN 4
+
+static const char *const rooms[] = {"a", "b", "c", "dm:x:y"};
+
+/* Every frame written so far must be an object with a type; lists must be in id order. */
+static void check_frames(h_conn *c)
+{
+    const char *f;
+    while ((f = h_next(c))) {
+        json_t *j = json_loads(f, JSON_REJECT_DUPLICATES, NULL);
+        if (!j || !json_is_string(json_object_get(j, "type")))
+            abort();
+        json_t *list = json_object_get(j, "history");
+        if (!list)
+            list = json_object_get(j, "messages");
+        const char *prev = "";
+        size_t i;
+        json_t *m;
+        json_array_foreach(list, i, m)
+        {
+            const char *id = json_string_value(json_object_get(m, "id"));
+            if (!id || strcmp(id, prev) <= 0)
+                abort();
+            prev = id;
+        }
+        json_decref(j);
+    }
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    if (size < 1)
+        return 0;
+    harness *h = h_new(data[0] & 1 ? 4096 : 1 << 20, data[0] & 2 ? 50 : 0);
+    for (int i = 0; i < NCONN; i++) {
+        h_open(h, i, i == 3 ? NULL : (i == 2 ? "bob" : "alice"));
+        h->conns[i].quiet = true;
+    }
+    size_t pos = 1;
+    while (pos + 2 <= size) {
+        uint8_t op = data[pos++], arg = data[pos++];
+        h_conn *c = &h->conns[arg % NCONN];
+        switch (op % 8) {
+        case 0: { /* a raw chunk: reassembly, parser, binary frames */
+            size_t len = arg;
+            if (len > size - pos)
+                len = size - pos;
+            if (c->open &&
+                gw_session_receive(&c->s, data + pos, len, op & 0x10, op & 0x20, op & 0x40) != 0)
+                h_close(h, c);
+            pos += len;
+            break;
+        }
+        case 1:
+            h_flush(h);
+            break;
+        case 2:
+            h->store_down = op & 0x10;
+            h_store(h);
+            break;
+        case 3:
+            h_write(h, c);
+            check_frames(c);
+            break;
+        case 4:
+            c->choked = !c->choked;
+            break;
+        case 5:
+            if (c->open) {
+                h_close(h, c);
+            } else {
+                h_conn *again = h_open(h, arg % NCONN, op & 0x10 ? "alice" : "carol");
+                again->quiet = true;
+            }
+            break;
+        case 6:
+            h->sync_pending = op & 0x10;
+            gw_sessions_tick(&h->ctx);
+            break;
+        case 7: { /* a well-formed frame, to reach deep paths quickly */
+            char buf[256], id[CHAT_MSGID_LEN + 1];
+            const char *room = rooms[(op >> 3) % 4];
+            int limit = 1 + arg % 60;
+            chat_msgid_format(id, (op >> 5) % H_PARTS, arg % 64);
+            switch (arg % 8) {
+            case 0:
+                snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\"}", room);
+                break;
+            case 1:
+                snprintf(buf, sizeof(buf),
+                         "{\"type\":\"join\",\"room\":\"%s\",\"since\":\"%s\","
+                         "\"epoch\":\"test.4\",\"limit\":%d}",
+                         room, id, limit);
+                break;
+            case 2:
+                snprintf(buf, sizeof(buf),
+                         "{\"type\":\"send\",\"room\":\"%s\",\"text\":\"t\",\"cid\":\"c%d\"}", room,
+                         arg % 3);
+                break;
+            case 3:
+                snprintf(buf, sizeof(buf),
+                         "{\"type\":\"history\",\"room\":\"%s\",\"after\":\"%s\",\"limit\":%d}",
+                         room, id, limit);
+                break;
+            case 4:
+                snprintf(buf, sizeof(buf),
+                         "{\"type\":\"history\",\"room\":\"%s\",\"before\":\"%s\",\"limit\":%d}",
+                         room, id, limit);
+                break;
+            case 5:
+                snprintf(buf, sizeof(buf), "{\"type\":\"leave\",\"room\":\"%s\"}", room);
+                break;
+            case 6:
+                snprintf(buf, sizeof(buf), "{\"type\":\"ping\"}");
+                break;
+            default:
+                snprintf(buf, sizeof(buf), "{\"type\":\"auth\",\"token\":\"a.b.c\"}");
+                break;
+            }
+            h_frame(h, c, buf);
+            break;
+        }
+        }
+    }
+    for (int i = 0; i < NCONN; i++) {
+        h_write(h, &h->conns[i]);
+        check_frames(&h->conns[i]);
+    }
+    h_free(h);
+    return 0;
+}

@@ -1,0 +1,384 @@
+/* session_harness.h: gateway sessions without a server, for test_gw_session.c and the session
+ * fuzzer. It implements gw_session_ops with fakes: connections that record every frame written
+ * to them, a Kafka that assigns offsets when told to (h_flush) and answers end-offset queries
+ * at once, and a store that holds whatever h_flush persisted and answers reads when told to
+ * (h_store). Everything runs on the calling thread. */
+#ifndef SESSION_HARNESS_H
+#define SESSION_HARNESS_H
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "chat_msgid.h"
+#include "gw_log.h"
+#include "gw_out.h"
+#include "gw_session.h"
+
+#define H_PARTS 4
+#define H_CONNS 64
+#define H_MAX 4096 /* produced records, store reads, stored messages */
+
+typedef struct h_conn {
+    gw_session s;
+    bool open;
+    bool choked;    /* the fake socket takes nothing more */
+    int close_code; /* from close_reason */
+    char **frames;  /* what was written, as strings */
+    size_t nframes, cap;
+    size_t seen; /* frames already looked at by h_next */
+    bool quiet;  /* h_write_all leaves it alone (a sender whose reading does not matter) */
+} h_conn;
+
+typedef struct harness {
+    gw_ctx ctx;
+    h_conn conns[H_CONNS];
+    int64_t next_offset[H_PARTS];
+    void *produced[H_MAX];
+    chat_envelope produced_env[H_MAX];
+    size_t nproduced;
+    gw_store_query reads[H_MAX];
+    char read_room[H_MAX][CHAT_ROOM_MAX + 1], read_before[H_MAX][CHAT_MSGID_LEN + 1],
+        read_after[H_MAX][CHAT_MSGID_LEN + 1];
+    void *read_opaque[H_MAX];
+    size_t nreads, total_reads;
+    chat_message stored[H_MAX]; /* in offset order per partition: appended as produced */
+    size_t nstored;
+    bool persist;      /* h_flush also stores what it delivers */
+    bool store_down;   /* reads fail */
+    bool sync_pending; /* end-offset queries wait for h_sync */
+} harness;
+
+static void h_fail(const char *what)
+{
+    fprintf(stderr, "harness: %s\n", what);
+    abort();
+}
+
+static h_conn *h_of(void *conn)
+{
+    return conn;
+}
+
+static void op_want_write(void *conn)
+{
+    (void)conn;
+}
+
+static int op_write(void *conn, gw_buf *b)
+{
+    h_conn *c = h_of(conn);
+    if (c->nframes == c->cap) {
+        c->cap = c->cap ? c->cap * 2 : 16;
+        c->frames = realloc(c->frames, c->cap * sizeof(*c->frames));
+        if (!c->frames)
+            h_fail("out of memory");
+    }
+    c->frames[c->nframes] = malloc(b->len + 1);
+    if (!c->frames[c->nframes])
+        h_fail("out of memory");
+    memcpy(c->frames[c->nframes], gw_buf_payload(b), b->len);
+    c->frames[c->nframes++][b->len] = '\0';
+    return 0;
+}
+
+static bool op_choked(void *conn)
+{
+    return h_of(conn)->choked;
+}
+
+static void op_close_reason(void *conn, int code, const char *reason)
+{
+    (void)reason;
+    h_of(conn)->close_code = code;
+}
+
+static void op_close_within(void *conn, int seconds)
+{
+    (void)conn;
+    (void)seconds;
+}
+
+static void op_auth_timer(gw_session *s, int seconds)
+{
+    (void)s;
+    (void)seconds;
+}
+
+static harness *h_from(void *arg)
+{
+    return arg;
+}
+
+static int op_produce(void *arg, const chat_envelope *e, void *opaque, char *err, size_t errlen)
+{
+    harness *h = h_from(arg);
+    if (h->nproduced == H_MAX) {
+        snprintf(err, errlen, "queue full");
+        return -ENOBUFS;
+    }
+    if (chat_envelope_copy(&h->produced_env[h->nproduced], e) != 0)
+        h_fail("out of memory");
+    h->produced[h->nproduced++] = opaque;
+    return 0;
+}
+
+static int32_t op_partition_of(void *arg, const char *room)
+{
+    (void)arg;
+    unsigned sum = 0;
+    for (const char *p = room; *p; p++)
+        sum = sum * 31 + (unsigned char)*p;
+    return (int32_t)(sum % H_PARTS);
+}
+
+static uint64_t op_sync_begin(void *arg, int32_t p)
+{
+    (void)arg;
+    (void)p;
+    return 1;
+}
+
+static bool op_sync_done(void *arg, int32_t p, uint64_t ticket, int64_t *end)
+{
+    harness *h = h_from(arg);
+    (void)ticket;
+    *end = h->next_offset[p];
+    return !h->sync_pending;
+}
+
+static const char *op_epoch(void *arg)
+{
+    (void)arg;
+    return "test.4";
+}
+
+static int op_store_read(void *arg, const gw_store_query *q, void *opaque)
+{
+    harness *h = h_from(arg);
+    if (h->nreads == H_MAX)
+        return -ENOBUFS;
+    size_t i = h->nreads++;
+    h->total_reads++;
+    h->reads[i] = *q;
+    snprintf(h->read_room[i], sizeof(h->read_room[i]), "%s", q->room);
+    snprintf(h->read_before[i], sizeof(h->read_before[i]), "%s", q->before ? q->before : "");
+    snprintf(h->read_after[i], sizeof(h->read_after[i]), "%s", q->after ? q->after : "");
+    h->read_opaque[i] = opaque;
+    return 0;
+}
+
+static const gw_session_ops h_ops = {
+    .want_write = op_want_write,
+    .write = op_write,
+    .choked = op_choked,
+    .close_reason = op_close_reason,
+    .close_within = op_close_within,
+    .auth_timer = op_auth_timer,
+    .produce = op_produce,
+    .partition_of = op_partition_of,
+    .sync_begin = op_sync_begin,
+    .sync_done = op_sync_done,
+    .epoch = op_epoch,
+    .store_read = op_store_read,
+};
+
+/* A harness whose room logs hold log_bytes; every partition is covered from `start`. */
+static harness *h_new(size_t log_bytes, int64_t start)
+{
+    harness *h = calloc(1, sizeof(*h));
+    if (!h)
+        h_fail("out of memory");
+    gw_settings *c = &h->ctx.cfg;
+    c->node_id = "gw-test";
+    c->max_text = 4096;
+    c->max_frame = 65536;
+    c->max_rooms = 8;
+    c->history_limit = 50;
+    c->rate = 1000000;
+    c->rate_burst = 1000000;
+    c->send_queue = 4096;
+    c->send_queue_bytes = 1 << 20;
+    c->resume_max = 100;
+    c->log_bytes = (long long)log_bytes;
+    c->auth_timeout = 10;
+    h->ctx.limits.max_text = 4096;
+    h->ctx.limits.max_history = 200;
+    h->ctx.limits.default_history = 50;
+    h->ctx.ops = &h_ops;
+    h->ctx.ops_arg = h;
+    h->ctx.rooms = gw_rooms_new();
+    gw_auth_config ac = {.alg = "HS256", .secret = "harness-secret-0123456789"};
+    char err[160];
+    if (!h->ctx.rooms || gw_sessions_init(&h->ctx, H_PARTS) != 0 ||
+        gw_auth_new(&h->ctx.auth, &ac, err, sizeof(err)) != 0)
+        h_fail("init");
+    for (int32_t p = 0; p < H_PARTS; p++) {
+        gw_log_cover(h->ctx.log, p, start);
+        h->next_offset[p] = start;
+    }
+    h->persist = true;
+    return h;
+}
+
+/* Opens connection i as user (NULL: it must send an auth frame first). */
+static h_conn *h_open(harness *h, int i, const char *user)
+{
+    h_conn *c = &h->conns[i];
+    gw_identity id;
+    memset(&id, 0, sizeof(id));
+    if (user)
+        snprintf(id.sub, sizeof(id.sub), "%s", user);
+    id.exp = 4102444800LL;
+    if (gw_session_open(&h->ctx, &c->s, c, user ? &id : NULL) != 0)
+        h_fail("open");
+    c->open = true;
+    return c;
+}
+
+static void h_close(harness *h, h_conn *c)
+{
+    (void)h;
+    if (!c->open)
+        return;
+    gw_session_closed(&c->s);
+    c->open = false;
+}
+
+/* Delivers text to the session as one whole frame; a -1 from the session closes it. */
+static int h_frame(harness *h, h_conn *c, const char *text)
+{
+    if (!c->open)
+        return -1;
+    int rc = gw_session_receive(&c->s, text, strlen(text), true, true, false);
+    if (rc != 0)
+        h_close(h, c);
+    gw_sessions_tick(&h->ctx); /* as the loop does when the end-offset query answers */
+    return rc;
+}
+
+/* Lets the connection write what it may. */
+static void h_write(harness *h, h_conn *c)
+{
+    if (c->open && gw_session_writeable(&c->s) != 0)
+        h_close(h, c);
+}
+
+static inline void h_write_all(harness *h)
+{
+    for (int i = 0; i < H_CONNS; i++)
+        if (!h->conns[i].quiet)
+            h_write(h, &h->conns[i]);
+}
+
+/* Kafka stores every produced record: acks (delivery reports), then fan-out reads them. */
+static void h_flush(harness *h)
+{
+    size_t n = h->nproduced;
+    h->nproduced = 0;
+    for (size_t i = 0; i < n; i++) {
+        chat_envelope *e = &h->produced_env[i];
+        int32_t p = op_partition_of(h, e->room);
+        int64_t off = h->next_offset[p]++;
+        char id[CHAT_MSGID_LEN + 1];
+        chat_msgid_format(id, p, off);
+        gw_session_on_ack(h->produced[i], id, NULL, &h->ctx);
+        chat_message m;
+        memset(&m, 0, sizeof(m));
+        memcpy(m.id, id, sizeof(id));
+        m.env = *e;
+        gw_session_on_record(&m, p, off, &h->ctx);
+        if (h->persist && h->nstored < H_MAX) {
+            h->stored[h->nstored] = m; /* takes the envelope's strings */
+            h->nstored++;
+        } else {
+            chat_envelope_clear(e);
+        }
+        memset(e, 0, sizeof(*e));
+    }
+    gw_sessions_tick(&h->ctx);
+}
+
+static inline void h_sync(harness *h)
+{
+    h->sync_pending = false;
+    gw_sessions_tick(&h->ctx);
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+    return strcmp(((const chat_message *)a)->id, ((const chat_message *)b)->id);
+}
+
+/* Answers every store read waiting, from what h_flush persisted. */
+static void h_store(harness *h)
+{
+    while (h->nreads) {
+        size_t i = 0;
+        gw_store_query *q = &h->reads[i];
+        gw_store_result r;
+        memset(&r, 0, sizeof(r));
+        r.opaque = h->read_opaque[i];
+        r.kind = q->kind;
+        r.partition = q->partition;
+        r.fence = h->next_offset[q->partition >= 0 ? q->partition : 0];
+        snprintf(r.room, sizeof(r.room), "%s", h->read_room[i]);
+        chat_message *all = calloc(h->nstored + 1, sizeof(*all));
+        size_t n = 0;
+        for (size_t k = 0; k < h->nstored; k++)
+            if (strcmp(h->stored[k].env.room, r.room) == 0 &&
+                (!h->read_before[i][0] || strcmp(h->stored[k].id, h->read_before[i]) < 0) &&
+                (!h->read_after[i][0] || strcmp(h->stored[k].id, h->read_after[i]) > 0))
+                all[n++] = h->stored[k];
+        qsort(all, n, sizeof(*all), cmp_id);
+        size_t lim = (size_t)q->limit, from = 0;
+        if (n > lim) {
+            if (h->read_after[i][0])
+                n = lim;
+            else
+                from = n - lim;
+        }
+        r.msgs = all + from;
+        r.n = n - from;
+        if (h->store_down) {
+            r.err = -EIO;
+            r.n = 0;
+        }
+        /* the next read goes first: a callback may queue more */
+        h->nreads--;
+        memmove(&h->reads[0], &h->reads[1], h->nreads * sizeof(h->reads[0]));
+        memmove(h->read_room[0], h->read_room[1], h->nreads * sizeof(h->read_room[0]));
+        memmove(h->read_before[0], h->read_before[1], h->nreads * sizeof(h->read_before[0]));
+        memmove(h->read_after[0], h->read_after[1], h->nreads * sizeof(h->read_after[0]));
+        memmove(&h->read_opaque[0], &h->read_opaque[1], h->nreads * sizeof(h->read_opaque[0]));
+        gw_session_on_history(&r, &h->ctx);
+        free(all);
+    }
+}
+
+/* The next frame written to c that it has not returned yet, or NULL. */
+static const char *h_next(h_conn *c)
+{
+    return c->seen < c->nframes ? c->frames[c->seen++] : NULL;
+}
+
+static void h_free(harness *h)
+{
+    for (int i = 0; i < H_CONNS; i++) {
+        h_close(h, &h->conns[i]);
+        for (size_t k = 0; k < h->conns[i].nframes; k++)
+            free(h->conns[i].frames[k]);
+        free(h->conns[i].frames);
+    }
+    h_store(h); /* releases the replies of reads never answered */
+    h->persist = false;
+    h_flush(h);
+    gw_sessions_free(&h->ctx);
+    gw_rooms_free(h->ctx.rooms);
+    gw_auth_free(h->ctx.auth);
+    for (size_t k = 0; k < h->nstored; k++)
+        chat_envelope_clear(&h->stored[k].env);
+    free(h);
+}
+
+#endif

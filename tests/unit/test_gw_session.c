@@ -1,0 +1,387 @@
+/* test_gw_session.c: the session policy without a server (session_harness.h fakes the
+ * connection, Kafka and the store): exact joins, joins that wait for fan-out, resume with and
+ * without recovery, retries by cid, slow readers, the single-flight store read of a join storm,
+ * history pages, and frame reassembly. */
+#include <jansson.h>
+
+#include "check.h"
+#include "session_harness.h"
+
+/* The next frame of c of the given type, parsed (json_decref it), or NULL. */
+static json_t *next_of(h_conn *c, const char *type)
+{
+    const char *f;
+    while ((f = h_next(c))) {
+        json_t *j = json_loads(f, 0, NULL);
+        if (j && strcmp(json_string_value(json_object_get(j, "type")), type) == 0)
+            return j;
+        json_decref(j);
+    }
+    return NULL;
+}
+
+static size_t count_of(h_conn *c, const char *type)
+{
+    size_t n = 0;
+    json_t *j;
+    while ((j = next_of(c, type))) {
+        n++;
+        json_decref(j);
+    }
+    return n;
+}
+
+/* Sends n messages to room from c with cids prefix0.., flushes Kafka and writes everywhere. */
+static void say(harness *h, h_conn *c, const char *room, int n, const char *prefix)
+{
+    for (int i = 0; i < n; i++) {
+        char buf[256];
+        snprintf(buf, sizeof(buf),
+                 "{\"type\":\"send\",\"room\":\"%s\",\"text\":\"%s %d\",\"cid\":\"%s%d\"}", room,
+                 prefix, i, prefix, i);
+        h_frame(h, c, buf);
+    }
+    h_flush(h);
+    h_write_all(h);
+}
+
+static void join(harness *h, h_conn *c, const char *room, const char *extra)
+{
+    char buf[256];
+    snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\"%s%s}", room, extra ? "," : "",
+             extra ? extra : "");
+    h_frame(h, c, buf);
+}
+
+/* The ids of a joined/history array, as one comma-separated string of offsets. */
+static void ids(json_t *arr, char *out, size_t len)
+{
+    out[0] = '\0';
+    size_t i;
+    json_t *m;
+    json_array_foreach(arr, i, m)
+    {
+        int64_t off = -1;
+        chat_msgid_parse(json_string_value(json_object_get(m, "id")), NULL, &off);
+        size_t n = strlen(out);
+        snprintf(out + n, len - n, "%s%lld", i ? "," : "", (long long)off);
+    }
+}
+
+static void test_join_is_exact_and_waits_for_fan_out(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob");
+    h_write_all(h);
+    json_t *w = next_of(a, "welcome");
+    CHECK(w && json_integer_value(json_object_get(w, "protocol")) == 2);
+    CHECK(w && strcmp(json_string_value(json_object_get(w, "epoch")), "test.4") == 0);
+    json_decref(w);
+    join(h, a, "r", NULL);
+    h_write_all(h);
+    json_t *j = next_of(a, "joined");
+    CHECK(j && json_array_size(json_object_get(j, "history")) == 0);
+    json_decref(j);
+    say(h, a, "r", 60, "m");
+    /* a join waits while fan-out has not read up to the partition's end */
+    h->sync_pending = true;
+    join(h, b, "r", NULL);
+    h_write_all(h);
+    CHECK(next_of(b, "joined") == NULL);
+    h_sync(h);
+    h_write_all(h);
+    j = next_of(b, "joined");
+    CHECK(j != NULL);
+    char got[1024];
+    ids(json_object_get(j, "history"), got, sizeof(got));
+    CHECK_STR(got, "10,11,12,13,14,15,16,17,18,19,20,21,22,23,24,25,26,27,28,29,30,31,32,33,34,"
+                   "35,36,37,38,39,40,41,42,43,44,45,46,47,48,49,50,51,52,53,54,55,56,57,58,59");
+    CHECK(json_object_get(j, "recovered") == NULL);
+    json_decref(j);
+    /* then every later message once */
+    say(h, a, "r", 2, "n");
+    CHECK(count_of(b, "message") == 2);
+    /* a join with a limit */
+    join(h, b, "r", "\"limit\":3");
+    h_sync(h);
+    h_write_all(h);
+    j = next_of(b, "joined");
+    ids(json_object_get(j, "history"), got, sizeof(got));
+    CHECK_STR(got, "59,60,61");
+    json_decref(j);
+    h_free(h);
+}
+
+static void test_resume(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob");
+    join(h, a, "r", NULL);
+    say(h, a, "r", 20, "m");
+    char since[CHAT_MSGID_LEN + 1], extra[160];
+    chat_msgid_format(since, op_partition_of(h, "r"), 14);
+    snprintf(extra, sizeof(extra), "\"since\":\"%s\",\"epoch\":\"test.4\"", since);
+    join(h, b, "r", extra);
+    h_write_all(h);
+    json_t *j = next_of(b, "joined");
+    CHECK(j && json_is_true(json_object_get(j, "recovered")));
+    char got[256];
+    ids(json_object_get(j, "history"), got, sizeof(got));
+    CHECK_STR(got, "15,16,17,18,19");
+    json_decref(j);
+    /* another epoch: nothing recovered, the latest page and the gap */
+    h_frame(h, b, "{\"type\":\"leave\",\"room\":\"r\"}");
+    snprintf(extra, sizeof(extra), "\"since\":\"%s\",\"epoch\":\"old.4\",\"limit\":2", since);
+    join(h, b, "r", extra);
+    h_write_all(h);
+    j = next_of(b, "joined");
+    CHECK(j && json_is_false(json_object_get(j, "recovered")));
+    ids(json_object_get(j, "history"), got, sizeof(got));
+    CHECK_STR(got, "18,19");
+    json_t *gap = json_object_get(j, "gap");
+    CHECK_STR(json_string_value(json_object_get(gap, "after")), since);
+    char first[CHAT_MSGID_LEN + 1];
+    chat_msgid_format(first, op_partition_of(h, "r"), 18);
+    CHECK_STR(json_string_value(json_object_get(gap, "before")), first);
+    json_decref(j);
+    /* more missed than a resume carries (resume_max 100) */
+    say(h, a, "r", 150, "x");
+    h_frame(h, b, "{\"type\":\"leave\",\"room\":\"r\"}");
+    snprintf(extra, sizeof(extra), "\"since\":\"%s\",\"epoch\":\"test.4\"", since);
+    join(h, b, "r", extra);
+    h_write_all(h);
+    j = next_of(b, "joined");
+    CHECK(j && json_is_false(json_object_get(j, "recovered")));
+    CHECK(json_array_size(json_object_get(j, "history")) == 50);
+    json_decref(j);
+    h_free(h);
+}
+
+static void test_resume_from_the_store(void)
+{
+    /* a log of a few KB: the room's old messages are only in the store */
+    harness *h = h_new(8192, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob");
+    a->quiet = true;
+    join(h, a, "r", NULL);
+    join(h, a, "flood", NULL);
+    say(h, a, "r", 10, "m");
+    say(h, a, "flood", 100, "f");
+    char since[CHAT_MSGID_LEN + 1], extra[160];
+    chat_msgid_format(since, op_partition_of(h, "r"), 4);
+    snprintf(extra, sizeof(extra), "\"since\":\"%s\",\"epoch\":\"test.4\"", since);
+    join(h, b, "r", extra);
+    h_write_all(h);
+    CHECK(next_of(b, "joined") == NULL);
+    CHECK(h->nreads == 1);
+    h_store(h);
+    h_write_all(h);
+    json_t *j = next_of(b, "joined");
+    CHECK(j && json_is_true(json_object_get(j, "recovered")));
+    char got[256];
+    ids(json_object_get(j, "history"), got, sizeof(got));
+    CHECK_STR(got, "5,6,7,8,9");
+    json_decref(j);
+    h_free(h);
+}
+
+static void test_retries(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *a2 = h_open(h, 1, "alice"), *b = h_open(h, 2, "bob");
+    join(h, a, "r", NULL);
+    join(h, a2, "r", NULL);
+    join(h, b, "r", NULL);
+    /* the same cid twice before the ack: one record, two acks with one id */
+    h_frame(h, a, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}");
+    h_frame(h, a2, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}");
+    CHECK(h->nproduced == 1);
+    h_flush(h);
+    h_write_all(h);
+    json_t *k1 = next_of(a, "ack"), *k2 = next_of(a2, "ack");
+    CHECK(k1 && k2);
+    CHECK_STR(json_string_value(json_object_get(k1, "id")),
+              json_string_value(json_object_get(k2, "id")));
+    /* later, from the log */
+    h_frame(h, a2, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}");
+    CHECK(h->nproduced == 0);
+    h_write_all(h);
+    json_t *k3 = next_of(a2, "ack");
+    CHECK_STR(json_string_value(json_object_get(k3, "id")),
+              json_string_value(json_object_get(k1, "id")));
+    /* someone else's c1 is another message */
+    h_frame(h, b, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}");
+    CHECK(h->nproduced == 1);
+    h_flush(h);
+    h_write_all(h);
+    CHECK(count_of(b, "message") == 2);
+    json_decref(k1);
+    json_decref(k2);
+    json_decref(k3);
+    h_free(h);
+}
+
+static void test_slow_reader(void)
+{
+    harness *h = h_new(16384, 0);
+    h_conn *a = h_open(h, 0, "alice"), *slow = h_open(h, 1, "slow");
+    a->quiet = true;
+    join(h, a, "r", NULL);
+    join(h, slow, "r", NULL);
+    h_write_all(h);
+    /* behind, but within the log: it catches up */
+    slow->choked = true;
+    say(h, a, "r", 20, "m");
+    slow->choked = false;
+    h_write(h, slow);
+    CHECK(count_of(slow, "message") == 20);
+    /* further behind than the log holds: 4008 */
+    slow->choked = true;
+    say(h, a, "r", 300, "n");
+    CHECK(slow->open);
+    slow->choked = false;
+    h_write(h, slow); /* finds it fell off */
+    h_write(h, slow); /* writes the close */
+    CHECK(slow->close_code == 4008);
+    CHECK(!slow->open);
+    CHECK(h->ctx.stats.dropped_slow == 1);
+    h_free(h);
+}
+
+static void test_join_storm_reads_the_store_once(void)
+{
+    harness *h = h_new(8192, 0);
+    h_conn *a = h_open(h, 0, "alice");
+    a->quiet = true;
+    join(h, a, "old", NULL);
+    join(h, a, "flood", NULL);
+    say(h, a, "old", 7, "m");
+    say(h, a, "flood", 100, "f");
+    for (int i = 1; i < 40; i++) {
+        h_open(h, i, "crowd");
+        join(h, &h->conns[i], "old", NULL);
+    }
+    CHECK(h->total_reads == 1);
+    h_store(h);
+    h_write_all(h);
+    for (int i = 1; i < 40; i++) {
+        json_t *j = next_of(&h->conns[i], "joined");
+        char got[128];
+        ids(j ? json_object_get(j, "history") : NULL, got, sizeof(got));
+        CHECK_STR(got, "0,1,2,3,4,5,6");
+        json_decref(j);
+    }
+    /* a later joiner: the room's page and the log since, no new read */
+    say(h, a, "old", 1, "late");
+    h_open(h, 40, "late");
+    join(h, &h->conns[40], "old", NULL);
+    h_write_all(h);
+    CHECK(h->total_reads == 1);
+    json_t *j = next_of(&h->conns[40], "joined");
+    CHECK(j && json_array_size(json_object_get(j, "history")) == 8);
+    json_decref(j);
+    h_free(h);
+}
+
+static void test_store_down(void)
+{
+    /* reading began at offset 100: what came before is only in the store */
+    harness *h = h_new(1 << 20, 100);
+    h->store_down = true;
+    h_conn *x = h_open(h, 0, "x"), *y = h_open(h, 1, "y");
+    join(h, x, "never", NULL);
+    join(h, y, "never", NULL);
+    CHECK(h->total_reads == 1);
+    h_store(h);
+    h_write_all(h);
+    /* a failed read answers every joiner with an error; none stays half-joined */
+    for (int i = 0; i < 2; i++) {
+        h_conn *c = &h->conns[i];
+        json_t *e = next_of(c, "error");
+        CHECK(e && strcmp(json_string_value(json_object_get(e, "code")), "unavailable") == 0);
+        json_decref(e);
+        h_frame(h, c, "{\"type\":\"send\",\"room\":\"never\",\"text\":\"x\"}");
+        h_write_all(h);
+        e = next_of(c, "error");
+        CHECK(e && strcmp(json_string_value(json_object_get(e, "code")), "not_joined") == 0);
+        json_decref(e);
+    }
+    /* back up: the next join reads again and works */
+    h->store_down = false;
+    join(h, x, "never", NULL);
+    h_store(h);
+    h_write_all(h);
+    json_t *j = next_of(x, "joined");
+    CHECK(j != NULL);
+    json_decref(j);
+    h_free(h);
+}
+
+static void test_history_pages(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice");
+    join(h, a, "r", NULL);
+    say(h, a, "r", 30, "m");
+    int32_t p = op_partition_of(h, "r");
+    char x[CHAT_MSGID_LEN + 1], y[CHAT_MSGID_LEN + 1], buf[256];
+    chat_msgid_format(x, p, 4);
+    chat_msgid_format(y, p, 9);
+    snprintf(buf, sizeof(buf), "{\"type\":\"history\",\"room\":\"r\",\"after\":\"%s\",\"limit\":3}",
+             x);
+    h_frame(h, a, buf);
+    h_write_all(h);
+    json_t *j = next_of(a, "history");
+    char got[256];
+    ids(json_object_get(j, "messages"), got, sizeof(got));
+    CHECK_STR(got, "5,6,7");
+    json_decref(j);
+    snprintf(buf, sizeof(buf),
+             "{\"type\":\"history\",\"room\":\"r\",\"before\":\"%s\",\"limit\":3}", y);
+    h_frame(h, a, buf);
+    h_write_all(h);
+    j = next_of(a, "history");
+    ids(json_object_get(j, "messages"), got, sizeof(got));
+    CHECK_STR(got, "6,7,8");
+    json_decref(j);
+    CHECK(h->total_reads == 0);
+    h_free(h);
+}
+
+static void test_reassembly(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice");
+    const char *f = "{\"type\":\"ping\"}";
+    CHECK(gw_session_receive(&a->s, f, 5, true, false, false) == 0);
+    CHECK(gw_session_receive(&a->s, f + 5, 5, false, false, false) == 0);
+    CHECK(gw_session_receive(&a->s, f + 10, strlen(f) - 10, false, true, false) == 0);
+    h_write(h, a);
+    json_t *j = next_of(a, "pong");
+    CHECK(j != NULL);
+    json_decref(j);
+    /* over CHAT_MAX_FRAME in small fragments: 1009 */
+    char chunk[1000];
+    memset(chunk, ' ', sizeof(chunk));
+    int rc = gw_session_receive(&a->s, "{", 1, true, false, false);
+    for (int i = 0; i < 70 && rc == 0; i++)
+        rc = gw_session_receive(&a->s, chunk, sizeof(chunk), false, false, false);
+    CHECK(rc == -1);
+    CHECK(a->close_code == 1009);
+    h_close(h, a);
+    h_free(h);
+}
+
+int main(void)
+{
+    RUN(test_join_is_exact_and_waits_for_fan_out);
+    RUN(test_resume);
+    RUN(test_resume_from_the_store);
+    RUN(test_retries);
+    RUN(test_slow_reader);
+    RUN(test_join_storm_reads_the_store_once);
+    RUN(test_store_down);
+    RUN(test_history_pages);
+    RUN(test_reassembly);
+    return check_summary();
+}
