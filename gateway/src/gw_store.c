@@ -102,9 +102,7 @@ static bool doc_to_message(const bson_t *doc, chat_message *m)
     m->env.name = dup_utf8(doc, "name");
     m->env.text = dup_utf8(doc, "text");
     m->env.cid = dup_utf8(doc, "cid");
-    m->env.gateway = strdup("");
-    if (!m->env.room || !m->env.from || !m->env.name || !m->env.text || !m->env.cid ||
-        !m->env.gateway) {
+    if (!m->env.room || !m->env.from || !m->env.name || !m->env.text || !m->env.cid) {
         chat_envelope_clear(&m->env);
         return false;
     }

@@ -25,7 +25,6 @@ static void test_build_doc(void)
     r.env.text_len = 6;
     r.env.ts_ms = 1764072000123LL;
     r.env.cid = "c1";
-    r.env.gateway = "gw-1";
     bson_init(&doc);
     CHECK(ps_store_build_doc(&r, &doc) == 0);
     CHECK(bson_iter_init_find(&it, &doc, "_id") && BSON_ITER_HOLDS_UTF8(&it));
@@ -43,7 +42,6 @@ static void test_build_doc(void)
     CHECK(bson_iter_date_time(&it) == 1764072000123LL);
     CHECK(bson_iter_init_find(&it, &doc, "cid"));
     CHECK_STR(bson_iter_utf8(&it, NULL), "c1");
-    CHECK(!bson_iter_init_find(&it, &doc, "gateway"));
     CHECK(bson_count_keys(&doc) == 7);
     bson_destroy(&doc);
 
