@@ -14,6 +14,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_mongo.h"
+#include "chat_store_doc.h"
 #include "ps_admin.h"
 #include "ps_config.h"
 #include "ps_os.h"
@@ -44,8 +45,8 @@ static int init_mongo(const ps_admin_settings *s, char *err, size_t errlen)
         nanosleep(&ts, NULL);
     }
     if ((rc = ps_store_ensure_index(store, err, errlen)) == 0)
-        chat_log(CHAT_LOG_INFO, "MongoDB %s: index %s on %s ready", s->mongo_db, PS_INDEX_NAME,
-                 PS_COLLECTION);
+        chat_log(CHAT_LOG_INFO, "MongoDB %s: index %s on %s ready", s->mongo_db,
+                 CHAT_STORE_INDEX_NAME, CHAT_STORE_COLLECTION);
 out:
     ps_store_close(store);
     return rc;
