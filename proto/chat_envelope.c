@@ -83,9 +83,6 @@ int chat_envelope_validate(const chat_envelope *e, size_t max_text, char *err, s
         chat_errf(err, errlen, "invalid cid");
         return CHAT_EINVAL;
     }
-    if ((rc = check_field("gateway", e->gateway, opt_len(e->gateway), 0, CHAT_GATEWAY_MAX, err,
-                          errlen)))
-        return rc;
     return 0;
 }
 
@@ -118,7 +115,6 @@ int chat_envelope_encode(const chat_envelope *e, uint8_t **out, size_t *outlen, 
     m.text = bin(e->text, text_len_of(e));
     m.ts_ms = e->ts_ms;
     m.cid = bin(e->cid, opt_len(e->cid));
-    m.gateway = bin(e->gateway, opt_len(e->gateway));
     n = chat__envelope__get_packed_size(&m);
     buf = malloc(n ? n : 1);
     if (!buf) {
@@ -187,9 +183,7 @@ int chat_envelope_decode(const uint8_t *buf, size_t len, chat_envelope *out, cha
         (rc = check_field("name", (const char *)m->name.data, m->name.len, 0, CHAT_USER_MAX, err,
                           errlen)) ||
         (rc = check_field("text", (const char *)m->text.data, m->text.len, 1, CHAT_TEXT_HARD_MAX,
-                          err, errlen)) ||
-        (rc = check_field("gateway", (const char *)m->gateway.data, m->gateway.len, 0,
-                          CHAT_GATEWAY_MAX, err, errlen)))
+                          err, errlen)))
         goto out;
     if (m->cid.len > 0 && !chat_valid_cid((const char *)m->cid.data, m->cid.len)) {
         chat_errf(err, errlen, "invalid cid");
@@ -209,8 +203,7 @@ int chat_envelope_decode(const uint8_t *buf, size_t len, chat_envelope *out, cha
     e.name = dup_bin(&m->name);
     e.text = dup_bin(&m->text);
     e.cid = dup_bin(&m->cid);
-    e.gateway = dup_bin(&m->gateway);
-    if (!e.room || !e.from || !e.name || !e.text || !e.cid || !e.gateway) {
+    if (!e.room || !e.from || !e.name || !e.text || !e.cid) {
         chat_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto out;
@@ -233,7 +226,6 @@ void chat_envelope_clear(chat_envelope *e)
     free(e->name);
     free(e->text);
     free(e->cid);
-    free(e->gateway);
     memset(e, 0, sizeof(*e));
 }
 
@@ -264,8 +256,7 @@ int chat_envelope_copy(chat_envelope *dst, const chat_envelope *src)
     e.name = dup_str(src->name, opt_len(src->name));
     e.text = dup_str(src->text, e.text_len);
     e.cid = dup_str(src->cid, opt_len(src->cid));
-    e.gateway = dup_str(src->gateway, opt_len(src->gateway));
-    if (!e.room || !e.from || !e.name || !e.text || !e.cid || !e.gateway) {
+    if (!e.room || !e.from || !e.name || !e.text || !e.cid) {
         chat_envelope_clear(&e);
         return -ENOMEM;
     }

@@ -12,11 +12,10 @@
 
 #define CHAT_ENVELOPE_VERSION 1
 #define CHAT_TEXT_HARD_MAX (64 * 1024) /* no configuration may allow longer texts */
-#define CHAT_GATEWAY_MAX 128            /* node id of the producing gateway, in bytes */
 
 /* All strings are NUL-terminated. After chat_envelope_decode() they are owned by the struct
- * (free with chat_envelope_clear()); for encode the caller owns them. name, cid and gateway
- * may be "" (never NULL after decode; NULL is treated as "" by encode). text_len is the
+ * (free with chat_envelope_clear()); for encode the caller owns them. name and cid may be ""
+ * (never NULL after decode; NULL is treated as "" by encode). text_len is the
  * length of text in bytes (decode sets it; for encode, 0 means strlen(text)). version must be
  * CHAT_ENVELOPE_VERSION for validate and encode. */
 typedef struct chat_envelope {
@@ -28,7 +27,6 @@ typedef struct chat_envelope {
     size_t text_len;
     int64_t ts_ms;
     char *cid;
-    char *gateway;
 } chat_envelope;
 
 /* A stored or delivered message: an envelope plus its id. */

@@ -25,7 +25,7 @@
 #   CHAT_MONGO_PORT=27017         FerretDB
 #   CHAT_DATA_DIR=<repo>/.data    everything the cluster writes (below)
 #   CHAT_BUILD_DIR=<repo>/build   where gateway/chat-gateway, persister/chat-persister and
-#                                 persister/chat-admin are
+#                                 tools/chat-admin are
 #   CHAT_CACHE_DIR=~/.cache/chat-gateway   what scripts/deps.sh installed (Kafka, FerretDB)
 #   CHAT_JWT_SECRET               HS256 secret for the gateways; unset (and no
 #                                 CHAT_JWT_PUBLIC_KEY): dev-secret-change-me, with a warning
@@ -128,7 +128,7 @@ resolve_settings() {
 	MONGO_URI=mongodb://127.0.0.1:$MONGO_PORT/chat
 	GATEWAY_BIN=$BUILD/gateway/chat-gateway
 	PERSISTER_BIN=$BUILD/persister/chat-persister
-	ADMIN_BIN=$BUILD/persister/chat-admin
+	ADMIN_BIN=$BUILD/tools/chat-admin
 	FERRETDB_BIN=$CACHE/ferretdb/ferretdb
 	# The environment of a gateway, the persister and chat-admin: the caller's (every CHAT_*
 	# setting passes through; the programs read only the ones they know) plus the addresses of

@@ -15,6 +15,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_mongo.h"
+#include "chat_store_doc.h"
 
 typedef struct gw_store_req {
     struct gw_store_req *next;
@@ -68,56 +69,6 @@ static void ping(gw_store *s, mongoc_client_t *c)
     set_ready(s, ok, ok ? "" : e.message);
 }
 
-static char *dup_utf8(const bson_t *doc, const char *key)
-{
-    bson_iter_t it;
-    if (bson_iter_init_find(&it, doc, key) && BSON_ITER_HOLDS_UTF8(&it)) {
-        uint32_t len;
-        const char *v = bson_iter_utf8(&it, &len);
-        char *out = malloc(len + 1);
-        if (out) {
-            memcpy(out, v, len);
-            out[len] = '\0';
-        }
-        return out;
-    }
-    return strdup("");
-}
-
-/* One stored document to a message; returns false for a document we would not have written. */
-static bool doc_to_message(const bson_t *doc, chat_message *m)
-{
-    bson_iter_t it;
-    memset(m, 0, sizeof(*m));
-    if (!bson_iter_init_find(&it, doc, "_id") || !BSON_ITER_HOLDS_UTF8(&it))
-        return false;
-    uint32_t idlen;
-    const char *id = bson_iter_utf8(&it, &idlen);
-    if (idlen != CHAT_MSGID_LEN || chat_msgid_parse(id, NULL, NULL) != 0)
-        return false;
-    memcpy(m->id, id, CHAT_MSGID_LEN + 1);
-    m->env.version = 1;
-    m->env.room = dup_utf8(doc, "room");
-    m->env.from = dup_utf8(doc, "from");
-    m->env.name = dup_utf8(doc, "name");
-    m->env.text = dup_utf8(doc, "text");
-    m->env.cid = dup_utf8(doc, "cid");
-    m->env.gateway = strdup("");
-    if (!m->env.room || !m->env.from || !m->env.name || !m->env.text || !m->env.cid ||
-        !m->env.gateway) {
-        chat_envelope_clear(&m->env);
-        return false;
-    }
-    m->env.text_len = strlen(m->env.text);
-    if (bson_iter_init_find(&it, doc, "ts")) {
-        if (BSON_ITER_HOLDS_DATE_TIME(&it))
-            m->env.ts_ms = bson_iter_date_time(&it);
-        else if (BSON_ITER_HOLDS_INT64(&it))
-            m->env.ts_ms = bson_iter_int64(&it);
-    }
-    return true;
-}
-
 static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
 {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child;
@@ -139,7 +90,7 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
     bson_append_document_end(&opts, &child);
     BSON_APPEND_INT64(&opts, "limit", q->limit);
 
-    mongoc_collection_t *coll = mongoc_client_get_collection(c, s->db, "messages");
+    mongoc_collection_t *coll = mongoc_client_get_collection(c, s->db, CHAT_STORE_COLLECTION);
     mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
     q->r.msgs = q->limit > 0 ? calloc((size_t)q->limit, sizeof(chat_message)) : NULL;
     q->r.n = 0;
@@ -149,7 +100,8 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
         q->r.err = -ENOMEM;
     } else {
         while (q->r.n < (size_t)q->limit && mongoc_cursor_next(cur, &doc)) {
-            if (doc_to_message(doc, &q->r.msgs[q->r.n]))
+            /* a document we would not have written is skipped */
+            if (chat_store_doc_parse(doc, &q->r.msgs[q->r.n]) == 0)
                 q->r.n++;
         }
         if (mongoc_cursor_error(cur, &e)) {

@@ -10,6 +10,7 @@
 
 #include "chat_config.h"
 #include "chat_error.h"
+#include "chat_store_doc.h"
 #include "chat_validate.h"
 
 #define S(f) offsetof(ps_settings, f)
@@ -59,7 +60,8 @@ static const chat_cfg_entry admin_table[] = {
 static const char admin_usage[] =
     "usage: chat-admin init [options]\n"
     "init: creates the Kafka topic (an existing topic with the same partition count is fine)\n"
-    "      and the MongoDB index room_id_desc on messages. Idempotent.\n"
+    "      and the MongoDB index " CHAT_STORE_INDEX_NAME " on " CHAT_STORE_COLLECTION
+    ". Idempotent.\n"
     "Every option can also be given as its environment variable.";
 
 bool ps_valid_topic(const char *s)

@@ -8,8 +8,6 @@
 #include <stddef.h>
 
 #define PS_DB_NAME_MAX 63
-#define PS_COLLECTION "messages"
-#define PS_INDEX_NAME "room_id_desc"
 
 typedef struct ps_settings {
     const char *kafka_brokers;

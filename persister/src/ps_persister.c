@@ -12,6 +12,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "chat_store_doc.h"
 #include "ps_batch.h"
 #include "ps_consumer.h"
 #include "ps_os.h"
@@ -218,8 +219,8 @@ static int ensure_index(ps_persister *p)
             return -EINTR;
         }
     }
-    chat_log(CHAT_LOG_INFO, "MongoDB ready: index %s on %s.%s", PS_INDEX_NAME, p->cfg->mongo_db,
-             PS_COLLECTION);
+    chat_log(CHAT_LOG_INFO, "MongoDB ready: index %s on %s.%s", CHAT_STORE_INDEX_NAME,
+             p->cfg->mongo_db, CHAT_STORE_COLLECTION);
     return 0;
 }
 

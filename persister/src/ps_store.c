@@ -1,5 +1,5 @@
-/* ps_store.c: MongoDB writes of the persister: one client, the messages collection, the
- * room_id_desc index and idempotent unordered batch inserts. A failed insert is judged from
+/* ps_store.c: MongoDB writes of the persister: one client, the messages collection and its
+ * index (chat_store_doc.h) and idempotent unordered batch inserts. A failed insert is judged from
  * its reply: it succeeded for our purposes when every document is either inserted or
  * refused as a duplicate key (stored by an earlier attempt or another instance); anything
  * else is reported so the caller retries the same batch. */
@@ -14,7 +14,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_mongo.h"
-#include "ps_config.h"
+#include "chat_store_doc.h"
 
 struct ps_store {
     mongoc_client_t *client;
@@ -48,7 +48,7 @@ int ps_store_open(ps_store **out, const char *uri, const char *db, const char *a
     }
     mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);
     s->db = mongoc_client_get_database(s->client, db);
-    s->coll = mongoc_client_get_collection(s->client, db, PS_COLLECTION);
+    s->coll = mongoc_client_get_collection(s->client, db, CHAT_STORE_COLLECTION);
     if (!s->db || !s->coll) {
         chat_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
@@ -92,43 +92,22 @@ int ps_store_ping(ps_store *s, char *err, size_t errlen)
 
 int ps_store_ensure_index(ps_store *s, char *err, size_t errlen)
 {
-    bson_t cmd = BSON_INITIALIZER, indexes, index, key;
+    bson_t cmd = BSON_INITIALIZER, indexes, index;
     bson_error_t berr;
     int rc = 0;
 
-    BSON_APPEND_UTF8(&cmd, "createIndexes", PS_COLLECTION);
+    BSON_APPEND_UTF8(&cmd, "createIndexes", CHAT_STORE_COLLECTION);
     BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
     BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
-    BSON_APPEND_DOCUMENT_BEGIN(&index, "key", &key);
-    BSON_APPEND_INT32(&key, "room", 1);
-    BSON_APPEND_INT32(&key, "_id", -1);
-    bson_append_document_end(&index, &key);
-    BSON_APPEND_UTF8(&index, "name", PS_INDEX_NAME);
+    chat_store_doc_index(&index);
     bson_append_document_end(&indexes, &index);
     bson_append_array_end(&cmd, &indexes);
     if (!mongoc_database_write_command_with_opts(s->db, &cmd, NULL, NULL, &berr)) {
-        chat_errf(err, errlen, "createIndexes %s: %s", PS_INDEX_NAME, berr.message);
+        chat_errf(err, errlen, "createIndexes %s: %s", CHAT_STORE_INDEX_NAME, berr.message);
         rc = -EIO;
     }
     bson_destroy(&cmd);
     return rc;
-}
-
-int ps_store_build_doc(const ps_record *r, bson_t *doc)
-{
-    const chat_envelope *e = &r->env;
-    bool ok = true;
-
-    ok = ok && BSON_APPEND_UTF8(doc, "_id", r->id);
-    ok = ok && BSON_APPEND_UTF8(doc, "room", e->room ? e->room : "");
-    ok = ok && BSON_APPEND_UTF8(doc, "from", e->from ? e->from : "");
-    if (e->name && e->name[0])
-        ok = ok && BSON_APPEND_UTF8(doc, "name", e->name);
-    ok = ok &&
-         bson_append_utf8(doc, "text", 4, e->text ? e->text : "", e->text ? (int)e->text_len : 0);
-    ok = ok && BSON_APPEND_DATE_TIME(doc, "ts", e->ts_ms);
-    ok = ok && BSON_APPEND_UTF8(doc, "cid", e->cid ? e->cid : "");
-    return ok ? 0 : -ENOMEM;
 }
 
 /* An int64 from a numeric field of reply, or -1. */
@@ -221,7 +200,7 @@ int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_resul
     for (; built < n; built++) {
         bson_init(&docs[built]);
         ptrs[built] = &docs[built];
-        if (ps_store_build_doc(&recs[built], &docs[built]) != 0) {
+        if (chat_store_doc_build(recs[built].id, &recs[built].env, &docs[built]) != 0) {
             built++;
             chat_errf(err, errlen, "document too large");
             rc = -ENOMEM;

@@ -1,7 +1,8 @@
-/* ps_store.h: the persister's MongoDB side: the messages collection, its index, and idempotent
- * batch inserts (insert_many, unordered, _id = message id, so a replayed message is a
- * duplicate-key no-op that counts as stored). A ps_store wraps one mongoc_client_t: one
- * thread only. mongoc_init() must have been called. */
+/* ps_store.h: the persister's MongoDB side: the messages collection, its index (both in
+ * chat_store_doc.h, with the document's shape), and idempotent batch inserts (insert_many,
+ * unordered, _id = message id, so a replayed message is a duplicate-key no-op that counts as
+ * stored). A ps_store wraps one mongoc_client_t: one thread only. mongoc_init() must have
+ * been called. */
 #ifndef PS_STORE_H
 #define PS_STORE_H
 
@@ -13,7 +14,6 @@
 #define PS_DUPLICATE_KEY 11000
 
 typedef struct ps_store ps_store;
-
 
 typedef struct ps_store_result {
     size_t inserted;   /* new documents */
@@ -30,24 +30,19 @@ void ps_store_close(ps_store *s);
 /* Round trip to the server. Returns 0 or -EIO with err. */
 int ps_store_ping(ps_store *s, char *err, size_t errlen);
 
-/* createIndexes {room: 1, _id: -1} named room_id_desc on messages (a no-op when it exists).
+/* createIndexes chat_store_doc_index() on CHAT_STORE_COLLECTION (a no-op when it exists).
  * Returns 0 or -EIO with err. */
 int ps_store_ensure_index(ps_store *s, char *err, size_t errlen);
 
-/* Stores recs[0..n) with one unordered insert_many. Returns 0 when every record is now in
- * the collection (inserted or duplicate; counts in *res), else -EIO with err: the caller
- * retries the same records later. */
+/* Stores recs[0..n) (as chat_store_doc_build documents) with one unordered insert_many. Returns 0
+ * when every record is now in the collection (inserted or duplicate; counts in *res), else -EIO
+ * with err: the caller retries the same records later. */
 int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res, char *err,
                     size_t errlen);
 
-/* Pure helpers, exposed for the unit tests. */
-
-/* The document of one record: {_id, room, from, [name when not empty], text, ts: date, cid}.
- * doc must be initialised (bson_init). Returns 0 or -ENOMEM. */
-int ps_store_build_doc(const ps_record *r, bson_t *doc);
-
-/* Judges an insert_many reply for n documents: 0 when every document is inserted or a
- * duplicate (counts in *res), -EIO (with the first other error in err) otherwise. */
+/* A pure helper, exposed for the unit tests. Judges an insert_many reply for n documents: 0 when
+ * every document is inserted or a duplicate (counts in *res), -EIO (with the first other error in
+ * err) otherwise. */
 int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char *err,
                       size_t errlen);
 

@@ -263,7 +263,7 @@ def cluster(request):
         yield c
         c.close()
     else:
-        for name in ("gateway/chat-gateway", "persister/chat-persister", "persister/chat-admin"):
+        for name in ("gateway/chat-gateway", "persister/chat-persister", "tools/chat-admin"):
             if not (c.build_dir / name).is_file():
                 pytest.fail(f"{c.build_dir / name} is missing: build it first (cmake -S . -B "
                             f"build-asan -G Ninja -DCHAT_SANITIZE=ON && cmake --build build-asan) "

@@ -22,7 +22,6 @@ static chat_envelope sample(void)
     e.text = "héllo wörld \xf0\x9f\x91\x8b \xe4\xb8\xad\xe6\x96\x87";
     e.ts_ms = 1764072000123LL;
     e.cid = "c-1";
-    e.gateway = "gw-1";
     return e;
 }
 
@@ -44,7 +43,6 @@ static void test_round_trip(void)
     CHECK(out.text_len == strlen(in.text));
     CHECK(out.ts_ms == 1764072000123LL);
     CHECK_STR(out.cid, "c-1");
-    CHECK_STR(out.gateway, "gw-1");
 
     chat_envelope copy;
     CHECK(chat_envelope_copy(&copy, &out) == 0);
@@ -69,12 +67,10 @@ static void test_optional_fields(void)
 
     in.name = NULL;
     in.cid = NULL;
-    in.gateway = "";
     CHECK(chat_envelope_encode(&in, &buf, &len, NULL, 0) == 0);
     CHECK(chat_envelope_decode(buf, len, &out, NULL, 0) == 0);
     CHECK_STR(out.name, "");
     CHECK_STR(out.cid, "");
-    CHECK_STR(out.gateway, "");
     chat_envelope_clear(&out);
     free(buf);
 }
@@ -269,16 +265,6 @@ static void test_decode_refuses(void)
     CHECK(decode_raw(&m) == 0);
 
     m = raw_ok();
-    {
-        char gw[CHAT_GATEWAY_MAX + 1];
-        memset(gw, 'g', sizeof(gw));
-        m.gateway = BL(gw, CHAT_GATEWAY_MAX + 1);
-        CHECK(decode_raw(&m) == CHAT_EINVAL);
-        m.gateway = BL(gw, CHAT_GATEWAY_MAX);
-        CHECK(decode_raw(&m) == 0);
-    }
-
-    m = raw_ok();
     m.ts_ms = -5;
     CHECK(decode_raw(&m) == CHAT_EINVAL);
 }
@@ -333,6 +319,37 @@ static void test_decode_garbage(void)
     free(buf);
 }
 
+/* Field 8 was `bytes gateway` (now reserved): records written before it was dropped still
+ * decode, with every other field intact, whatever the old value held. */
+static void test_decode_old_gateway_field(void)
+{
+    Chat__Envelope m = raw_ok();
+    size_t n = chat__envelope__get_packed_size(&m);
+    uint8_t *buf = malloc(n + 2 + 200);
+    chat_envelope out;
+    char err[128];
+
+    chat__envelope__pack(&m, buf);
+    buf[n] = 0x42; /* field 8, length-delimited */
+    buf[n + 1] = 4;
+    memcpy(buf + n + 2, "gw-1", 4);
+    CHECK(chat_envelope_decode(buf, n + 6, &out, err, sizeof(err)) == 0);
+    CHECK_STR(out.room, "general");
+    CHECK_STR(out.from, "alice");
+    CHECK_STR(out.text, "hi");
+    CHECK(out.ts_ms == 1);
+    chat_envelope_clear(&out);
+
+    /* no longer checked: an over-long value (once refused) is skipped like any unknown field */
+    buf[n + 1] = 129;
+    buf[n + 2] = 1; /* the length as a two-byte varint: 129 */
+    memset(buf + n + 3, 'g', 129);
+    CHECK(chat_envelope_decode(buf, n + 3 + 129, &out, err, sizeof(err)) == 0);
+    CHECK_STR(out.text, "hi");
+    chat_envelope_clear(&out);
+    free(buf);
+}
+
 int main(void)
 {
     RUN(test_round_trip);
@@ -342,5 +359,6 @@ int main(void)
     RUN(test_encode_refuses_invalid);
     RUN(test_decode_refuses);
     RUN(test_decode_garbage);
+    RUN(test_decode_old_gateway_field);
     return check_summary();
 }

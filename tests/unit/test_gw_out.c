@@ -99,7 +99,6 @@ static chat_message make_msg(const char *id, const char *room, const char *from,
     m.env.text_len = strlen(text);
     m.env.ts_ms = ts;
     m.env.cid = (char *)cid;
-    m.env.gateway = (char *)"gw-1";
     return m;
 }
 

@@ -1,7 +1,7 @@
 /* test_gw_token.c: minting development tokens (gw_token.c) and the chat-token tool. A minted
  * token must verify with gw_auth under the same secret, issuer and audience, carry the right
  * identity and lifetime, and be refused under another secret. The tool is run from the build
- * tree (../gateway/chat-token next to this test's directory). */
+ * tree (../tools/chat-token next to this test's directory). */
 #define _POSIX_C_SOURCE 200809L /* popen, setenv, readlink */
 
 #include <errno.h>
@@ -121,7 +121,7 @@ static void test_errors(void)
 
 /* ---- the chat-token tool ------------------------------------------------------------------ */
 
-/* <dir of this test>/../gateway/chat-token, as laid out by CMakeLists.txt. */
+/* <dir of this test>/../tools/chat-token, as laid out by CMakeLists.txt. */
 static int tool_path(char *out, size_t outlen)
 {
     char self[PATH_MAX];
@@ -133,7 +133,7 @@ static int tool_path(char *out, size_t outlen)
     if (!slash)
         return -1;
     *slash = '\0';
-    if ((size_t)snprintf(out, outlen, "%s/../gateway/chat-token", self) >= outlen)
+    if ((size_t)snprintf(out, outlen, "%s/../tools/chat-token", self) >= outlen)
         return -1;
     return access(out, X_OK);
 }

@@ -1,72 +1,12 @@
-/* test_ps_store.c: the pure parts of the persister's MongoDB writes: the stored document's
- * shape, and how an insert_many reply is judged (duplicates count as stored; any other
- * write error, a write concern error or a missing acknowledgement means retry). */
+/* test_ps_store.c: the pure part of the persister's MongoDB writes: how an insert_many reply
+ * is judged (duplicates count as stored; any other write error, a write concern error or a
+ * missing acknowledgement means retry). The stored document: test_chat_store_doc.c. */
 #include <bson/bson.h>
 #include <errno.h>
 #include <string.h>
 
 #include "check.h"
 #include "ps_store.h"
-
-static void test_build_doc(void)
-{
-    ps_record r;
-    bson_t doc;
-    bson_iter_t it;
-    uint32_t len;
-
-    memset(&r, 0, sizeof(r));
-    strcpy(r.id, "0003-00000000000000000012");
-    r.env.version = 1;
-    r.env.room = "general";
-    r.env.from = "alice";
-    r.env.name = "Alice";
-    r.env.text = "h\xc3\xa9llo";
-    r.env.text_len = 6;
-    r.env.ts_ms = 1764072000123LL;
-    r.env.cid = "c1";
-    r.env.gateway = "gw-1";
-    bson_init(&doc);
-    CHECK(ps_store_build_doc(&r, &doc) == 0);
-    CHECK(bson_iter_init_find(&it, &doc, "_id") && BSON_ITER_HOLDS_UTF8(&it));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "0003-00000000000000000012");
-    CHECK(bson_iter_init_find(&it, &doc, "room"));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "general");
-    CHECK(bson_iter_init_find(&it, &doc, "from"));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "alice");
-    CHECK(bson_iter_init_find(&it, &doc, "name"));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "Alice");
-    CHECK(bson_iter_init_find(&it, &doc, "text"));
-    CHECK_STR(bson_iter_utf8(&it, &len), "h\xc3\xa9llo");
-    CHECK(len == 6);
-    CHECK(bson_iter_init_find(&it, &doc, "ts") && BSON_ITER_HOLDS_DATE_TIME(&it));
-    CHECK(bson_iter_date_time(&it) == 1764072000123LL);
-    CHECK(bson_iter_init_find(&it, &doc, "cid"));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "c1");
-    CHECK(!bson_iter_init_find(&it, &doc, "gateway"));
-    CHECK(bson_count_keys(&doc) == 7);
-    bson_destroy(&doc);
-
-    /* no name: the field is left out; no cid: stored as "" */
-    r.env.name = "";
-    r.env.cid = NULL;
-    bson_init(&doc);
-    CHECK(ps_store_build_doc(&r, &doc) == 0);
-    CHECK(!bson_iter_init_find(&it, &doc, "name"));
-    CHECK(bson_iter_init_find(&it, &doc, "cid"));
-    CHECK_STR(bson_iter_utf8(&it, NULL), "");
-    CHECK(bson_count_keys(&doc) == 6);
-    bson_destroy(&doc);
-
-    /* text_len bounds the stored text */
-    r.env.text = "abcdef";
-    r.env.text_len = 3;
-    bson_init(&doc);
-    CHECK(ps_store_build_doc(&r, &doc) == 0);
-    CHECK(bson_iter_init_find(&it, &doc, "text"));
-    CHECK_STR(bson_iter_utf8(&it, &len), "abc");
-    bson_destroy(&doc);
-}
 
 static int classify_json(const char *json, size_t n, ps_store_result *res, char *err)
 {
@@ -128,7 +68,6 @@ static void test_classify(void)
 
 int main(void)
 {
-    RUN(test_build_doc);
     RUN(test_classify);
     return check_summary();
 }

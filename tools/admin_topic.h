@@ -1,8 +1,8 @@
-/* ps_admin.h: what `chat-admin init` does to Kafka: create the chat topic with the admin API
- * (never relying on broker auto-create), waiting for a broker that is still starting.
+/* admin_topic.h: what `chat-admin init` does to Kafka: create the chat topic with the admin
+ * API (never relying on broker auto-create), waiting for a broker that is still starting.
  * One thread; blocks up to the given timeout. */
-#ifndef PS_ADMIN_H
-#define PS_ADMIN_H
+#ifndef ADMIN_TOPIC_H
+#define ADMIN_TOPIC_H
 
 #include <stdbool.h>
 #include <stddef.h>
@@ -13,7 +13,7 @@
  * or not ready, for up to timeout_ms. Returns 0; -ETIMEDOUT when Kafka did not answer in time;
  * CHAT_EINVAL when the topic exists with another partition count or the broker refused the
  * request (err says why). */
-int ps_admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
-                          int64_t timeout_ms, bool *created, char *err, size_t errlen);
+int admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
+                       int64_t timeout_ms, bool *created, char *err, size_t errlen);
 
 #endif

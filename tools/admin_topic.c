@@ -1,9 +1,9 @@
-/* ps_admin.c: Kafka topic creation for chat-admin with librdkafka's admin API; see
- * ps_admin.h. The broker may still be starting (connection refused, or a KRaft broker not yet
+/* admin_topic.c: Kafka topic creation for chat-admin with librdkafka's admin API; see
+ * admin_topic.h. The broker may still be starting (connection refused, or a KRaft broker not yet
  * registered, which refuses replication factors it cannot place): those errors are retried
  * until the deadline, and only the last one is reported. */
 #define _POSIX_C_SOURCE 200809L
-#include "ps_admin.h"
+#include "admin_topic.h"
 
 #include <errno.h>
 #include <librdkafka/rdkafka.h>
@@ -139,8 +139,8 @@ out:
     return rc;
 }
 
-int ps_admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
-                          int64_t timeout_ms, bool *created, char *err, size_t errlen)
+int admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
+                       int64_t timeout_ms, bool *created, char *err, size_t errlen)
 {
     int64_t deadline = ps_os_now_ms() + timeout_ms;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();

@@ -2,7 +2,8 @@
  * gateways and persisters can start: the Kafka topic (admin API; an existing topic with the
  * same partition count is fine) and the MongoDB index room_id_desc. Idempotent; each service
  * gets CHAT_TIMEOUT seconds to answer, retrying while it starts. Exit status: 0 done, 1 a
- * service was unreachable or refused, 2 bad usage or settings. */
+ * service was unreachable or refused, 2 bad usage or settings. The settings (ps_config) and
+ * the MongoDB client (ps_store) are the persister's: chat-admin links its pscore library. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <mongoc/mongoc.h>
@@ -11,10 +12,11 @@
 #include <string.h>
 #include <time.h>
 
+#include "admin_topic.h"
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_mongo.h"
-#include "ps_admin.h"
+#include "chat_store_doc.h"
 #include "ps_config.h"
 #include "ps_os.h"
 #include "ps_store.h"
@@ -44,8 +46,8 @@ static int init_mongo(const ps_admin_settings *s, char *err, size_t errlen)
         nanosleep(&ts, NULL);
     }
     if ((rc = ps_store_ensure_index(store, err, errlen)) == 0)
-        chat_log(CHAT_LOG_INFO, "MongoDB %s: index %s on %s ready", s->mongo_db, PS_INDEX_NAME,
-                 PS_COLLECTION);
+        chat_log(CHAT_LOG_INFO, "MongoDB %s: index %s on %s ready", s->mongo_db,
+                 CHAT_STORE_INDEX_NAME, CHAT_STORE_COLLECTION);
 out:
     ps_store_close(store);
     return rc;
@@ -96,8 +98,8 @@ int main(int argc, char **argv)
     }
     chat_log_init("chat-admin", s.log_level);
 
-    rc = ps_admin_create_topic(s.kafka_brokers, s.kafka_topic, (int)s.partitions,
-                               (int)s.replication, s.timeout_s * 1000, &created, err, sizeof(err));
+    rc = admin_create_topic(s.kafka_brokers, s.kafka_topic, (int)s.partitions, (int)s.replication,
+                            s.timeout_s * 1000, &created, err, sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "chat-admin: %s\n", err);
         status = 1;
