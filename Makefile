@@ -10,6 +10,9 @@
 #   make deps        only scripts/deps.sh
 #   make bench       end-to-end latency against the running local cluster (make run first);
 #                    BENCH_ARGS passes options, e.g. BENCH_ARGS="--rate 200 --seconds 20"
+#   make bench-store history reads against a store of 1,000,000 messages (in the database
+#                    chat_bench of the running local cluster's FerretDB; the first run fills it,
+#                    a few minutes); BENCH_STORE_ARGS passes options, e.g. "--messages 100000"
 #   make clean-data  delete the local cluster's data and logs (.data/); refuses while it runs
 #   make clean       delete the build trees
 #
@@ -36,7 +39,7 @@ define configure_and_build
 	cmake --build $(1) --parallel $(JOBS)
 endef
 
-.PHONY: all deps build build-release build-asan build-fuzz fuzz run test bench clean-data clean
+.PHONY: all deps build build-release build-asan build-fuzz fuzz run test bench bench-store clean-data clean
 
 all: build
 
@@ -70,11 +73,17 @@ BENCH_ARGS ?=
 bench: deps
 	$${CHAT_CACHE_DIR:-$$HOME/.cache/chat-gateway}/venv/bin/python tests/bench/latency.py $(BENCH_ARGS)
 
+BENCH_STORE_ARGS ?=
+bench-store: deps
+	$${CHAT_CACHE_DIR:-$$HOME/.cache/chat-gateway}/venv/bin/python tests/bench/store_read.py $(BENCH_STORE_ARGS)
+
 clean-data:
 	@if CHAT_DATA_DIR=$(CURDIR)/.data scripts/cluster.sh status 2>/dev/null | grep -q 'running (pid'; then \
 		echo "make clean-data: the local cluster in .data is running; stop it first (scripts/cluster.sh down)" >&2; \
 		exit 1; \
 	fi
+	@# PostgreSQL's data lives elsewhere when its user could not reach .data (scripts/cluster.sh)
+	if [ -L .data/postgres ]; then rm -rf "$$(readlink -f .data/postgres)"; fi
 	rm -rf .data
 
 clean:

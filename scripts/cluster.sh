@@ -1,21 +1,24 @@
 #!/usr/bin/env bash
 # cluster.sh: starts and stops a whole chat cluster on this machine, every process on 127.0.0.1:
-# Kafka (KRaft, one node), FerretDB (MongoDB wire protocol on SQLite), N gateways, the persister
-# and HAProxy in front of the gateways. `make run` uses it with the default ports, the end-to-end
-# tests with their own ports and data directory, so both can run at once.
+# Kafka (KRaft, one node), FerretDB (MongoDB wire protocol) on a private PostgreSQL 15 server,
+# N gateways, the persister and HAProxy in front of the gateways. `make run` uses it with the
+# default ports, the end-to-end tests with their own ports and data directory, so both can run
+# at once.
 #
 # Usage: scripts/cluster.sh COMMAND [NAME]
 #   up              start everything not yet running, wait until it is ready, print the URL
 #   down            stop everything this data directory's cluster runs (SIGTERM, then SIGKILL)
 #   run             up, then stay in the foreground; Ctrl-C (SIGINT/SIGTERM) runs down
-#   services        start only Kafka and FerretDB and wait for them (no build needed)
+#   services        start only Kafka and the store (PostgreSQL, FerretDB) and wait for them
+#                   (no build needed)
 #   start NAME      start one process and wait until it is ready
-#   stop NAME       stop one process (SIGTERM, then SIGKILL)
+#   stop NAME       stop one process (SIGTERM, then SIGKILL; postgres: SIGINT, its fast
+#                   shutdown)
 #   kill NAME       SIGKILL one process (crash tests)
 #   restart NAME    stop, then start one process
 #   status          one line per process; exit 0 when all run, 3 otherwise
 #   env             print the cluster's settings (the content of cluster.env)
-# NAME: kafka, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
+# NAME: kafka, postgres, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
 #
 # Settings (environment; a relative directory is taken from the repo):
 #   CHAT_PUBLIC_PORT=8080         HAProxy, what browsers use
@@ -23,6 +26,13 @@
 #   CHAT_STATS_PORT=8404          HAProxy stats page (/ and /metrics)
 #   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
 #   CHAT_MONGO_PORT=27017         FerretDB
+#   CHAT_PG_PORT=5433             PostgreSQL, FerretDB's backend (127.0.0.1 only, trust auth:
+#                                 no more open than FerretDB itself; 5433, as Debian's own
+#                                 PostgreSQL service, if any, has 5432)
+#   CHAT_STORE_BACKEND=pg         FerretDB's backend: pg (PostgreSQL 15 from Debian) or sqlite
+#                                 (files, no server; it filters only _id in the database, so a
+#                                 room's history read scans the whole collection)
+#   CHAT_PG_BIN=/usr/lib/postgresql/15/bin   initdb, postgres, pg_isready, psql
 #   CHAT_DATA_DIR=<repo>/.data    everything the cluster writes (below)
 #   CHAT_BUILD_DIR=<repo>/build   where gateway/chat-gateway, persister/chat-persister and
 #                                 tools/chat-admin are
@@ -48,7 +58,17 @@
 #   run/passthrough.env     the CHAT_* settings `up` saw, mode 600, reused by `start NAME`
 #   run/haproxy.cfg         generated only when there are not exactly two gateways
 #   kafka/                  server.properties, cluster.id, data/ (formatted on first use)
-#   ferretdb/               state and sqlite/ (the databases)
+#   postgres/               the PostgreSQL data directory (initdb on first use; superuser
+#                           chat, database chat holds FerretDB's collections), owned by the
+#                           postgres system user when this runs as root: PostgreSQL refuses to
+#                           run as root, so the server runs as that user (setpriv), and
+#                           CHAT_DATA_DIR gets o+x (search, not read) when that user could not
+#                           reach postgres/ otherwise. Where it still cannot (a parent such as
+#                           /root is private), postgres/ is a symlink to
+#                           ~postgres/chat-gateway/<hash of CHAT_DATA_DIR>/ (make clean-data
+#                           deletes that too). An event trigger gives FerretDB's messages
+#                           tables a GIN index on room (PG_ROOM_INDEX_SQL says why).
+#   ferretdb/               its state, and sqlite/ (the databases of the sqlite backend)
 # Commands other than up/run/services take the settings from cluster.env and
 # run/passthrough.env for what the environment does not set; up/run/services do the same when
 # a process of this data directory is still running, and otherwise start from the environment.
@@ -61,10 +81,10 @@ STARTED=() # what this invocation started, for the cleanup after a failed up
 
 # Variables that configure this script, not the processes: not saved for restarts.
 OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CHAT_MONGO_PORT
-	CHAT_DATA_DIR CHAT_BUILD_DIR CHAT_CACHE_DIR CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT
-	CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS CHAT_PUBLIC_BIND
-	CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT CHAT_PUBLIC_URL
-	CHAT_WS_URL)
+	CHAT_PG_PORT CHAT_STORE_BACKEND CHAT_PG_BIN CHAT_DATA_DIR CHAT_BUILD_DIR CHAT_CACHE_DIR
+	CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS
+	CHAT_PUBLIC_BIND CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT
+	CHAT_PUBLIC_URL CHAT_WS_URL)
 
 say() { echo "==> $*"; }
 warn() { echo "cluster.sh: WARNING: $*" >&2; }
@@ -114,11 +134,19 @@ resolve_settings() {
 	KAFKA_PORT=${CHAT_KAFKA_PORT:-9092}
 	CONTROLLER_PORT=$((KAFKA_PORT + 1))
 	MONGO_PORT=${CHAT_MONGO_PORT:-27017}
+	PG_PORT=${CHAT_PG_PORT:-5433}
 	IFS=', ' read -r -a GW_PORTS <<<"${CHAT_GATEWAY_PORTS:-8081,8082}"
 	local p
-	for p in "$PUBLIC_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "${GW_PORTS[@]}"; do
+	for p in "$PUBLIC_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "$PG_PORT" "${GW_PORTS[@]}"; do
 		[[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65534 ] || die "bad port '$p'"
 	done
+	STORE_BACKEND=${CHAT_STORE_BACKEND:-pg}
+	case "$STORE_BACKEND" in
+	pg | sqlite) ;;
+	*) die "bad CHAT_STORE_BACKEND '$STORE_BACKEND' (pg or sqlite)" ;;
+	esac
+	PG_BIN=${CHAT_PG_BIN:-/usr/lib/postgresql/15/bin}
+	PG_URL=postgres://chat@127.0.0.1:$PG_PORT/chat
 	[ ${#GW_PORTS[@]} -ge 1 ] || die "CHAT_GATEWAY_PORTS lists no port"
 	# A relative build dir is taken from the repo (CHAT_BUILD_DIR=build-asan).
 	BUILD=$(abspath "${CHAT_BUILD_DIR:-build}" "$REPO")
@@ -157,6 +185,8 @@ write_settings() {
 		CHAT_KAFKA_PORT=$KAFKA_PORT
 		CHAT_KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT
 		CHAT_MONGO_PORT=$MONGO_PORT
+		CHAT_STORE_BACKEND=$STORE_BACKEND
+		CHAT_PG_PORT=$PG_PORT
 		CHAT_DATA_DIR=$DATA
 		CHAT_BUILD_DIR=$BUILD
 		CHAT_PUBLIC_URL=http://127.0.0.1:$PUBLIC_PORT/
@@ -191,7 +221,9 @@ jwt_secret_default() {
 # The process names of this cluster, in start order.
 all_names() {
 	local i
-	echo kafka ferretdb
+	echo kafka
+	[ "$STORE_BACKEND" != pg ] || echo postgres
+	echo ferretdb
 	for i in "${!GW_PORTS[@]}"; do echo "gateway-$((i + 1))"; done
 	echo persister haproxy
 }
@@ -206,8 +238,8 @@ running_names_stop_order() {
 	done
 	for n in haproxy; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
 	printf '%s\n' "${names[@]}" | grep '^gateway-' | sort -V || true
-	for n in persister kafka ferretdb; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
-	printf '%s\n' "${names[@]}" | grep -vxE 'haproxy|gateway-[0-9]+|persister|kafka|ferretdb' || true
+	for n in persister kafka ferretdb postgres; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
+	printf '%s\n' "${names[@]}" | grep -vxE 'haproxy|gateway-[0-9]+|persister|kafka|ferretdb|postgres' || true
 }
 
 start_time_of() { # the kernel's start time of PID, to tell it from a later process with the same pid
@@ -218,6 +250,13 @@ start_time_of() { # the kernel's start time of PID, to tell it from a later proc
 	set -- $rest
 	[ "$1" != Z ] || return 1 # exited, not yet reaped
 	echo "${20}"
+}
+
+state_of() { # R, S, Z, ... of PID; nothing when there is no such process
+	local stat rest
+	stat=$(cat "/proc/$1/stat" 2>/dev/null) || return 0
+	rest=${stat##*) }
+	echo "${rest%% *}"
 }
 
 ppid_of() {
@@ -344,16 +383,147 @@ start_kafka() {
 }
 wait_kafka() { wait_ready kafka kafka_started_since "${KAFKA_LOG_OFFSET:-0}"; }
 
+# ---- PostgreSQL (FerretDB's backend when CHAT_STORE_BACKEND=pg)
+
+PG_OS_USER=postgres # created by Debian's postgresql-common
+
+# The prefix that runs a PostgreSQL server program: initdb and postgres refuse to run as root,
+# so as root they run as the postgres system user (setpriv execs in place, so the pid launch
+# records is the postmaster's).
+pg_as_owner() {
+	PG_AS=()
+	[ "$(id -u)" -ne 0 ] ||
+		PG_AS=(setpriv "--reuid=$PG_OS_USER" "--regid=$PG_OS_USER" --init-groups --)
+}
+
+pg_reachable() { "${PG_AS[@]}" test -x "$1" 2>/dev/null; } # the server's user can enter DIR
+
+# Sets PG_DATA, the data directory, and makes sure the server's user can reach it (header).
+pg_data_dir() {
+	local link=$DATA/postgres home dir
+	PG_DATA=$link
+	[ ${#PG_AS[@]} -gt 0 ] || return 0
+	if [ -L "$link" ]; then # placed elsewhere on an earlier start
+		PG_DATA=$(readlink -f "$link")
+		return 0
+	fi
+	mkdir -p "$DATA"
+	if ! pg_reachable "$DATA" && pg_reachable "$(dirname "$DATA")"; then
+		chmod o+x "$DATA" # search only: the postgres user can enter postgres/, list nothing
+	fi
+	pg_reachable "$DATA" && return 0
+	home=$(getent passwd "$PG_OS_USER" | cut -d: -f6)
+	[ -n "$home" ] && pg_reachable "$home" ||
+		die "the $PG_OS_USER user cannot reach $DATA, nor its home '$home': choose a CHAT_DATA_DIR it can reach"
+	dir=$home/chat-gateway/$(printf '%s' "$DATA" | sha256sum | cut -c1-16)
+	say "the $PG_OS_USER user cannot reach $DATA (a parent directory is private):" \
+		"PostgreSQL's data goes to $dir (linked from $link)"
+	mkdir -p "$dir"
+	chmod 755 "$home/chat-gateway"
+	ln -sfn "$dir" "$link"
+	PG_DATA=$dir
+}
+
+start_postgres() {
+	[ -x "$PG_BIN/postgres" ] && [ -x "$PG_BIN/initdb" ] ||
+		die "no PostgreSQL 15 server in $PG_BIN: run scripts/deps.sh (Debian package postgresql-15)"
+	pg_as_owner
+	if [ ${#PG_AS[@]} -gt 0 ]; then
+		id -u "$PG_OS_USER" >/dev/null 2>&1 ||
+			die "no '$PG_OS_USER' user to run PostgreSQL as (root may not): run scripts/deps.sh (postgresql-15 creates it)"
+		command -v setpriv >/dev/null 2>&1 || die "setpriv not found: run scripts/deps.sh (util-linux)"
+	fi
+	check_port_free "$PG_PORT" "PostgreSQL"
+	mkdir -p "$LOGS"
+	pg_data_dir
+	if [ ! -s "$PG_DATA/PG_VERSION" ]; then
+		say "initialising PostgreSQL in $PG_DATA"
+		mkdir -p "$PG_DATA"
+		[ ${#PG_AS[@]} -eq 0 ] || chown "$PG_OS_USER:" "$PG_DATA"
+		chmod 700 "$PG_DATA"
+		# Superuser chat, no password (127.0.0.1 only); C collation: strings (message ids) sort
+		# bytewise, as in MongoDB.
+		echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: initdb $PG_DATA" >>"$LOGS/postgres.log"
+		"${PG_AS[@]}" "$PG_BIN/initdb" -D "$PG_DATA" -U chat --auth=trust -E UTF8 --locale=C \
+			>>"$LOGS/postgres.log" 2>&1 </dev/null ||
+			die "initdb failed; see $LOGS/postgres.log (an unfinished $PG_DATA may need removing)"
+	fi
+	# A postmaster killed a moment ago may still be a zombie, until init reaps it, and
+	# PostgreSQL takes the pid in postmaster.pid for a live server: give it a few seconds.
+	local old deadline=$((SECONDS + 10))
+	if read -r old 2>/dev/null <"$PG_DATA/postmaster.pid" && [[ $old =~ ^[0-9]+$ ]]; then
+		while [ "$(state_of "$old")" = Z ] && [ $SECONDS -lt $deadline ]; do sleep 0.25; done
+	fi
+	say "starting postgres on 127.0.0.1:$PG_PORT (data in $PG_DATA)"
+	# TCP on 127.0.0.1 only, no Unix socket (its directory would be shared with other servers).
+	# A failed statement is not logged: the routine one is a replayed message's duplicate key,
+	# and the statement would copy the message into the log.
+	launch postgres "${PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DATA" \
+		-c listen_addresses=127.0.0.1 -c port="$PG_PORT" -c unix_socket_directories= \
+		-c lc_messages=C -c log_min_error_statement=panic
+}
+
+pg_psql() { PGCONNECT_TIMEOUT=5 "$PG_BIN/psql" -X -q -h 127.0.0.1 -p "$PG_PORT" -U chat "$@"; }
+pg_ready() { "$PG_BIN/pg_isready" -q -h 127.0.0.1 -p "$PG_PORT" -U chat -d postgres -t 2; }
+
+wait_postgres() {
+	wait_ready postgres pg_ready
+	# FerretDB keeps its collections in the database chat (a schema per MongoDB database).
+	local have
+	have=$(pg_psql -d postgres -Atc "SELECT 1 FROM pg_database WHERE datname = 'chat'" 2>&1) ||
+		die "PostgreSQL on 127.0.0.1:$PG_PORT answers pg_isready but not psql: $have"
+	if [ "$have" != 1 ]; then
+		pg_psql -d postgres -c 'CREATE DATABASE chat' >>"$LOGS/postgres.log" 2>&1 ||
+			die "creating the database chat failed; see $LOGS/postgres.log"
+	fi
+	pg_psql -d chat -v ON_ERROR_STOP=1 -f - >>"$LOGS/postgres.log" 2>&1 <<<"$PG_ROOM_INDEX_SQL" ||
+		die "installing the room index trigger failed; see $LOGS/postgres.log"
+}
+
+# FerretDB 1.24 turns {room: R} into `_jsonb->'room' @> '"R"'`, which the btree index of
+# {room: 1, _id: -1} cannot serve (and it sorts and limits in memory), so every history read
+# scanned the whole collection. A GIN index on room can serve it: the read then costs the
+# room's messages, not the store's. This event trigger gives every FerretDB table of a
+# collection named messages (any database) such an index when FerretDB creates the table.
+PG_ROOM_INDEX_SQL=$(
+	cat <<'EOF'
+CREATE OR REPLACE FUNCTION public.chat_room_index() RETURNS event_trigger LANGUAGE plpgsql AS $$
+DECLARE o record;
+BEGIN
+	FOR o IN SELECT * FROM pg_event_trigger_ddl_commands() WHERE command_tag = 'CREATE TABLE' LOOP
+		IF o.object_identity ~ '\.messages_[0-9a-f]{8}$' THEN
+			EXECUTE format('CREATE INDEX %I ON %s USING gin ((_jsonb -> %L) jsonb_path_ops)',
+				(SELECT relname FROM pg_class WHERE oid = o.objid) || '_room_gin',
+				o.object_identity, 'room');
+		END IF;
+	END LOOP;
+END $$;
+DO $$ BEGIN
+	IF NOT EXISTS (SELECT 1 FROM pg_event_trigger WHERE evtname = 'chat_room_index') THEN
+		CREATE EVENT TRIGGER chat_room_index ON ddl_command_end WHEN TAG IN ('CREATE TABLE')
+			EXECUTE FUNCTION public.chat_room_index();
+	END IF;
+END $$;
+EOF
+)
+
 # ---- FerretDB
 
 start_ferretdb() {
 	[ -x "$FERRETDB_BIN" ] || die "no FerretDB at $FERRETDB_BIN: run scripts/deps.sh"
 	check_port_free "$MONGO_PORT" "FerretDB"
-	mkdir -p "$DATA/ferretdb/sqlite"
-	say "starting ferretdb on 127.0.0.1:$MONGO_PORT"
+	local backend
+	if [ "$STORE_BACKEND" = pg ]; then
+		is_running postgres || die "postgres is not running: scripts/cluster.sh start postgres"
+		backend=(--handler=postgresql "--postgresql-url=$PG_URL")
+	else
+		mkdir -p "$DATA/ferretdb/sqlite"
+		backend=(--handler=sqlite "--sqlite-url=file:$DATA/ferretdb/sqlite/")
+	fi
+	mkdir -p "$DATA/ferretdb"
+	say "starting ferretdb on 127.0.0.1:$MONGO_PORT ($STORE_BACKEND backend)"
 	# The debug HTTP listener is off (it would take 127.0.0.1:8088 in every cluster); telemetry off.
-	launch ferretdb env DO_NOT_TRACK=1 "$FERRETDB_BIN" --handler=sqlite \
-		--sqlite-url="file:$DATA/ferretdb/sqlite/" --state-dir="$DATA/ferretdb" \
+	launch ferretdb env DO_NOT_TRACK=1 "$FERRETDB_BIN" "${backend[@]}" --state-dir="$DATA/ferretdb" \
 		--listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable
 }
 wait_ferretdb() { wait_ready ferretdb port_busy "$MONGO_PORT"; }
@@ -467,11 +637,12 @@ start_name() { # start_name NAME [nowait]
 	fi
 	case "$name" in
 	kafka) start_kafka ;;
+	postgres) start_postgres ;;
 	ferretdb) start_ferretdb ;;
 	gateway-*) start_gateway "${name#gateway-}" ;;
 	persister) start_persister ;;
 	haproxy) start_haproxy ;;
-	*) die "unknown process '$name' (kafka, ferretdb, gateway-N, persister, haproxy)" ;;
+	*) die "unknown process '$name' (kafka, postgres, ferretdb, gateway-N, persister, haproxy)" ;;
 	esac
 	[ "${2:-}" = nowait ] || wait_name "$name"
 }
@@ -479,6 +650,7 @@ start_name() { # start_name NAME [nowait]
 wait_name() {
 	case "$1" in
 	kafka) wait_kafka ;;
+	postgres) wait_postgres ;;
 	ferretdb) wait_ferretdb ;;
 	gateway-*) wait_gateway "${1#gateway-}" ;;
 	persister) wait_persister ;;
@@ -487,20 +659,37 @@ wait_name() {
 }
 
 # stop_name NAME [SIGNAL]: TERM (default) and wait, then KILL; or KILL at once.
+# PostgreSQL gets SIGINT instead of TERM: its fast shutdown (TERM would wait for every client
+# to disconnect), sent to the postmaster alone, which stops its backends itself. Its backends
+# lead process groups of their own, so a KILL goes to them by parent pid as well.
 stop_name() {
 	local name=$1 sig=${2:-TERM} pid timeout=$STOP_TIMEOUT deadline
-	[ "$name" = kafka ] && timeout=$((STOP_TIMEOUT * 3))
+	case "$name" in
+	kafka) timeout=$((STOP_TIMEOUT * 3)) ;;
+	postgres)
+		timeout=$((STOP_TIMEOUT * 3))
+		[ "$sig" != TERM ] || sig=INT
+		;;
+	esac
 	if ! pid=$(pid_of "$name"); then
 		rm -f "$RUN/$name.pid" "$RUN/$name.start"
 		return 0
 	fi
-	# The process leads its own process group (setsid): signal the group.
-	kill -s "$sig" -- "-$pid" 2>/dev/null || kill -s "$sig" "$pid" 2>/dev/null || true
+	if [ "$sig" = INT ]; then
+		kill -s INT "$pid" 2>/dev/null || true
+	elif [ "$name" = postgres ] && [ "$sig" = KILL ]; then
+		pkill -KILL -P "$pid" 2>/dev/null || true
+		kill -s KILL "$pid" 2>/dev/null || true
+	else
+		# The process leads its own process group (setsid): signal the group.
+		kill -s "$sig" -- "-$pid" 2>/dev/null || kill -s "$sig" "$pid" 2>/dev/null || true
+	fi
 	deadline=$((SECONDS + timeout))
 	while is_running "$name"; do
 		if [ "$sig" != KILL ] && [ $SECONDS -ge $deadline ]; then
-			warn "$name (pid $pid) still running ${timeout}s after SIGTERM: SIGKILL"
+			warn "$name (pid $pid) still running ${timeout}s after SIG$sig: SIGKILL"
 			sig=KILL
+			[ "$name" != postgres ] || pkill -KILL -P "$pid" 2>/dev/null || true
 			kill -s KILL -- "-$pid" 2>/dev/null || kill -s KILL "$pid" 2>/dev/null || true
 		fi
 		sleep 0.1
@@ -520,13 +709,16 @@ cmd_services() {
 		start_name kafka nowait
 		started+=(kafka)
 	}
+	# FerretDB's backend first (a second or two; initdb adds a few on first use).
+	[ "$STORE_BACKEND" != pg ] || start_name postgres
 	is_running ferretdb || {
 		start_name ferretdb nowait
 		started+=(ferretdb)
 	}
-	local n
+	local n store="sqlite in $DATA/ferretdb/sqlite"
 	for n in "${started[@]}"; do wait_name "$n"; done
-	say "kafka ready on $KAFKA_BROKERS, ferretdb on $MONGO_URI"
+	[ "$STORE_BACKEND" != pg ] || store="postgres on 127.0.0.1:$PG_PORT"
+	say "kafka ready on $KAFKA_BROKERS, ferretdb on $MONGO_URI ($store)"
 }
 
 cmd_up() {
@@ -557,11 +749,12 @@ cmd_down() {
 	}
 	mapfile -t names < <(running_names_stop_order)
 	# Front to back: HAProxy, then the gateways (together), the persister, then Kafka and
-	# FerretDB (together), so clients go first and the producers flush into a live broker.
+	# FerretDB (together), so clients go first and the producers flush into a live broker;
+	# PostgreSQL once FerretDB is gone.
 	for n in "${names[@]}"; do
 		case "$n" in
 		gateway-*) stop_name "$n" & pids+=($!) ;;
-		kafka | ferretdb) ;;
+		kafka | ferretdb | postgres) ;;
 		*)
 			for p in "${pids[@]}"; do wait "$p" || true; done
 			pids=()
@@ -571,12 +764,18 @@ cmd_down() {
 	done
 	for p in "${pids[@]}"; do wait "$p" || true; done
 	pids=()
-	for n in kafka ferretdb; do
-		if printf '%s\n' "${names[@]}" | grep -qx "$n"; then
-			stop_name "$n" &
-			pids+=($!)
-		fi
-	done
+	has() { printf '%s\n' "${names[@]}" | grep -qx "$1"; }
+	if has kafka; then
+		stop_name kafka &
+		pids+=($!)
+	fi
+	if has ferretdb || has postgres; then
+		{
+			! has ferretdb || stop_name ferretdb
+			! has postgres || stop_name postgres
+		} &
+		pids+=($!)
+	fi
 	for p in "${pids[@]}"; do wait "$p" || true; done
 	say "cluster in $DATA stopped"
 }

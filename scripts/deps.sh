@@ -8,9 +8,10 @@
 #      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang with its
 #      sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
 #      Chromium and its chromedriver (the browser e2e test), Node.js (the web client's unit
-#      tests, tests/web: node --test, Node 18 or newer).
+#      tests, tests/web: node --test, Node 18 or newer), PostgreSQL 15 (FerretDB's backend in
+#      the local cluster; scripts/cluster.sh runs its own server, not Debian's service).
 #   2. The Apache Kafka broker jars from Maven Central, as listed in deploy/kafka/pom.xml.
-#   3. FerretDB (MongoDB wire protocol on SQLite) built from its Go module.
+#   3. FerretDB (MongoDB wire protocol on PostgreSQL or SQLite) built from its Go module.
 #   4. A Python venv with the end-to-end test packages (scripts/e2e-requirements.txt).
 #
 # Downloads land in ${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway} so every clone shares them:
@@ -61,6 +62,9 @@ install_debian_packages() {
 		# that --no-install-recommends leaves out (clang 14 is Debian 12's).
 		clang clang-format libclang-rt-14-dev
 		chromium chromium-driver
+		# initdb, postgres, pg_isready and psql in /usr/lib/postgresql/15/bin, and the postgres
+		# system user the server runs as when cluster.sh runs as root
+		postgresql-15
 	)
 	command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
 	command -v mvn >/dev/null 2>&1 || pkgs+=(maven)

@@ -53,6 +53,7 @@ class Cluster:
     burst: int
     auth_timeout: float
     owned: bool  # True when this test run started the cluster (and so stops it)
+    pg_port: int = 0  # PostgreSQL behind FerretDB (CHAT_PG_PORT)
     _mongo: Any = None
 
     @property
