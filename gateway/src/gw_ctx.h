@@ -64,9 +64,9 @@ struct gw_session {
 };
 
 typedef struct gw_stats {
-    uint64_t connections, sessions_open, frames_in, messages_out, produced, acked, produce_failed,
-        fanout_records, dropped_slow, joins, joins_from_log, store_reads, store_waiters, resumes,
-        resumes_recovered, retries_deduplicated, inexact_reads;
+    uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
+        produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
+        store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads;
 } gw_stats;
 
 typedef struct gw_inflight gw_inflight;
@@ -81,7 +81,9 @@ typedef struct gw_ctx {
     gw_rooms *rooms;
     const gw_session_ops *ops; /* what sessions reach outside themselves (gw_session.h) */
     void *ops_arg;
-    gw_log *log;            /* the room logs; made once the partition count is known */
+    gw_log *log;          /* the room logs; made once the partition count is known */
+    unsigned char *batch; /* frames gathered for one write to one connection */
+    size_t batch_cap;
     gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
     gw_pending_reply *parked, *parked_tail; /* joins waiting for fan-out to catch up */
     size_t ninflight;

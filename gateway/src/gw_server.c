@@ -204,49 +204,52 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 static int http_metrics(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 {
     const gw_stats *st = &ctx->stats;
-#define C(name, help, v)                                                                           \
-    "# HELP chat_gateway_" name " " help "\n# TYPE chat_gateway_" name                             \
-    " counter\nchat_gateway_" name " %llu\n"
-#define G(name, help, v)                                                                           \
-    "# HELP chat_gateway_" name " " help "\n# TYPE chat_gateway_" name                             \
-    " gauge\nchat_gateway_" name " %llu\n"
-    return http_respond(
-        wsi, pss, 200, "text/plain; version=0.0.4",
-        G("sessions", "Open WebSocket sessions.",
-          0) C("connections_total", "WebSocket sessions opened.",
-               0) C("frames_received_total", "Client frames received.",
-                    0) C("frames_sent_total", "Frames written to clients.",
-                         0) C("messages_produced_total", "Sends produced to Kafka.",
-                              0) C("messages_acked_total", "Sends acknowledged by Kafka.",
-                                   0) C("produce_failures_total", "Sends Kafka refused or lost.",
-                                        0) C("records_read_total", "Records read by fan-out.", 0)
-            C("slow_reader_closes_total", "Sessions closed with 4008.",
-              0) C("joins_total", "Joins, resumes included.",
-                   0) C("joins_from_log_total", "Joins answered from the room logs.",
-                        0) C("store_reads_total", "Reads sent to the store.", 0)
-                C("store_read_waiters_total", "Joins that waited for a read already under way.",
-                  0) C("resumes_total", "Joins with since.",
-                       0) C("resumes_recovered_total", "Resumes answered recovered:true.",
-                            0) C("retries_deduplicated_total",
-                                 "Sends answered with an earlier id of the same cid.", 0)
-                    C("inexact_store_reads_total", "Store reads that could not be proven complete.",
-                      0) G("room_log_bytes", "Bytes held by the room logs.", 0)
-                        G("room_log_entries", "Messages held by the room logs.", 0)
-                            C("room_log_evicted_total", "Messages dropped from the room logs.", 0)
-                                G("rooms", "Rooms with local members.", 0),
-        (unsigned long long)st->sessions_open, (unsigned long long)st->connections,
-        (unsigned long long)st->frames_in, (unsigned long long)st->messages_out,
-        (unsigned long long)st->produced, (unsigned long long)st->acked,
-        (unsigned long long)st->produce_failed, (unsigned long long)st->fanout_records,
-        (unsigned long long)st->dropped_slow, (unsigned long long)st->joins,
-        (unsigned long long)st->joins_from_log, (unsigned long long)st->store_reads,
-        (unsigned long long)st->store_waiters, (unsigned long long)st->resumes,
-        (unsigned long long)st->resumes_recovered, (unsigned long long)st->retries_deduplicated,
-        (unsigned long long)st->inexact_reads, (unsigned long long)gw_log_bytes(ctx->log),
-        (unsigned long long)gw_log_entries(ctx->log), (unsigned long long)gw_log_evicted(ctx->log),
-        (unsigned long long)gw_rooms_room_count(ctx->rooms));
-#undef C
-#undef G
+    const struct {
+        const char *name, *type, *help;
+        unsigned long long value;
+    } m[] = {
+        {"sessions", "gauge", "Open WebSocket sessions.", st->sessions_open},
+        {"connections_total", "counter", "WebSocket sessions opened.", st->connections},
+        {"frames_received_total", "counter", "Client frames received.", st->frames_in},
+        {"frames_sent_total", "counter", "Frames written to clients.", st->messages_out},
+        {"writes_total", "counter", "Writes to client sockets (several frames each under load).",
+         st->writes},
+        {"messages_produced_total", "counter", "Sends produced to Kafka.", st->produced},
+        {"messages_acked_total", "counter", "Sends acknowledged by Kafka.", st->acked},
+        {"produce_failures_total", "counter", "Sends Kafka refused or lost.", st->produce_failed},
+        {"records_read_total", "counter", "Records read by fan-out.", st->fanout_records},
+        {"slow_reader_closes_total", "counter", "Sessions closed with 4008.", st->dropped_slow},
+        {"joins_total", "counter", "Joins, resumes included.", st->joins},
+        {"joins_from_log_total", "counter", "Joins answered from memory.", st->joins_from_log},
+        {"store_reads_total", "counter", "Reads sent to the store.", st->store_reads},
+        {"store_read_waiters_total", "counter", "Joins that waited for a read under way.",
+         st->store_waiters},
+        {"resumes_total", "counter", "Joins with since.", st->resumes},
+        {"resumes_recovered_total", "counter", "Resumes answered recovered:true.",
+         st->resumes_recovered},
+        {"retries_deduplicated_total", "counter",
+         "Sends answered with the id of an earlier send with the same cid.",
+         st->retries_deduplicated},
+        {"inexact_store_reads_total", "counter", "Store reads not proven complete.",
+         st->inexact_reads},
+        {"room_log_bytes", "gauge", "Bytes held by the room logs.", gw_log_bytes(ctx->log)},
+        {"room_log_entries", "gauge", "Messages held by the room logs.", gw_log_entries(ctx->log)},
+        {"room_log_evicted_total", "counter", "Messages dropped from the room logs.",
+         gw_log_evicted(ctx->log)},
+        {"rooms", "gauge", "Rooms with local members.", gw_rooms_room_count(ctx->rooms)},
+    };
+    char body[GW_HTTP_BODY_MAX];
+    size_t n = 0;
+    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && n < sizeof(body); i++) {
+        int k = snprintf(body + n, sizeof(body) - n,
+                         "# HELP chat_gateway_%s %s\n# TYPE chat_gateway_%s %s\n"
+                         "chat_gateway_%s %llu\n",
+                         m[i].name, m[i].help, m[i].name, m[i].type, m[i].name, m[i].value);
+        if (k < 0)
+            return -1;
+        n += (size_t)k;
+    }
+    return http_respond(wsi, pss, 200, "text/plain; version=0.0.4", "%s", body);
 }
 
 static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
@@ -297,10 +300,15 @@ static void op_want_write(void *conn)
     lws_callback_on_writable(conn);
 }
 
-static int op_write(void *conn, gw_buf *b)
+/* Whole WebSocket frames that the session framed itself (gw_buf_frame), several per call: lws
+ * 4.1.6 sends LWS_WRITE_RAW bytes unchanged, and keeps what the socket does not take in its
+ * own buffer (the connection is then choked until it drained, and lws writes its own control
+ * frames only between our writes, never inside them). Any result >= 0 means lws owns all the
+ * bytes. This needs no ws extensions on the vhost (none are configured) and no ws over h2 (the
+ * gateway speaks HTTP/1.1 only). */
+static int op_write(void *conn, const unsigned char *p, size_t len)
 {
-    int n = lws_write(conn, gw_buf_payload(b), b->len, LWS_WRITE_TEXT);
-    return n < (int)b->len ? -1 : 0;
+    return lws_write(conn, (unsigned char *)p, len, LWS_WRITE_RAW) < 0 ? -1 : 0;
 }
 
 static bool op_choked(void *conn)
@@ -491,8 +499,12 @@ static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
+/* rx_buffer_size 512: lws allocates it for every connection at the upgrade, and hands larger
+ * client frames over in pieces that gw_session reassembles (lws_is_first/final_fragment), so it
+ * bounds memory, not message size. tx_packet_size: what one send() may carry, at least one
+ * batch of frames (lws would otherwise fall back to rx_buffer_size and split every batch). */
 static const struct lws_protocols gw_protocols[] = {
-    {"chat", chat_callback, sizeof(gw_pss), 4096, 0, NULL, 0},
+    {"chat", chat_callback, sizeof(gw_pss), 512, 0, NULL, 65536},
     {"chat-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -34,6 +34,7 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 #define GW_SESSION_MAX_READS                                                                       \
     1                             /* history store reads one session may wait for at once (its     \
                                      joins are bounded by its rooms: one under way per room) */
+#define GW_BATCH_BYTES 32768      /* bytes of frames gathered into one write */
 #define GW_INFLIGHT_SLOTS 4096    /* buckets of the in-flight send table */
 #define GW_INFLIGHT_KEEP_MS 30000 /* an acked send not seen in the log is forgotten after this */
 
@@ -847,7 +848,9 @@ int gw_sessions_init(gw_ctx *ctx, int32_t partitions)
 {
     ctx->log = gw_log_new((size_t)ctx->cfg.log_bytes, partitions, gw_session_room_state_free);
     ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
-    if (!ctx->log || !ctx->inflight)
+    ctx->batch_cap = GW_BATCH_BYTES;
+    ctx->batch = malloc(ctx->batch_cap);
+    if (!ctx->log || !ctx->inflight || !ctx->batch)
         return -ENOMEM;
     gw_hash_seed(ctx->inflight_key, ctx);
     return 0;
@@ -875,6 +878,8 @@ void gw_sessions_free(gw_ctx *ctx)
     }
     gw_log_free(ctx->log);
     ctx->log = NULL;
+    free(ctx->batch);
+    ctx->batch = NULL;
 }
 
 /* --- history ----------------------------------------------------------------------------- */
@@ -1148,13 +1153,55 @@ too_big:
     return -1;
 }
 
-/* Writes one frame; false when the connection failed. */
-static bool write_frame(gw_session *s, gw_buf *b)
+/* Frames for one connection gathered into as few writes as possible: whole WebSocket frames
+ * copied into the gateway's batch buffer, written when it is full or at the end; a frame larger
+ * than the buffer is written alone, straight from its gw_buf. So at a few messages per second
+ * a connection gets each frame at once (every writeable callback finds one), and under load
+ * what piled up since the last callback (a fan-out batch, a history answer and the live frames
+ * after it) goes out in one system call: coalescing costs no added latency. */
+typedef struct gw_batch {
+    gw_session *s;
+    size_t used;
+    bool failed;  /* the connection failed: close it */
+    bool stopped; /* the socket took all it could: wait for the next writeable */
+} gw_batch;
+
+static void batch_flush(gw_batch *w)
 {
-    if (s->ctx->ops->write(s->conn, b) != 0)
-        return false;
-    s->ctx->stats.messages_out++;
-    return true;
+    gw_ctx *ctx = w->s->ctx;
+    if (!w->used || w->failed)
+        return;
+    if (ctx->ops->write(w->s->conn, ctx->batch, w->used) != 0)
+        w->failed = true;
+    ctx->stats.writes++;
+    w->used = 0;
+    if (!w->failed && ctx->ops->choked(w->s->conn))
+        w->stopped = true;
+}
+
+/* Adds b to the batch: 1 when it was taken, 0 when it was taken but nothing more should be
+ * added now, -1 when it was not taken (the socket is full or failed). */
+static int batch_add(gw_batch *w, gw_buf *b)
+{
+    gw_ctx *ctx = w->s->ctx;
+    size_t len;
+    const unsigned char *f = gw_buf_frame(b, &len);
+    if (w->used + len > ctx->batch_cap)
+        batch_flush(w);
+    if (w->failed || w->stopped)
+        return -1;
+    ctx->stats.messages_out++;
+    if (len > ctx->batch_cap) {
+        if (ctx->ops->write(w->s->conn, f, len) != 0)
+            w->failed = true;
+        ctx->stats.writes++;
+        if (!w->failed && ctx->ops->choked(w->s->conn))
+            w->stopped = true;
+        return w->failed || w->stopped ? 0 : 1;
+    }
+    memcpy(ctx->batch + w->used, f, len);
+    w->used += len;
+    return 1;
 }
 
 int gw_session_writeable(gw_session *s)
@@ -1163,16 +1210,15 @@ int gw_session_writeable(gw_session *s)
         s->ctx->ops->close_reason(s->conn, s->close_code, s->close_reason);
         return -1;
     }
+    gw_batch w = {.s = s};
     /* replies first: a joined answer precedes its room's live frames */
     gw_buf *b;
     while ((b = gw_sendq_peek(&s->q))) {
-        if (!write_frame(s, b))
-            return -1;
-        gw_sendq_pop(&s->q);
-        if (s->ctx->ops->choked(s->conn)) {
-            s->ctx->ops->want_write(s->conn);
-            return 0;
-        }
+        int taken = batch_add(&w, b);
+        if (taken >= 0)
+            gw_sendq_pop(&s->q);
+        if (taken <= 0)
+            goto out;
     }
     for (uint16_t i = 0; i < s->nsubs; i++) {
         gw_sub *sub = &s->subs[i];
@@ -1180,21 +1226,25 @@ int gw_session_writeable(gw_session *s)
         if (!sub->live)
             continue;
         if (sub->next < lr->first_rseq) {
+            batch_flush(&w);
             too_slow(s, "fell behind the room log");
-            return 0;
+            return w.failed ? -1 : 0;
         }
         while (sub->next < lr->next_rseq) {
-            gw_log_entry *e = gw_log_at(lr, sub->next++);
-            if (!e || e->offset <= sub->skip_to)
-                continue;
-            if (!write_frame(s, e->frame))
-                return -1;
-            if (s->ctx->ops->choked(s->conn)) {
-                s->ctx->ops->want_write(s->conn);
-                return 0;
-            }
+            gw_log_entry *e = gw_log_at(lr, sub->next);
+            int taken = e && e->offset > sub->skip_to ? batch_add(&w, e->frame) : 1;
+            if (taken >= 0)
+                sub->next++;
+            if (taken <= 0)
+                goto out;
         }
     }
+out:
+    batch_flush(&w);
+    if (w.failed)
+        return -1;
+    if (w.stopped)
+        s->ctx->ops->want_write(s->conn);
     return 0;
 }
 

@@ -17,9 +17,11 @@
  * (conn is what gw_session_open was given), its auth timer, and the cluster (arg is the ctx's
  * ops_arg). gw_server.c implements them with libwebsockets, Kafka and the store. */
 struct gw_session_ops {
-    void (*want_write)(void *conn);      /* a writeable callback soon */
-    int (*write)(void *conn, gw_buf *b); /* one text frame: 0, or -1 (failed) */
-    bool (*choked)(void *conn);          /* the socket takes no more for now */
+    void (*want_write)(void *conn); /* a writeable callback soon */
+    /* whole WebSocket frames (gw_buf_frame), several at once: 0 when all were taken (sent or
+     * buffered by the connection), -1 when the connection failed */
+    int (*write)(void *conn, const unsigned char *p, size_t len);
+    bool (*choked)(void *conn); /* the socket takes no more for now */
     void (*close_reason)(void *conn, int code, const char *reason); /* of the close frame */
     void (*close_within)(void *conn, int seconds);  /* hang up then even if never writeable */
     void (*auth_timer)(gw_session *s, int seconds); /* gw_session_auth_expired after; 0: off */

@@ -65,20 +65,39 @@ static void op_want_write(void *conn)
     (void)conn;
 }
 
-static int op_write(void *conn, gw_buf *b)
+/* Records each WebSocket frame of the bytes written (server frames: unmasked, FIN, text). */
+static int op_write(void *conn, const unsigned char *p, size_t len)
 {
     h_conn *c = h_of(conn);
-    if (c->nframes == c->cap) {
-        c->cap = c->cap ? c->cap * 2 : 16;
-        c->frames = realloc(c->frames, c->cap * sizeof(*c->frames));
-        if (!c->frames)
+    while (len) {
+        if (len < 2 || p[0] != 0x81 || (p[1] & 0x80))
+            h_fail("written bytes are not whole unmasked text frames");
+        size_t n = p[1] & 0x7f, hl = 2;
+        if (n == 126) {
+            n = ((size_t)p[2] << 8) | p[3];
+            hl = 4;
+        } else if (n == 127) {
+            n = 0;
+            for (int i = 0; i < 8; i++)
+                n = (n << 8) | p[2 + i];
+            hl = 10;
+        }
+        if (len < hl + n)
+            h_fail("a frame cut in the middle of a write");
+        if (c->nframes == c->cap) {
+            c->cap = c->cap ? c->cap * 2 : 16;
+            c->frames = realloc(c->frames, c->cap * sizeof(*c->frames));
+            if (!c->frames)
+                h_fail("out of memory");
+        }
+        c->frames[c->nframes] = malloc(n + 1);
+        if (!c->frames[c->nframes])
             h_fail("out of memory");
+        memcpy(c->frames[c->nframes], p + hl, n);
+        c->frames[c->nframes++][n] = '\0';
+        p += hl + n;
+        len -= hl + n;
     }
-    c->frames[c->nframes] = malloc(b->len + 1);
-    if (!c->frames[c->nframes])
-        h_fail("out of memory");
-    memcpy(c->frames[c->nframes], gw_buf_payload(b), b->len);
-    c->frames[c->nframes++][b->len] = '\0';
     return 0;
 }
 

@@ -204,8 +204,36 @@ static void test_lists(void)
         gw_buf_unref(frames[i]);
 }
 
+/* gw_buf_frame: the WebSocket header for each length class, written once, in the headroom. */
+static void test_frames(void)
+{
+    const size_t sizes[] = {0, 5, 125, 126, 200, 65535, 65536, 70000};
+    for (size_t i = 0; i < sizeof(sizes) / sizeof(sizes[0]); i++) {
+        size_t n = sizes[i], len = 0;
+        gw_buf *b = gw_buf_new(n);
+        CHECK(b != NULL);
+        memset(gw_buf_payload(b), 'x', n);
+        const unsigned char *f = gw_buf_frame(b, &len);
+        size_t hl = n < 126 ? 2 : n <= 65535 ? 4 : 10;
+        CHECK(len == hl + n);
+        CHECK(f + hl == gw_buf_payload(b));
+        CHECK(f[0] == 0x81);
+        if (hl == 2)
+            CHECK(f[1] == n);
+        else if (hl == 4)
+            CHECK(f[1] == 126 && ((size_t)f[2] << 8 | f[3]) == n);
+        else
+            CHECK(f[1] == 127 && f[2] == 0 && f[5] == 0 && f[6] == 0 && f[7] == (n >> 16) &&
+                  f[8] == ((n >> 8) & 0xff) && f[9] == (n & 0xff));
+        size_t again = 0;
+        CHECK(gw_buf_frame(b, &again) == f && again == len);
+        gw_buf_unref(b);
+    }
+}
+
 int main(void)
 {
+    RUN(test_frames);
     RUN(test_simple_frames);
     RUN(test_message);
     RUN(test_lists);
