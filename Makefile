@@ -8,8 +8,8 @@
 #   make build       deps, then build/ (RelWithDebInfo) and build-asan/ (ASan + UBSan)
 #   make fuzz        build the libFuzzer targets in build-fuzz/ (clang) and run each briefly
 #   make deps        only scripts/deps.sh
-#   make bench       end-to-end latency against the running local cluster (make run first);
-#                    BENCH_ARGS passes options, e.g. BENCH_ARGS="--rate 200 --seconds 20"
+#   make bench       the load generator's scenarios against a throwaway cluster (scripts/bench.sh):
+#                    a table and bench-results.json; BENCH="fanout-100x100 idle-10k" runs some
 #   make bench-store history reads against a store of 1,000,000 messages (in the database
 #                    chat_bench of the running local cluster's FerretDB; the first run fills it,
 #                    a few minutes); BENCH_STORE_ARGS passes options, e.g. "--messages 100000"
@@ -69,9 +69,10 @@ run: deps
 test:
 	scripts/test.sh
 
-BENCH_ARGS ?=
+BENCH ?=
 bench: deps
-	$${CHAT_CACHE_DIR:-$$HOME/.cache/chat-gateway}/venv/bin/python tests/bench/latency.py $(BENCH_ARGS)
+	@$(MAKE) --no-print-directory build-release
+	scripts/bench.sh $(BENCH)
 
 BENCH_STORE_ARGS ?=
 bench-store: deps

@@ -1,0 +1,29 @@
+"""A short run of the load generator behind `make bench` (tests/bench/chat_loadgen.c), so that
+it keeps working: 40 connections in one room across both gateways, 4 senders at 50 msg/s for 2
+seconds. Every message sent must reach every member once; the figures themselves are not
+judged here (make bench prints them)."""
+from __future__ import annotations
+
+import json
+import subprocess
+
+from chat_e2e import unique
+
+
+def test_load_generator_smoke(cluster, tmp_path):
+    binary = cluster.build_dir / "tests" / "chat-loadgen"
+    assert binary.is_file(), f"{binary} is missing"
+    out = tmp_path / "smoke.json"
+    name = unique("smoke")
+    r = subprocess.run(
+        [str(binary), "--secret", cluster.secret, "--port", str(cluster.gateway_ports[0]),
+         "--port2", str(cluster.gateway_ports[1]), "--conns", "40", "--senders", "4",
+         "--rate", "50", "--seconds", "2", "--name", name, "--json", str(out)],
+        capture_output=True, text=True, timeout=120)
+    print(r.stdout)
+    assert r.returncode == 0, f"chat-loadgen exited {r.returncode}: {r.stdout}\n{r.stderr}"
+    fig = json.loads(out.read_text())
+    assert fig["joined"] == 40 and fig["failed"] == 0 and fig["errors"] == 0, fig
+    assert fig["sent"] >= 90, fig
+    assert fig["delivered"] == fig["sent"] * 40, f"not every message reached every member: {fig}"
+    assert 0 < fig["p50_ms"] <= fig["p99_ms"], fig
