@@ -1155,9 +1155,11 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
     rx_reset(s);
     return 0;
 too_big:
-    /* Closed through the session's close path (close frame at the next writeable), not by
-     * returning -1 here: lws 4.1.6 then tears the connection down from inside its read loop and
-     * a client still sending fragments got no close frame (a bare EOF, seen as 1006). */
+    /* Closed through the session's close path (the close frame at the next writeable, what
+     * still arrives read and dropped meanwhile), not by returning -1 from the receive callback:
+     * with lws 4.1.6 that gave a close frame for one oversized frame, but a bare EOF for a
+     * message in fragments (7 or 1000 bytes each, tests/e2e/test_conformance.py), which a
+     * client reports as 1006 and retries. */
     chat_log(CHAT_LOG_INFO, "session %s: frame over %zu bytes, closing with 1009", who(s), max);
     rx_reset(s);
     fail_session(s, 1009, "frame too large");
