@@ -5,8 +5,9 @@
  * own fields with the shared rules of chat_validate.h. jansson refuses raw invalid UTF-8
  * anywhere in the input; so that such a text still gets invalid_text, the input is parsed a
  * second time with every invalid byte replaced by the escape \u0000 and run through the same
- * checks. That second pass can only choose the error: a frame with invalid bytes is never
- * accepted. Error messages never echo client bytes except printable ASCII. */
+ * checks; a lone surrogate escape (\ud800), which jansson refuses as bad syntax, is replaced by
+ * \u0000 for a second pass in the same way. That second pass can only choose the error: such
+ * a frame is never accepted. Error messages never echo client bytes except printable ASCII. */
 #include "gw_frame.h"
 
 #include <jansson.h>
@@ -290,19 +291,63 @@ static char *sanitize_utf8(const char *data, size_t len, size_t *outlen)
     return buf;
 }
 
-/* A frame jansson refused for invalid UTF-8: find the error a person should see. Never
- * returns 0. */
-static int parse_bad_utf8(const char *data, size_t len, const gw_frame_limits *lim, gw_frame *out,
-                          gw_frame_error *err)
+static int hex4(const char *p)
 {
-    size_t clean_len = 0;
-    char *clean = NULL;
+    int v = 0;
+    for (int i = 0; i < 4; i++) {
+        char c = p[i];
+        int d = c >= '0' && c <= '9'   ? c - '0'
+                : c >= 'a' && c <= 'f' ? c - 'a' + 10
+                : c >= 'A' && c <= 'F' ? c - 'A' + 10
+                                       : -1;
+        if (d < 0)
+            return -1;
+        v = v * 16 + d;
+    }
+    return v;
+}
+
+/* The input with each escape of a lone UTF-16 surrogate (\ud800 without its pair: not Unicode
+ * text, and refused by jansson as a syntax error) replaced by \u0000, which has the same
+ * length. malloc'd (caller frees) or NULL. */
+static char *sanitize_surrogates(const char *data, size_t len, size_t *outlen)
+{
+    char *buf = malloc(len + 1);
+    if (!buf)
+        return NULL;
+    memcpy(buf, data, len);
+    for (size_t i = 0; i + 1 < len; i++) {
+        if (buf[i] != '\\')
+            continue;
+        if (buf[i + 1] != 'u' || i + 6 > len) {
+            i++; /* an escaped character, perhaps a backslash: not the start of another */
+            continue;
+        }
+        int v = hex4(buf + i + 2), lo = -1;
+        if (v >= 0xd800 && v <= 0xdbff && i + 12 <= len && buf[i + 6] == '\\' && buf[i + 7] == 'u')
+            lo = hex4(buf + i + 8);
+        if (lo >= 0xdc00 && lo <= 0xdfff) {
+            i += 11; /* a valid pair */
+            continue;
+        }
+        if (v >= 0xd800 && v <= 0xdfff)
+            memcpy(buf + i, "\\u0000", 6);
+        i += 5;
+    }
+    *outlen = len;
+    return buf;
+}
+
+/* A frame jansson refused for invalid UTF-8 or a lone surrogate escape: the input parsed again
+ * with what jansson refused replaced by \u0000 (clean, taken over), so that the error names the
+ * field it is in (invalid_text in a text). Never returns 0. */
+static int parse_cleaned(char *clean, size_t clean_len, const gw_frame_limits *lim, gw_frame *out,
+                         gw_frame_error *err)
+{
     json_t *root = NULL;
     json_error_t jerr;
     int rc;
 
-    if (len <= GW_FRAME_SANITIZE_MAX)
-        clean = sanitize_utf8(data, len, &clean_len);
     if (clean)
         root = json_loadb(clean, clean_len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
@@ -334,13 +379,23 @@ int gw_frame_parse(const char *data, size_t len, const gw_frame_limits *lim, gw_
     root = json_loadb(data ? data : "", len, JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &jerr);
     if (!root) {
         switch (json_error_code(&jerr)) {
-        case json_error_invalid_utf8:
-            return parse_bad_utf8(data, len, lim, out, err);
+        case json_error_invalid_utf8: {
+            size_t clean_len = 0;
+            char *clean =
+                len <= GW_FRAME_SANITIZE_MAX ? sanitize_utf8(data, len, &clean_len) : NULL;
+            return parse_cleaned(clean, clean_len, lim, out, err);
+        }
         case json_error_duplicate_key:
             return fail(err, GW_ERR_INVALID_JSON, "frame has a duplicate key");
         case json_error_out_of_memory:
             return fail(err, GW_ERR_INTERNAL, "out of memory");
         default:
+            /* jansson 2.14 reports a lone surrogate escape as "invalid Unicode '\uD800'" */
+            if (strncmp(jerr.text, "invalid Unicode", 15) == 0 && len <= GW_FRAME_SANITIZE_MAX) {
+                size_t clean_len = 0;
+                char *clean = sanitize_surrogates(data, len, &clean_len);
+                return parse_cleaned(clean, clean_len, lim, out, err);
+            }
             return fail(err, GW_ERR_INVALID_JSON, "frame is not valid JSON (at byte %d)",
                         jerr.position);
         }

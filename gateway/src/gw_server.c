@@ -5,6 +5,7 @@
 #include "gw_server.h"
 
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "gw_buf headroom must cover LWS_PRE");
 
 #define GW_FANOUT_BATCH 512 /* records handed out per loop turn before yielding */
 #define GW_HTTP_BODY_MAX 8192
+#define GW_HTTP_HEADER_MAX 12288 /* lws max_http_header_data: a request's whole header */
 
 /* Per-connection data: a WebSocket session, or the pending response of an HTTP request. */
 typedef struct gw_pss {
@@ -67,6 +69,36 @@ static gw_ctx *ctx_of(struct lws *wsi)
 
 /* --- authentication at the upgrade -------------------------------------------------------- */
 
+/* ?access_token= from the query, copied into buf. lws 4.1.6 keeps the query as one fragment of
+ * WSI_TOKEN_HTTP_URI_ARGS per argument (split at '&', already %-decoded), and its
+ * lws_get_urlarg_by_name stops at the first argument that does not fit the caller's buffer, so
+ * a long argument before the token hid it. Every fragment is read here into a buffer as large
+ * as the whole request header can be (GW_HTTP_HEADER_MAX), so none is skipped; a token longer
+ * than len is malformed (-1), not absent. Returns 1, 0 (none) or -1. */
+static int query_token(struct lws *wsi, char *buf, int len)
+{
+    static const char name[] = "access_token=";
+    const size_t nlen = sizeof(name) - 1;
+    char *arg = malloc(GW_HTTP_HEADER_MAX + 1);
+    if (!arg)
+        return -1;
+    int rc = 0, n;
+    for (int i = 0; rc == 0 && (n = lws_hdr_copy_fragment(wsi, arg, GW_HTTP_HEADER_MAX + 1,
+                                                          WSI_TOKEN_HTTP_URI_ARGS, i)) >= 0;
+         i++) {
+        if ((size_t)n < nlen || memcmp(arg, name, nlen) != 0)
+            continue;
+        if ((size_t)n - nlen + 1 > (size_t)len || n == (int)nlen)
+            rc = -1;
+        else {
+            memcpy(buf, arg + nlen, (size_t)n - nlen + 1);
+            rc = 1;
+        }
+    }
+    free(arg);
+    return rc;
+}
+
 /* The token from "Authorization: Bearer" or ?access_token=, copied into buf.
  * Returns 1 when one was given, 0 when none, -1 when it was malformed or too long. */
 static int upgrade_token(struct lws *wsi, char *buf, int len)
@@ -80,12 +112,7 @@ static int upgrade_token(struct lws *wsi, char *buf, int len)
         memmove(buf, buf + 7, strlen(buf + 7) + 1);
         return buf[0] ? 1 : -1;
     }
-    const char *v = lws_get_urlarg_by_name(wsi, "access_token=", buf, len);
-    if (!v)
-        return 0;
-    if (v != buf)
-        memmove(buf, v, strlen(v) + 1);
-    return buf[0] ? 1 : -1;
+    return query_token(wsi, buf, len);
 }
 
 /* 0: no token (first-frame auth), 1: valid (*id filled), -1: refused (why filled). */
@@ -102,10 +129,13 @@ static int upgrade_auth(gw_ctx *ctx, struct lws *wsi, gw_identity *id, char *why
     return gw_auth_verify(ctx->auth, token, time(NULL), id, why, wlen) == 0 ? 1 : -1;
 }
 
-/* Answers an upgrade request with 401 and a JSON body. Written by hand because lws 4.1 writes
- * an "HTTP/1.0" status line at this stage, which WebSocket clients refuse to read. Returns 1,
- * what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE wants after a response was sent. */
-static int refuse_upgrade(struct lws *wsi, const char *why)
+/* Answers an upgrade request with status (e.g. "401 Unauthorized"), the extra header lines
+ * extra (each ending in \r\n) and a JSON body {"error":error,"message":why}. Written by hand
+ * because lws 4.1 writes an "HTTP/1.0" status line at this stage, which WebSocket clients
+ * refuse to read. Returns 1, what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE wants after a response was
+ * sent. */
+static int refuse_upgrade(struct lws *wsi, const char *status, const char *extra, const char *error,
+                          const char *why)
 {
     char safe[160], resp[LWS_PRE + 1024];
     size_t j = 0;
@@ -114,17 +144,16 @@ static int refuse_upgrade(struct lws *wsi, const char *why)
             safe[j++] = why[i];
     safe[j] = '\0';
     char body[256];
-    int blen =
-        snprintf(body, sizeof(body), "{\"error\":\"unauthorized\",\"message\":\"%s\"}", safe);
+    int blen = snprintf(body, sizeof(body), "{\"error\":\"%s\",\"message\":\"%s\"}", error, safe);
     char *out = resp + LWS_PRE;
     size_t cap = sizeof(resp) - LWS_PRE;
     int n = snprintf(out, cap,
-                     "HTTP/1.1 401 Unauthorized\r\n"
+                     "HTTP/1.1 %s\r\n"
                      "content-type: application/json\r\n"
                      "content-length: %d\r\n"
-                     "www-authenticate: Bearer error=\"invalid_token\"\r\n"
+                     "%s"
                      "cache-control: no-store\r\n",
-                     blen);
+                     status, blen, extra);
     /* the same security headers lws adds to every other response (the vhost's list) */
     for (const struct lws_protocol_vhost_options *h = &hdr_csp; h && n > 0 && (size_t)n < cap;
          h = h->next)
@@ -134,6 +163,41 @@ static int refuse_upgrade(struct lws *wsi, const char *why)
     if (n > 0 && (size_t)n < sizeof(resp) - LWS_PRE)
         lws_write(wsi, (unsigned char *)resp + LWS_PRE, (size_t)n, LWS_WRITE_HTTP_HEADERS);
     return 1;
+}
+
+/* Log lines that unauthenticated clients can cause (lws's own messages about bad requests,
+ * refused upgrades) share one token bucket per gateway, so that a flood of bad requests cannot
+ * fill the log; what was dropped is counted and reported as "N similar lines suppressed" with
+ * the next line that passes, or by the stats tick. The bucket is a global because lws's log
+ * callback (lws_set_log_level) has no user pointer. */
+#define GW_UNTRUSTED_LOG_RATE 5   /* lines per second */
+#define GW_UNTRUSTED_LOG_BURST 20 /* lines at once */
+static gw_rate untrusted_bucket;
+static unsigned long untrusted_suppressed;
+
+static void report_suppressed(void)
+{
+    if (untrusted_suppressed)
+        chat_log(CHAT_LOG_WARN, "%lu similar lines suppressed (bad requests from clients)",
+                 untrusted_suppressed);
+    untrusted_suppressed = 0;
+}
+
+static void log_untrusted(int level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+static void log_untrusted(int level, const char *fmt, ...)
+{
+    if (!gw_rate_take(&untrusted_bucket, gw_now_ms())) {
+        untrusted_suppressed++;
+        return;
+    }
+    report_suppressed();
+    char line[512];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line, sizeof(line), fmt, ap);
+    va_end(ap);
+    chat_log(level, "%s", line);
 }
 
 /* --- HTTP endpoints ---------------------------------------------------------------------- */
@@ -395,6 +459,21 @@ static void drain_store(gw_ctx *ctx)
         gw_sessions_tick(ctx);
 }
 
+/* A close frame from the client; lws echoes in (its code and reason) after we return 0.
+ * lws 4.1.6 already replaces the codes RFC 6455 7.4 forbids below 3000 (under 1000, 1004-1006,
+ * 1015, 1016-2999; also 1012-1014) with 1002 in that buffer, but echoes codes of 5000 and above
+ * unchanged: those are invalid too (7.4.2), so this guard rewrites them to 1002 the same way, in
+ * the buffer lws echoes (rx_ubuf, ours to change until we return). */
+static int peer_close(void *in, size_t len)
+{
+    unsigned char *p = in;
+    if (len >= 2 && ((p[0] << 8) | p[1]) >= 5000) {
+        p[0] = LWS_CLOSE_STATUS_PROTOCOL_ERR >> 8;
+        p[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
+    }
+    return 0;
+}
+
 static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void *user, void *in,
                          size_t len)
 {
@@ -405,15 +484,27 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-        char path[64];
+        char path[64], version[8];
+        /* lws has already compared Upgrade case-insensitively with "websocket" or "h2c"
+         * (RFC 6455 4.2.1: the token is case-insensitive); so does this check */
         if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0 ||
-            strcmp(path, "/ws") != 0 || !in || strcmp(in, "websocket") != 0) {
+            strcmp(path, "/ws") != 0 || !in || strcasecmp(in, "websocket") != 0) {
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
             return 1;
         }
+        /* lws 4.1.6 accepts any Sec-WebSocket-Version, or none, and then speaks 13; RFC 6455
+         * 4.2.2 wants 426 with the version the server speaks */
+        if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
+            strcmp(version, "13") != 0) {
+            log_untrusted(CHAT_LOG_INFO, "upgrade refused with 426: Sec-WebSocket-Version not 13");
+            return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
+                                  "unsupported_version", "Sec-WebSocket-Version must be 13");
+        }
         if (upgrade_auth(ctx, wsi, &id, why, sizeof(why)) < 0) {
-            chat_log(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
-            return refuse_upgrade(wsi, why);
+            log_untrusted(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
+            return refuse_upgrade(wsi, "401 Unauthorized",
+                                  "www-authenticate: Bearer error=\"invalid_token\"\r\n",
+                                  "unauthorized", why);
         }
         return 0;
     }
@@ -432,6 +523,8 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                                   lws_is_final_fragment(wsi), lws_frame_is_binary(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(&pss->s);
+    case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        return peer_close(in, len);
     case LWS_CALLBACK_CLOSED:
         gw_session_closed(&pss->s);
         return 0;
@@ -548,6 +641,7 @@ static void log_stats(gw_ctx *ctx)
 static void stats_tick(lws_sorted_usec_list_t *sul)
 {
     gw_ctx *ctx = lws_container_of(sul, gw_ctx, stats_sul);
+    report_suppressed();
     log_stats(ctx);
     lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
                      ctx->cfg.stats_interval * LWS_US_PER_SEC);
@@ -558,7 +652,8 @@ static void lws_log_emit(int level, const char *line)
     size_t n = strlen(line);
     while (n && (line[n - 1] == '\n' || line[n - 1] == '\r'))
         n--;
-    chat_log(level == LLL_ERR ? CHAT_LOG_ERROR : CHAT_LOG_WARN, "lws: %.*s", (int)n, line);
+    /* lws logs what clients send it wrong (an oversized header is an ERROR line): rate-limited */
+    log_untrusted(level == LLL_ERR ? CHAT_LOG_ERROR : CHAT_LOG_WARN, "lws: %.*s", (int)n, line);
 }
 
 int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
@@ -568,6 +663,7 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     ctx->retry.secs_since_valid_ping = (uint16_t)ctx->cfg.ping_interval;
     ctx->retry.secs_since_valid_hangup = (uint16_t)(ctx->cfg.ping_interval * 2);
 
+    gw_rate_init(&untrusted_bucket, GW_UNTRUSTED_LOG_RATE, GW_UNTRUSTED_LOG_BURST, gw_now_ms());
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
     memset(&ctx->mounts, 0, sizeof(ctx->mounts));
@@ -603,7 +699,7 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     info.headers = &hdr_csp;
     info.retry_and_idle_policy = &ctx->retry;
     info.user = ctx;
-    info.max_http_header_data = 12288;
+    info.max_http_header_data = GW_HTTP_HEADER_MAX;
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.vhost_name = "chat";
 

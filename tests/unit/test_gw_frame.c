@@ -283,6 +283,29 @@ static void test_invalid_text(void)
         CHECK_STR(e.cid, want);
     }
 
+    /* a lone surrogate escape (high, low, high at the end, high before a non-surrogate) is not
+     * Unicode text: invalid_text with the cid; an escaped backslash before "ud800" and a valid
+     * pair are fine */
+    const char *lone[] = {"a\\ud800b", "\\udc00", "x\\uD800", "\\ud800\\u0041"};
+    for (size_t i = 0; i < sizeof(lone) / sizeof(lone[0]); i++) {
+        char buf[128];
+        snprintf(buf, sizeof(buf),
+                 "{\"type\":\"send\",\"room\":\"r\",\"text\":\"%s\",\"cid\":\"s%zu\"}", lone[i], i);
+        char want[8];
+        snprintf(want, sizeof(want), "s%zu", i);
+        e = bad(buf);
+        CHECK_STR(e.code, GW_ERR_INVALID_TEXT);
+        CHECK_STR(e.cid, want);
+    }
+    gw_frame f;
+    CHECK(ok("{\"type\":\"send\",\"room\":\"r\",\"text\":\"a\\\\ud800\"}", &f) == 0);
+    gw_frame_free(&f);
+    CHECK(ok("{\"type\":\"send\",\"room\":\"r\",\"text\":\"\\ud83d\\ude00\"}", &f) == 0);
+    gw_frame_free(&f);
+    /* a lone surrogate in the room is a bad room */
+    e = bad("{\"type\":\"send\",\"room\":\"r\\ud800\",\"text\":\"hi\"}");
+    CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
+
     /* a raw NUL byte inside the JSON string is not JSON at all */
     const char raw_nul[] = "{\"type\":\"send\",\"room\":\"r\",\"text\":\"a\0b\"}";
     e = bad_len(raw_nul, sizeof(raw_nul) - 1);

@@ -1,7 +1,8 @@
 /* test_gw_session.c: the session policy without a server (session_harness.h fakes the
  * connection, Kafka and the store): exact joins, joins that wait for fan-out, resume with and
  * without recovery, retries by cid, slow readers, the single-flight store read of a join storm,
- * history pages, and frame reassembly. */
+ * history pages, frame reassembly, the 1009 close of an oversized message however it is
+ * fragmented, and the rate limit taken before any parse. */
 #include <jansson.h>
 
 #include "check.h"
@@ -366,9 +367,64 @@ static void test_reassembly(void)
     int rc = gw_session_receive(&a->s, "{", 1, true, false, false);
     for (int i = 0; i < 70 && rc == 0; i++)
         rc = gw_session_receive(&a->s, chunk, sizeof(chunk), false, false, false);
-    CHECK(rc == -1);
+    /* the close goes through the session's close path: a close frame at the next writeable,
+     * while the rest of the message is read and dropped */
+    CHECK(rc == 0);
+    CHECK(a->close_code == 0);
+    for (int i = 0; i < 10 && rc == 0; i++)
+        rc = gw_session_receive(&a->s, chunk, 7, false, i == 9, false);
+    CHECK(rc == 0);
+    h_write(h, a);
     CHECK(a->close_code == 1009);
-    h_close(h, a);
+    CHECK(!a->open);
+    /* the same for one frame over the limit */
+    a = h_open(h, 1, "bob");
+    char *big = malloc(65537);
+    memset(big, ' ', 65537);
+    CHECK(gw_session_receive(&a->s, big, 65537, true, true, false) == 0);
+    free(big);
+    h_write(h, a);
+    CHECK(a->close_code == 1009);
+    h_free(h);
+}
+
+/* Every frame over the rate is answered rate_limited before it is parsed, invalid or not; the
+ * first frame of a session that must authenticate keeps its rule (anything but auth: 4001). */
+static void test_rate_before_parse(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h->ctx.cfg.rate = 1;
+    h->ctx.cfg.rate_burst = 5;
+    h_conn *a = h_open(h, 0, "alice");
+    for (int i = 0; i < 20; i++)
+        h_frame(h, a, "{");
+    CHECK(gw_session_receive(&a->s, "{\"type\"", 8, true, false, false) == 0);
+    CHECK(gw_session_receive(&a->s, ":\"ping\"}", 9, false, true, false) == 0);
+    CHECK(gw_session_receive(&a->s, "x", 1, true, true, true) == 0); /* binary */
+    h_write(h, a);
+    size_t invalid = 0, limited = 0, other = 0;
+    const char *f;
+    while ((f = h_next(a))) {
+        json_t *j = json_loads(f, 0, NULL);
+        const char *code = json_string_value(json_object_get(j, "code"));
+        if (code && strcmp(code, "invalid_json") == 0)
+            invalid++;
+        else if (code && strcmp(code, "rate_limited") == 0) {
+            limited++;
+            CHECK(json_object_get(j, "cid") == NULL);
+        } else if (strcmp(json_string_value(json_object_get(j, "type")), "welcome") != 0)
+            other++;
+        json_decref(j);
+    }
+    CHECK(invalid >= 5 && invalid <= 6);
+    CHECK(limited == 22 - invalid);
+    CHECK(other == 0);
+    CHECK(a->open);
+    /* unauthenticated: a bad first frame still closes with 4001, whatever the rate */
+    h_conn *b = h_open(h, 1, NULL);
+    h_frame(h, b, "{");
+    h_write(h, b);
+    CHECK(b->close_code == 4001);
     h_free(h);
 }
 
@@ -383,5 +439,6 @@ int main(void)
     RUN(test_store_down);
     RUN(test_history_pages);
     RUN(test_reassembly);
+    RUN(test_rate_before_parse);
     return check_summary();
 }
