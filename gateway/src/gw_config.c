@@ -66,6 +66,9 @@ static const chat_cfg_entry gw_table[] = {
      "records per partition read into the room logs at start, before the gateway is ready"},
     {"CHAT_PERSISTER_GROUP", CHAT_CFG_STR, "chat-persister", 0, 0, S(persister_group),
      "the persisters' consumer group (its committed offsets say what the store holds)"},
+    {"CHAT_COALESCE_MS", CHAT_CFG_INT, "0", 0, 1000, S(coalesce_ms),
+     "a room whose members were sent to less than this many ms ago waits that long, so that "
+     "its messages go out several per write: less CPU per delivery, more latency (0: at once)"},
     {"CHAT_STATS_INTERVAL", CHAT_CFG_INT, "60", 1, 86400, S(stats_interval),
      "seconds between stats lines in the log (also served at /metrics)"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},

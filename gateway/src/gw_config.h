@@ -36,6 +36,7 @@ typedef struct gw_settings {
     long long log_bytes;
     long long log_warm;
     long long stats_interval;
+    long long coalesce_ms;
     const char *persister_group;
     const char *log_level;
 

@@ -86,6 +86,7 @@ typedef struct gw_ctx {
     size_t batch_cap;
     gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
     gw_pending_reply *parked, *parked_tail; /* joins waiting for fan-out to catch up */
+    struct gw_room_state *wakes;            /* rooms whose members wait for the next tick */
     size_t ninflight;
     uint64_t inflight_key[2];
     gw_kafka *kafka;
@@ -96,6 +97,7 @@ typedef struct gw_ctx {
     lws_sorted_usec_list_t stats_sul;
     lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */
     lws_sorted_usec_list_t inflight_sul; /* expires settled sends the log never showed */
+    lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
     lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
     struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
     volatile int stopping;

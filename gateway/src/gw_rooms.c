@@ -401,6 +401,15 @@ size_t gw_rooms_foreach(const gw_rooms *r, const char *room, gw_rooms_visit_fn f
     return n;
 }
 
+size_t gw_rooms_member_count(const gw_rooms *r, const char *room)
+{
+    size_t len;
+    if (!room_len(room, &len))
+        return 0;
+    gw_room *rm = find_room(r, room, len);
+    return rm ? rm->nmembers : 0;
+}
+
 size_t gw_rooms_room_count(const gw_rooms *r)
 {
     return r->rooms.count;

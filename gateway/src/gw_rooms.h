@@ -31,6 +31,9 @@ size_t gw_rooms_leave_all(gw_rooms *r, void *member);
 typedef void (*gw_rooms_visit_fn)(void *member, void *arg);
 size_t gw_rooms_foreach(const gw_rooms *r, const char *room, gw_rooms_visit_fn fn, void *arg);
 
+/* Local members of room (0 for an unknown room). O(1). */
+size_t gw_rooms_member_count(const gw_rooms *r, const char *room);
+
 /* Totals, for logs and /readyz details. */
 size_t gw_rooms_room_count(const gw_rooms *r);
 

@@ -434,6 +434,18 @@ static int op_store_read(void *arg, const gw_store_query *q, void *opaque)
     return gw_store_history(((gw_ctx *)arg)->store, q, opaque);
 }
 
+static void wake_due(lws_sorted_usec_list_t *sul)
+{
+    gw_sessions_wake_due(lws_container_of(sul, gw_ctx, wake_sul));
+}
+
+static void op_arm(void *arg, int ms)
+{
+    gw_ctx *ctx = arg;
+    lws_sul_schedule(ctx->lws, 0, &ctx->wake_sul, wake_due,
+                     (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
+}
+
 static const gw_session_ops lws_session_ops = {
     .want_write = op_want_write,
     .write = op_write,
@@ -447,6 +459,7 @@ static const gw_session_ops lws_session_ops = {
     .sync_done = op_sync_done,
     .epoch = op_epoch,
     .store_read = op_store_read,
+    .arm = op_arm,
 };
 
 /* --- the protocol callback --------------------------------------------------------------- */
@@ -747,6 +760,7 @@ void gw_server_free(gw_ctx *ctx)
         lws_sul_cancel(&ctx->stats_sul);
         lws_sul_cancel(&ctx->kafka_sul);
         lws_sul_cancel(&ctx->inflight_sul);
+        lws_sul_cancel(&ctx->wake_sul);
         lws_context_destroy(ctx->lws);
         ctx->lws = NULL;
     }

@@ -218,8 +218,12 @@ typedef struct gw_room_state {
     gw_pending_reply *waiters;
     bool reading;
     bool has_page;
+    bool wake_queued; /* on ctx->wakes: its members are woken at the next tick */
     gw_page page;
     uint64_t page_rseq;
+    int64_t last_wake_ms; /* CHAT_COALESCE_MS: when its members were last woken */
+    gw_log_room *lr;      /* (for the wake list) */
+    struct gw_room_state *wake_next;
 } gw_room_state;
 
 static void page_free(gw_page *pg);
@@ -408,8 +412,12 @@ static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *
 
 static gw_room_state *room_state(gw_log_room *lr)
 {
-    if (!lr->user)
-        lr->user = calloc(1, sizeof(gw_room_state));
+    if (!lr->user) {
+        gw_room_state *st = calloc(1, sizeof(*st));
+        if (st)
+            st->lr = lr;
+        lr->user = st;
+    }
     return lr->user;
 }
 
@@ -863,6 +871,7 @@ void gw_sessions_start_timers(gw_ctx *ctx)
 
 void gw_sessions_free(gw_ctx *ctx)
 {
+    gw_sessions_wake_due(ctx); /* releases the rooms the wake list holds */
     while (ctx->parked) {
         gw_pending_reply *r = ctx->parked;
         ctx->parked = r->next;
@@ -1179,7 +1188,10 @@ typedef struct gw_batch {
     bool stopped; /* the socket took all it could: wait for the next writeable */
 } gw_batch;
 
-static void batch_flush(gw_batch *w)
+/* Writes what the batch holds. more: something else is to be written in this callback, so ask
+ * whether the socket still takes it (a poll() each time: only when it matters; the first write of
+ * a callback never needs it, as lws calls back only once its own buffer is empty). */
+static void batch_flush(gw_batch *w, bool more)
 {
     gw_ctx *ctx = w->s->ctx;
     if (!w->used || w->failed)
@@ -1188,7 +1200,7 @@ static void batch_flush(gw_batch *w)
         w->failed = true;
     ctx->stats.writes++;
     w->used = 0;
-    if (!w->failed && ctx->ops->choked(w->s->conn))
+    if (more && !w->failed && ctx->ops->choked(w->s->conn))
         w->stopped = true;
 }
 
@@ -1200,7 +1212,7 @@ static int batch_add(gw_batch *w, gw_buf *b)
     size_t len;
     const unsigned char *f = gw_buf_frame(b, &len);
     if (w->used + len > ctx->batch_cap)
-        batch_flush(w);
+        batch_flush(w, true);
     if (w->failed || w->stopped)
         return -1;
     ctx->stats.messages_out++;
@@ -1239,7 +1251,7 @@ int gw_session_writeable(gw_session *s)
         if (!sub->live)
             continue;
         if (sub->next < lr->first_rseq) {
-            batch_flush(&w);
+            batch_flush(&w, false);
             too_slow(s, "fell behind the room log");
             return w.failed ? -1 : 0;
         }
@@ -1253,7 +1265,7 @@ int gw_session_writeable(gw_session *s)
         }
     }
 out:
-    batch_flush(&w);
+    batch_flush(&w, false);
     if (w.failed)
         return -1;
     if (w.stopped)
@@ -1297,7 +1309,44 @@ void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offs
         if (inf && inf->id[0])
             inflight_drop(ctx, link); /* the log answers its retries from now on */
     }
+    if (gw_rooms_member_count(ctx->rooms, m->env.room) == 0)
+        return;
+    /* CHAT_COALESCE_MS: a room whose members were woken less than that ago waits for the next
+     * tick, so that what arrives meanwhile goes out in one write per member */
+    gw_room_state *st = ctx->cfg.coalesce_ms > 0 ? room_state(e->room) : NULL;
+    if (st) {
+        int64_t now = gw_now_ms();
+        if (st->wake_queued)
+            return;
+        if (now - st->last_wake_ms < ctx->cfg.coalesce_ms) {
+            st->wake_queued = true;
+            e->room->refs++; /* the wake list holds the room */
+            st->wake_next = ctx->wakes;
+            if (!ctx->wakes)
+                ctx->ops->arm(ctx->ops_arg, (int)(st->last_wake_ms + ctx->cfg.coalesce_ms - now));
+            ctx->wakes = st;
+            return;
+        }
+        st->last_wake_ms = now;
+    }
     gw_rooms_foreach(ctx->rooms, m->env.room, wake_member, NULL);
+}
+
+void gw_sessions_wake_due(gw_ctx *ctx)
+{
+    gw_room_state *st = ctx->wakes;
+    ctx->wakes = NULL;
+    int64_t now = gw_now_ms();
+    while (st) {
+        gw_room_state *next = st->wake_next;
+        gw_log_room *lr = st->lr;
+        st->wake_queued = false;
+        st->wake_next = NULL;
+        st->last_wake_ms = now;
+        gw_rooms_foreach(ctx->rooms, lr->name, wake_member, NULL);
+        gw_log_room_unref(ctx->log, lr); /* may free lr and st */
+        st = next;
+    }
 }
 
 /* --- store results ----------------------------------------------------------------------- */

@@ -31,6 +31,7 @@ struct gw_session_ops {
     bool (*sync_done)(void *arg, int32_t p, uint64_t ticket, int64_t *end);
     const char *(*epoch)(void *arg);
     int (*store_read)(void *arg, const gw_store_query *q, void *opaque); /* gw_store_history */
+    void (*arm)(void *arg, int ms); /* call gw_sessions_wake_due once, ms from now */
 };
 
 /* A session's memory is libwebsockets' per-session data. id is NULL when the client will
@@ -58,6 +59,8 @@ void gw_sessions_free(gw_ctx *ctx);
 /* Moves parked joins on once fan-out has read what they wait for: call after fan-out and on
  * every wake-up. */
 void gw_sessions_tick(gw_ctx *ctx);
+/* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer). */
+void gw_sessions_wake_due(gw_ctx *ctx);
 
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);

@@ -187,6 +187,12 @@ static int op_store_read(void *arg, const gw_store_query *q, void *opaque)
     return 0;
 }
 
+static void op_arm(void *arg, int ms)
+{
+    (void)arg;
+    (void)ms; /* the tests call gw_sessions_wake_due themselves */
+}
+
 static const gw_session_ops h_ops = {
     .want_write = op_want_write,
     .write = op_write,
@@ -200,6 +206,7 @@ static const gw_session_ops h_ops = {
     .sync_done = op_sync_done,
     .epoch = op_epoch,
     .store_read = op_store_read,
+    .arm = op_arm,
 };
 
 /* A harness whose room logs hold log_bytes; every partition is covered from `start`. */

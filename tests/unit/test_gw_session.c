@@ -428,8 +428,30 @@ static void test_rate_before_parse(void)
     h_free(h);
 }
 
+static void test_coalescing(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h->ctx.cfg.coalesce_ms = 1000;
+    h_conn *a = h_open(h, 0, "alice");
+    join(h, a, "r", NULL);
+    say(h, a, "r", 1, "m"); /* the first after a quiet while wakes the members at once */
+    CHECK(h->ctx.wakes == NULL);
+    say(h, a, "r", 3, "n"); /* the next ones wait for the tick */
+    CHECK(h->ctx.wakes != NULL);
+    gw_sessions_wake_due(&h->ctx);
+    CHECK(h->ctx.wakes == NULL);
+    /* a queued room outlives its members until the tick releases it */
+    say(h, a, "r", 1, "o");
+    CHECK(h->ctx.wakes != NULL);
+    h_close(h, a);
+    gw_sessions_wake_due(&h->ctx);
+    CHECK(h->ctx.wakes == NULL);
+    h_free(h);
+}
+
 int main(void)
 {
+    RUN(test_coalescing);
     RUN(test_join_is_exact_and_waits_for_fan_out);
     RUN(test_resume);
     RUN(test_resume_from_the_store);
