@@ -605,12 +605,12 @@ static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* rx_buffer_size 512: lws allocates it for every connection at the upgrade, and hands larger
+/* rx_buffer_size 256: lws allocates it for every connection at the upgrade, and hands larger
  * client frames over in pieces that gw_session reassembles (lws_is_first/final_fragment), so it
  * bounds memory, not message size. tx_packet_size: what one send() may carry, at least one
  * batch of frames (lws would otherwise fall back to rx_buffer_size and split every batch). */
 static const struct lws_protocols gw_protocols[] = {
-    {"chat", chat_callback, sizeof(gw_pss), 512, 0, NULL, 65536},
+    {"chat", chat_callback, sizeof(gw_pss), 256, 0, NULL, 65536},
     {"chat-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -138,6 +138,8 @@ static double percentile_ms(double p)
     if (!total)
         return 0;
     uint64_t want = (uint64_t)(p * (double)total);
+    if (want >= total)
+        want = total - 1; /* p = 1: the largest */
     for (int i = 0; i < 64 * 16; i++) {
         seen += hist[i];
         if (seen > want) {
@@ -588,6 +590,8 @@ int main(int argc, char **argv)
             pump(10);
     }
     bool sending = !o.join_only && o.senders > 0 && o.rate > 0;
+    if (!sending)
+        o.rate = 0;
     double wall = sending ? (double)(now_ns() - start) / 1e9 : 0, self = self_cpu_s() - s0;
     double g2 = o.pid ? proc_cpu_s(o.pid) : -1;
     double us_per = n_delivered && g2 >= 0 ? (g2 - g1) * 1e6 / (double)n_delivered : 0;
