@@ -3,9 +3,9 @@
  * One allocation per entry (the struct, then from and cid). Entries sit on three structures:
  * the gateway-wide arrival list (a FIFO: eviction takes its head), their room's ring of entry
  * pointers indexed by rseq (grown by doubling, never shrunk while the room lives), and, when the
- * message had a cid, a chained hash table keyed by (room, from, cid). Rooms sit in a chained
- * hash table keyed by name. Both tables hash with the keyed SipHash of gw_hash.h, since
- * clients choose every byte hashed. Per partition, start and next track the covered range. */
+ * message had a cid, a hash table keyed by (room, from, cid). Rooms sit in a hash table keyed
+ * by name. Both are gw_htab tables hashed with the keyed SipHash of gw_hash.h, since clients
+ * choose every byte hashed. Per partition, start and next track the covered range. */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "gw_log.h"
 
@@ -15,7 +15,6 @@
 
 #include "gw_hash.h"
 
-#define GW_LOG_MIN_SLOTS 256
 #define GW_LOG_ENTRY_OVERHEAD 64 /* what an entry costs beyond its frame and strings */
 
 typedef struct gw_log_part {
@@ -26,17 +25,15 @@ struct gw_log {
     size_t max_bytes, bytes, nentries, nrooms;
     uint64_t evicted;
     gw_log_entry *head, *tail; /* arrival order */
-    gw_log_room **rooms;       /* name index */
-    size_t nrslots;
-    gw_log_entry **cids; /* cid index */
-    size_t ncslots, ncids;
+    gw_htab rooms;             /* name index */
+    gw_htab cids;              /* cid index */
     gw_log_part *parts;
     int32_t nparts;
     uint64_t key[2];
     void (*user_free)(void *);
 };
 
-/* ---- indexes ------------------------------------------------------------------------------ */
+/* ---- index keys --------------------------------------------------------------------------- */
 
 static uint64_t name_hash(const gw_log *log, const char *room, size_t len)
 {
@@ -58,59 +55,6 @@ static uint64_t cid_hash(const gw_log *log, const char *room, const char *from, 
     return h ? h : 1; /* 0 means "no cid" */
 }
 
-/* Doubling the name index (and below, the cid index). On ENOMEM a table keeps its size, which
- * is still correct, only slower. */
-static void rooms_grow(gw_log *log)
-{
-    size_t n = log->nrslots * 2;
-    gw_log_room **slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return;
-    for (size_t i = 0; i < log->nrslots; i++) {
-        gw_log_room *r = log->rooms[i];
-        while (r) {
-            gw_log_room *next = r->hnext;
-            r->hnext = slots[r->hash & (n - 1)];
-            slots[r->hash & (n - 1)] = r;
-            r = next;
-        }
-    }
-    free(log->rooms);
-    log->rooms = slots;
-    log->nrslots = n;
-}
-
-static void cids_grow(gw_log *log)
-{
-    size_t n = log->ncslots * 2;
-    gw_log_entry **slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return;
-    for (size_t i = 0; i < log->ncslots; i++) {
-        gw_log_entry *e = log->cids[i];
-        while (e) {
-            gw_log_entry *next = e->dnext;
-            e->dnext = slots[e->dkey & (n - 1)];
-            slots[e->dkey & (n - 1)] = e;
-            e = next;
-        }
-    }
-    free(log->cids);
-    log->cids = slots;
-    log->ncslots = n;
-}
-
-static void cid_remove(gw_log *log, gw_log_entry *e)
-{
-    gw_log_entry **pp = &log->cids[e->dkey & (log->ncslots - 1)];
-    while (*pp && *pp != e)
-        pp = &(*pp)->dnext;
-    if (*pp) {
-        *pp = e->dnext;
-        log->ncids--;
-    }
-}
-
 /* ---- the log ------------------------------------------------------------------------------ */
 
 gw_log *gw_log_new(size_t max_bytes, int32_t partitions, void (*user_free)(void *))
@@ -121,14 +65,11 @@ gw_log *gw_log_new(size_t max_bytes, int32_t partitions, void (*user_free)(void 
     if (!log)
         return NULL;
     log->max_bytes = max_bytes;
-    log->rooms = calloc(GW_LOG_MIN_SLOTS, sizeof(*log->rooms));
-    log->cids = calloc(GW_LOG_MIN_SLOTS, sizeof(*log->cids));
     log->parts = calloc((size_t)partitions, sizeof(*log->parts));
-    if (!log->rooms || !log->cids || !log->parts) {
+    if (gw_htab_init(&log->rooms) || gw_htab_init(&log->cids) || !log->parts) {
         gw_log_free(log);
         return NULL;
     }
-    log->nrslots = log->ncslots = GW_LOG_MIN_SLOTS;
     log->nparts = partitions;
     log->user_free = user_free;
     gw_hash_seed(log->key, log);
@@ -137,11 +78,7 @@ gw_log *gw_log_new(size_t max_bytes, int32_t partitions, void (*user_free)(void 
 
 static void room_free(gw_log *log, gw_log_room *r)
 {
-    gw_log_room **pp = &log->rooms[r->hash & (log->nrslots - 1)];
-    while (*pp && *pp != r)
-        pp = &(*pp)->hnext;
-    if (*pp)
-        *pp = r->hnext;
+    gw_htab_remove(&log->rooms, &r->node);
     log->nrooms--;
     gw_buf_unref(r->cache);
     if (r->user && log->user_free)
@@ -157,6 +94,18 @@ static void room_maybe_free(gw_log *log, gw_log_room *r)
         room_free(log, r);
 }
 
+/* Frees a room at gw_log_free (the entries are gone already). */
+static void drop_room(gw_hnode *node, void *arg)
+{
+    gw_log *log = arg;
+    gw_log_room *r = gw_htab_entry(node, gw_log_room, node);
+    gw_buf_unref(r->cache);
+    if (r->user && log->user_free)
+        log->user_free(r->user);
+    free(r->ring);
+    free(r);
+}
+
 void gw_log_free(gw_log *log)
 {
     if (!log)
@@ -168,22 +117,9 @@ void gw_log_free(gw_log *log)
         free(e);
         e = next;
     }
-    if (log->rooms) {
-        for (size_t i = 0; i < log->nrslots; i++) {
-            gw_log_room *r = log->rooms[i];
-            while (r) {
-                gw_log_room *next = r->hnext;
-                gw_buf_unref(r->cache);
-                if (r->user && log->user_free)
-                    log->user_free(r->user);
-                free(r->ring);
-                free(r);
-                r = next;
-            }
-        }
-    }
-    free(log->rooms);
-    free(log->cids);
+    gw_htab_each(&log->rooms, drop_room, log);
+    gw_htab_free(&log->rooms);
+    gw_htab_free(&log->cids);
     free(log->parts);
     free(log);
 }
@@ -210,9 +146,11 @@ gw_log_room *gw_log_room_find(const gw_log *log, const char *room)
     if (len > CHAT_ROOM_MAX)
         return NULL;
     uint64_t h = name_hash(log, room, len);
-    for (gw_log_room *r = log->rooms[h & (log->nrslots - 1)]; r; r = r->hnext)
-        if (r->hash == h && r->len == len && memcmp(r->name, room, len) == 0)
+    for (gw_hnode *n = gw_htab_first(&log->rooms, h); n; n = gw_htab_next(n, h)) {
+        gw_log_room *r = gw_htab_entry(n, gw_log_room, node);
+        if (r->len == len && memcmp(r->name, room, len) == 0)
             return r;
+    }
     return NULL;
 }
 
@@ -230,11 +168,8 @@ static gw_log_room *room_get(gw_log *log, const char *room, int32_t p)
     memcpy(r->name, room, len);
     r->len = len;
     r->partition = p;
-    r->hash = name_hash(log, room, len);
-    if (log->nrooms >= log->nrslots)
-        rooms_grow(log);
-    r->hnext = log->rooms[r->hash & (log->nrslots - 1)];
-    log->rooms[r->hash & (log->nrslots - 1)] = r;
+    r->node.hash = name_hash(log, room, len);
+    gw_htab_insert(&log->rooms, &r->node);
     log->nrooms++;
     return r;
 }
@@ -270,7 +205,7 @@ static void evict_one(gw_log *log)
     if (part->start <= e->offset)
         part->start = e->offset + 1;
     if (e->dkey)
-        cid_remove(log, e);
+        gw_htab_remove(&log->cids, &e->cnode);
     log->bytes -= e->cost;
     log->nentries--;
     log->evicted++;
@@ -337,11 +272,8 @@ gw_log_entry *gw_log_append(gw_log *log, int32_t p, int64_t offset, const char *
     if (cl) {
         e->dkey = cid_hash(log, r->name, from, cid);
         if (e->dkey) {
-            if (log->ncids >= log->ncslots)
-                cids_grow(log);
-            e->dnext = log->cids[e->dkey & (log->ncslots - 1)];
-            log->cids[e->dkey & (log->ncslots - 1)] = e;
-            log->ncids++;
+            e->cnode.hash = e->dkey;
+            gw_htab_insert(&log->cids, &e->cnode);
         }
     }
     /* skipped offsets (transaction markers, compaction) leave the covered range complete */
@@ -395,10 +327,12 @@ const gw_log_entry *gw_log_find_cid(const gw_log *log, const char *room, const c
     uint64_t h = cid_hash(log, room, from, cid);
     if (!h)
         return NULL;
-    for (gw_log_entry *e = log->cids[h & (log->ncslots - 1)]; e; e = e->dnext)
-        if (e->dkey == h && strcmp(e->cid, cid) == 0 && strcmp(e->from, from) == 0 &&
+    for (gw_hnode *n = gw_htab_first(&log->cids, h); n; n = gw_htab_next(n, h)) {
+        gw_log_entry *e = gw_htab_entry(n, gw_log_entry, cnode);
+        if (strcmp(e->cid, cid) == 0 && strcmp(e->from, from) == 0 &&
             strcmp(e->room->name, room) == 0)
             return e;
+    }
     return NULL;
 }
 

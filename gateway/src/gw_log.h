@@ -29,13 +29,14 @@
 
 #include "chat_validate.h"
 #include "gw_buf.h"
+#include "gw_htab.h"
 
 typedef struct gw_log gw_log;
 typedef struct gw_log_entry gw_log_entry;
 
 struct gw_log_entry {
-    gw_log_entry *next;  /* arrival order, for eviction (private) */
-    gw_log_entry *dnext; /* cid index chain (private) */
+    gw_log_entry *next; /* arrival order, for eviction (private) */
+    gw_hnode cnode;     /* in the cid index (private) */
     struct gw_log_room *room;
     int64_t offset;   /* Kafka offset in room->partition */
     uint64_t dkey;    /* hash of (room, from, cid); 0 when the message had no cid */
@@ -46,8 +47,7 @@ struct gw_log_entry {
 };
 
 typedef struct gw_log_room {
-    struct gw_log_room *hnext; /* private: name index chain */
-    uint64_t hash;             /* private */
+    gw_hnode node; /* in the name index (private) */
     int32_t partition;
     unsigned refs;
     uint64_t first_rseq; /* rseq of the oldest retained entry */

@@ -1,6 +1,6 @@
 /* gw_rooms.c: the gateway's room index (see gw_rooms.h).
  *
- * Three intrusive chained hash tables share one small implementation:
+ * Three intrusive chained hash tables (gw_htab.h):
  *   rooms       room name        -> gw_room   (members as a list in join order)
  *   members     member pointer   -> gw_member (its memberships, for count_of and leave_all)
  *   links       (room, member)   -> gw_link   (one membership; in both lists above)
@@ -18,92 +18,7 @@
 
 #include "chat_validate.h"
 #include "gw_hash.h"
-
-#define GW_ROOMS_MIN_SLOTS 64
-
-/* ---- a minimal intrusive hash table ---------------------------------------------------- */
-
-typedef struct gw_hnode {
-    struct gw_hnode *next;
-    uint64_t hash;
-} gw_hnode;
-
-typedef struct gw_htab {
-    gw_hnode **slots;
-    size_t nslots; /* a power of two */
-    size_t count;
-} gw_htab;
-
-static int htab_init(gw_htab *t)
-{
-    t->slots = calloc(GW_ROOMS_MIN_SLOTS, sizeof(*t->slots));
-    if (!t->slots)
-        return -ENOMEM;
-    t->nslots = GW_ROOMS_MIN_SLOTS;
-    t->count = 0;
-    return 0;
-}
-
-/* Moves every node into a table of n slots. On ENOMEM the table keeps its old size, which is
- * still correct, only slower. */
-static void htab_resize(gw_htab *t, size_t n)
-{
-    gw_hnode **slots = calloc(n, sizeof(*slots));
-    if (!slots)
-        return;
-    for (size_t i = 0; i < t->nslots; i++) {
-        gw_hnode *node = t->slots[i];
-        while (node) {
-            gw_hnode *next = node->next;
-            size_t j = node->hash & (n - 1);
-            node->next = slots[j];
-            slots[j] = node;
-            node = next;
-        }
-    }
-    free(t->slots);
-    t->slots = slots;
-    t->nslots = n;
-}
-
-static void htab_insert(gw_htab *t, gw_hnode *node)
-{
-    if (t->count >= t->nslots && t->nslots <= SIZE_MAX / 2 / sizeof(*t->slots))
-        htab_resize(t, t->nslots * 2);
-    size_t i = node->hash & (t->nslots - 1);
-    node->next = t->slots[i];
-    t->slots[i] = node;
-    t->count++;
-}
-
-static void htab_remove(gw_htab *t, gw_hnode *node)
-{
-    gw_hnode **pp = &t->slots[node->hash & (t->nslots - 1)];
-    while (*pp && *pp != node)
-        pp = &(*pp)->next;
-    if (*pp) {
-        *pp = node->next;
-        t->count--;
-    }
-    if (t->nslots > GW_ROOMS_MIN_SLOTS && t->count < t->nslots / 8)
-        htab_resize(t, t->nslots / 2);
-}
-
-static gw_hnode *htab_first(const gw_htab *t, uint64_t hash)
-{
-    gw_hnode *node = t->slots[hash & (t->nslots - 1)];
-    while (node && node->hash != hash)
-        node = node->next;
-    return node;
-}
-
-static gw_hnode *htab_next(const gw_hnode *node, uint64_t hash)
-{
-    node = node->next;
-    while (node && node->hash != hash)
-        node = node->next;
-    return (gw_hnode *)node;
-}
+#include "gw_htab.h"
 
 /* ---- hashing ------------------------------------------------------------------------------ */
 
@@ -154,7 +69,7 @@ gw_rooms *gw_rooms_new(void)
     gw_rooms *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    if (htab_init(&r->rooms) || htab_init(&r->members) || htab_init(&r->links)) {
+    if (gw_htab_init(&r->rooms) || gw_htab_init(&r->members) || gw_htab_init(&r->links)) {
         gw_rooms_free(r);
         return NULL;
     }
@@ -162,24 +77,21 @@ gw_rooms *gw_rooms_new(void)
     return r;
 }
 
+static void free_node(gw_hnode *node, void *arg)
+{
+    (void)arg;
+    free(node);
+}
+
 void gw_rooms_free(gw_rooms *r)
 {
     if (!r)
         return;
-    /* Every link, member and room is reachable from the tables' slots. */
+    /* Every link, member and room is reachable from the tables (each node starts its struct). */
     gw_htab *tabs[] = {&r->links, &r->members, &r->rooms};
     for (size_t t = 0; t < 3; t++) {
-        if (!tabs[t]->slots)
-            continue;
-        for (size_t i = 0; i < tabs[t]->nslots; i++) {
-            gw_hnode *node = tabs[t]->slots[i];
-            while (node) {
-                gw_hnode *next = node->next;
-                free(node);
-                node = next;
-            }
-        }
-        free(tabs[t]->slots);
+        gw_htab_each(tabs[t], free_node, NULL);
+        gw_htab_free(tabs[t]);
     }
     free(r);
 }
@@ -192,7 +104,7 @@ static uint64_t room_hash(const gw_rooms *r, const char *room, size_t len)
 static gw_room *find_room(const gw_rooms *r, const char *room, size_t len)
 {
     uint64_t h = room_hash(r, room, len);
-    for (gw_hnode *n = htab_first(&r->rooms, h); n; n = htab_next(n, h)) {
+    for (gw_hnode *n = gw_htab_first(&r->rooms, h); n; n = gw_htab_next(n, h)) {
         gw_room *rm = (gw_room *)n;
         if (rm->len == len && memcmp(rm->name, room, len) == 0)
             return rm;
@@ -203,7 +115,7 @@ static gw_room *find_room(const gw_rooms *r, const char *room, size_t len)
 static gw_member *find_member(const gw_rooms *r, const void *member)
 {
     uint64_t h = ptr_hash(member);
-    for (gw_hnode *n = htab_first(&r->members, h); n; n = htab_next(n, h)) {
+    for (gw_hnode *n = gw_htab_first(&r->members, h); n; n = gw_htab_next(n, h)) {
         gw_member *m = (gw_member *)n;
         if (m->member == member)
             return m;
@@ -219,7 +131,7 @@ static uint64_t link_hash(const gw_room *room, const void *member)
 static gw_link *find_link(const gw_rooms *r, const gw_room *room, const void *member)
 {
     uint64_t h = link_hash(room, member);
-    for (gw_hnode *n = htab_first(&r->links, h); n; n = htab_next(n, h)) {
+    for (gw_hnode *n = gw_htab_first(&r->links, h); n; n = gw_htab_next(n, h)) {
         gw_link *l = (gw_link *)n;
         if (l->room == room && l->m->member == member)
             return l;
@@ -276,13 +188,13 @@ int gw_rooms_join(gw_rooms *r, const char *room, void *member)
         goto fail;
 
     if (new_room)
-        htab_insert(&r->rooms, &rm->node);
+        gw_htab_insert(&r->rooms, &rm->node);
     if (new_member)
-        htab_insert(&r->members, &m->node);
+        gw_htab_insert(&r->members, &m->node);
     l->room = rm;
     l->m = m;
     l->node.hash = link_hash(rm, member);
-    htab_insert(&r->links, &l->node);
+    gw_htab_insert(&r->links, &l->node);
 
     l->rprev = rm->tail;
     if (rm->tail)
@@ -332,14 +244,14 @@ static void drop_link(gw_rooms *r, gw_link *l)
         l->mnext->mprev = l->mprev;
     m->nrooms--;
 
-    htab_remove(&r->links, &l->node);
+    gw_htab_remove(&r->links, &l->node);
     free(l);
     if (rm->nmembers == 0) {
-        htab_remove(&r->rooms, &rm->node);
+        gw_htab_remove(&r->rooms, &rm->node);
         free(rm);
     }
     if (m->nrooms == 0) {
-        htab_remove(&r->members, &m->node);
+        gw_htab_remove(&r->members, &m->node);
         free(m);
     }
 }

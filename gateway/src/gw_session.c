@@ -819,7 +819,11 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
         return;
     }
     gw_inflight **link = NULL;
-    inflight_find(ctx, inf->hash, inf->room, inf->from, inf->cid, &link);
+    if (!inflight_find(ctx, inf->hash, inf->room, inf->from, inf->cid, &link)) {
+        /* cannot happen: a send's record stays in the table until its report came */
+        chat_log(CHAT_LOG_ERROR, "delivery report of an unknown in-flight send (%s)", inf->cid);
+        return;
+    }
     if (!id || gw_log_find_cid(ctx->log, inf->room, inf->from, inf->cid)) {
         inflight_drop(ctx, link); /* failed (a retry may produce again), or already in the log */
         return;

@@ -234,12 +234,16 @@ def _console_problems(b: Browser) -> list[str]:
     return out
 
 
-def test_two_browsers_chat_through_haproxy(cluster):
+def _require_browser() -> None:
     if webdriver is None:
         pytest.fail("the selenium package is missing from the venv: run scripts/deps.sh")
     for p in (CHROMIUM, CHROMEDRIVER):
         if not p.is_file():
             pytest.fail(f"{p} is missing: run scripts/deps.sh (Debian chromium, chromium-driver)")
+
+
+def test_two_browsers_chat_through_haproxy(cluster):
+    _require_browser()
 
     url = f"http://127.0.0.1:{cluster.public_port}/"
     room = unique("browser")
@@ -338,11 +342,7 @@ def _connected_to(b: Browser) -> str | None:
 
 
 def test_browser_keeps_chatting_through_a_gateway_restart(cluster):
-    if webdriver is None:
-        pytest.fail("the selenium package is missing from the venv: run scripts/deps.sh")
-    for p in (CHROMIUM, CHROMEDRIVER):
-        if not p.is_file():
-            pytest.fail(f"{p} is missing: run scripts/deps.sh (Debian chromium, chromium-driver)")
+    _require_browser()
 
     url = f"http://127.0.0.1:{cluster.public_port}/"
     room = unique("restart")
