@@ -325,12 +325,18 @@ static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     if (strcmp(path, "/healthz") == 0)
         return http_respond(wsi, pss, 200, "text/plain", "ok\n");
     if (strcmp(path, "/readyz") == 0) {
+        /* a store path that is backed up sends people elsewhere until it drains */
         bool k = gw_kafka_ready(ctx->kafka), m = gw_store_ready(ctx->store),
-             w = gw_kafka_warm(ctx->kafka), ok = k && m && w;
+             w = gw_kafka_warm(ctx->kafka),
+             busy = gw_store_queued(ctx->store) >= GW_STORE_QUEUE * 3 / 4,
+             ok = k && m && w && !busy;
         return http_respond(wsi, pss, ok ? 200 : 503, "application/json",
                             "{\"status\":\"%s\",\"kafka\":\"%s\",\"mongo\":\"%s\","
                             "\"log\":\"%s\",\"node\":\"%s\",\"sessions\":%llu}",
-                            ok ? "ready" : "not ready", k ? "ok" : "down", m ? "ok" : "down",
+                            ok ? "ready" : "not ready", k ? "ok" : "down",
+                            !m     ? "down"
+                            : busy ? "busy"
+                                   : "ok",
                             w ? "ok" : "warming", ctx->cfg.node_id,
                             (unsigned long long)ctx->stats.sessions_open);
     }
@@ -429,9 +435,14 @@ static const char *op_epoch(void *arg)
     return gw_kafka_epoch(((gw_ctx *)arg)->kafka);
 }
 
-static int op_store_read(void *arg, const gw_store_query *q, void *opaque)
+static int op_store_read(void *arg, const gw_store_query *q, const void *owner, void *opaque)
 {
-    return gw_store_history(((gw_ctx *)arg)->store, q, opaque);
+    return gw_store_history(((gw_ctx *)arg)->store, q, owner, opaque);
+}
+
+static void op_cancel_reads(void *arg, const void *owner)
+{
+    gw_store_cancel(((gw_ctx *)arg)->store, owner);
 }
 
 static void wake_due(lws_sorted_usec_list_t *sul)
@@ -459,6 +470,7 @@ static const gw_session_ops lws_session_ops = {
     .sync_done = op_sync_done,
     .epoch = op_epoch,
     .store_read = op_store_read,
+    .cancel_reads = op_cancel_reads,
     .arm = op_arm,
 };
 

@@ -404,7 +404,7 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
 
 static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
 {
-    int rc = s->ctx->ops->store_read(s->ctx->ops_arg, q, r);
+    int rc = s->ctx->ops->store_read(s->ctx->ops_arg, q, s->handle, r);
     if (rc == 0)
         s->ctx->stats.store_reads++;
     return rc;
@@ -1071,6 +1071,7 @@ void gw_session_closed(gw_session *s)
     if (!ctx)
         return; /* never opened */
     ctx->ops->auth_timer(s, 0);
+    ctx->ops->cancel_reads(ctx->ops_arg, s->handle); /* what has not started never will */
     gw_rooms_leave_all(ctx->rooms, s);
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);

@@ -30,7 +30,9 @@ struct gw_session_ops {
     uint64_t (*sync_begin)(void *arg, int32_t p); /* as gw_kafka_sync_begin */
     bool (*sync_done)(void *arg, int32_t p, uint64_t ticket, int64_t *end);
     const char *(*epoch)(void *arg);
-    int (*store_read)(void *arg, const gw_store_query *q, void *opaque); /* gw_store_history */
+    /* gw_store_history for owner (the session's handle), and gw_store_cancel of its reads */
+    int (*store_read)(void *arg, const gw_store_query *q, const void *owner, void *opaque);
+    void (*cancel_reads)(void *arg, const void *owner);
     void (*arm)(void *arg, int ms); /* call gw_sessions_wake_due once, ms from now */
 };
 

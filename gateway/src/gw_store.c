@@ -1,5 +1,7 @@
 /* gw_store.c: the MongoDB worker pool behind gw_store.h. Requests and results are linked
- * lists under one mutex; the request queue is bounded, a result is bounded by its limit. */
+ * lists under one mutex. Queued requests wait in one FIFO per owner (a connection), and the
+ * owners are served in turn, so one connection's flood delays everyone else by at most one
+ * request each; the queue is bounded in total and per owner, a result by its limit. */
 #define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
 #include "gw_store.h"
 
@@ -19,11 +21,21 @@
 
 typedef struct gw_store_req {
     struct gw_store_req *next;
+    const void *owner;
     gw_store_result r;
     char before[CHAT_MSGID_LEN + 1]; /* "" = newest */
     char after[CHAT_MSGID_LEN + 1];  /* "" = no lower bound */
     int limit;
 } gw_store_req;
+
+/* One owner's queued requests, oldest first; the ring is circular (ring points at the next owner
+ * served). */
+typedef struct gw_store_owner {
+    struct gw_store_owner *next, *prev;
+    const void *owner;
+    gw_store_req *head, *tail;
+    size_t n;
+} gw_store_owner;
 
 struct gw_store {
     mongoc_uri_t *uri;
@@ -31,8 +43,8 @@ struct gw_store {
     char db[128];
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    gw_store_req *req_head, *req_tail;
-    size_t req_count, max_queue;
+    gw_store_owner *ring; /* owners with queued requests, served in turn */
+    size_t req_count, max_queue, max_per_owner;
     gw_store_req *done_head, *done_tail;
     pthread_t *threads;
     int nthreads;
@@ -124,6 +136,64 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
     bson_destroy(&opts);
 }
 
+static gw_store_owner *owner_find(gw_store *s, const void *owner)
+{
+    gw_store_owner *o = s->ring;
+    if (!o)
+        return NULL;
+    do {
+        if (o->owner == owner)
+            return o;
+        o = o->next;
+    } while (o != s->ring);
+    return NULL;
+}
+
+static void owner_unlink(gw_store *s, gw_store_owner *o)
+{
+    if (o->next == o) {
+        s->ring = NULL;
+    } else {
+        o->prev->next = o->next;
+        o->next->prev = o->prev;
+        if (s->ring == o)
+            s->ring = o->next;
+    }
+    free(o);
+}
+
+/* The next request to run: the oldest of the owner whose turn it is; that owner goes to the back
+ * of the ring. Caller holds mu; NULL when nothing is queued. */
+static gw_store_req *queue_pop(gw_store *s)
+{
+    gw_store_owner *o = s->ring;
+    if (!o)
+        return NULL;
+    gw_store_req *q = o->head;
+    o->head = q->next;
+    if (!o->head)
+        o->tail = NULL;
+    o->n--;
+    s->req_count--;
+    if (o->n == 0)
+        owner_unlink(s, o);
+    else
+        s->ring = o->next;
+    q->next = NULL;
+    return q;
+}
+
+/* Appends q to the finished list (caller holds mu). */
+static void done_push(gw_store *s, gw_store_req *q)
+{
+    q->next = NULL;
+    if (s->done_tail)
+        s->done_tail->next = q;
+    else
+        s->done_head = q;
+    s->done_tail = q;
+}
+
 static void free_result(gw_store_result *r)
 {
     for (size_t i = 0; i < r->n; i++)
@@ -138,7 +208,7 @@ static void *worker_main(void *arg)
     gw_store *s = arg;
     pthread_mutex_lock(&s->mu);
     while (!s->stop) {
-        if (!s->req_head) {
+        if (!s->ring) {
             /* idle: ping every 2 s (one worker does it), else wait for work */
             int64_t now = mono_ms();
             if (now - s->last_check_ms >= 2000) {
@@ -160,11 +230,7 @@ static void *worker_main(void *arg)
             pthread_cond_timedwait(&s->cv, &s->mu, &ts);
             continue;
         }
-        gw_store_req *q = s->req_head;
-        s->req_head = q->next;
-        if (!s->req_head)
-            s->req_tail = NULL;
-        s->req_count--;
+        gw_store_req *q = queue_pop(s);
         pthread_mutex_unlock(&s->mu);
 
         mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
@@ -173,12 +239,7 @@ static void *worker_main(void *arg)
 
         pthread_mutex_lock(&s->mu);
         s->last_check_ms = mono_ms();
-        q->next = NULL;
-        if (s->done_tail)
-            s->done_tail->next = q;
-        else
-            s->done_head = q;
-        s->done_tail = q;
+        done_push(s, q);
         pthread_mutex_unlock(&s->mu);
         s->wake(s->wake_arg);
         pthread_mutex_lock(&s->mu);
@@ -188,7 +249,8 @@ static void *worker_main(void *arg)
 }
 
 int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
-                 void (*wake)(void *), void *wake_arg, char *err, size_t errlen)
+                 size_t max_per_owner, void (*wake)(void *), void *wake_arg, char *err,
+                 size_t errlen)
 {
     gw_store *s = calloc(1, sizeof(*s));
     if (!s)
@@ -196,6 +258,7 @@ int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
     pthread_mutex_init(&s->mu, NULL);
     pthread_cond_init(&s->cv, NULL);
     s->max_queue = max_queue;
+    s->max_per_owner = max_per_owner;
     s->wake = wake;
     s->wake_arg = wake_arg;
     s->uri = chat_mongo_uri_new(uri, "chat-gateway", err, errlen);
@@ -237,16 +300,10 @@ void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
     for (int i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i], NULL);
     free(s->threads);
-    for (gw_store_req *q = s->req_head; q; q = q->next)
-        q->r.err = -ECANCELED;
     /* the never-run requests join the finished ones, so one loop releases both */
-    if (s->req_head) {
-        if (s->done_tail)
-            s->done_tail->next = s->req_head;
-        else
-            s->done_head = s->req_head;
-        s->done_tail = s->req_tail;
-        s->req_head = s->req_tail = NULL;
+    for (gw_store_req *q; (q = queue_pop(s));) {
+        q->r.err = -ECANCELED;
+        done_push(s, q);
     }
     for (gw_store_req *q = s->done_head, *n; q; q = n) {
         n = q->next;
@@ -270,7 +327,7 @@ void gw_store_set_fence(gw_store *s, int64_t (*fence)(void *arg, int32_t partiti
     s->fence_arg = arg;
 }
 
-int gw_store_history(gw_store *s, const gw_store_query *query, void *opaque)
+int gw_store_history(gw_store *s, const gw_store_query *query, const void *owner, void *opaque)
 {
     gw_store_req *q = calloc(1, sizeof(*q));
     if (!q)
@@ -283,17 +340,33 @@ int gw_store_history(gw_store *s, const gw_store_query *query, void *opaque)
     snprintf(q->before, sizeof(q->before), "%s", query->before ? query->before : "");
     snprintf(q->after, sizeof(q->after), "%s", query->after ? query->after : "");
     q->limit = query->limit;
+    q->owner = owner;
     pthread_mutex_lock(&s->mu);
-    if (s->req_count >= s->max_queue) {
+    gw_store_owner *o = owner_find(s, owner);
+    if (s->req_count >= s->max_queue || (o && o->n >= s->max_per_owner) ||
+        (!o && !(o = calloc(1, sizeof(*o))))) {
         pthread_mutex_unlock(&s->mu);
         free(q);
         return -ENOBUFS;
     }
-    if (s->req_tail)
-        s->req_tail->next = q;
+    if (o->n == 0) { /* a new owner joins the back of the ring */
+        o->owner = owner;
+        if (!s->ring) {
+            o->next = o->prev = o;
+            s->ring = o;
+        } else {
+            o->next = s->ring;
+            o->prev = s->ring->prev;
+            o->prev->next = o;
+            s->ring->prev = o;
+        }
+    }
+    if (o->tail)
+        o->tail->next = q;
     else
-        s->req_head = q;
-    s->req_tail = q;
+        o->head = q;
+    o->tail = q;
+    o->n++;
     s->req_count++;
     pthread_cond_signal(&s->cv);
     pthread_mutex_unlock(&s->mu);
@@ -319,4 +392,31 @@ size_t gw_store_drain(gw_store *s, gw_store_result_fn fn, void *arg)
 bool gw_store_ready(const gw_store *s)
 {
     return atomic_load(&s->ready);
+}
+
+void gw_store_cancel(gw_store *s, const void *owner)
+{
+    pthread_mutex_lock(&s->mu);
+    gw_store_owner *o = owner_find(s, owner);
+    size_t n = 0;
+    if (o) {
+        for (gw_store_req *q = o->head, *next; q; q = next, n++) {
+            next = q->next;
+            q->r.err = -ECANCELED;
+            done_push(s, q);
+        }
+        s->req_count -= o->n;
+        owner_unlink(s, o);
+    }
+    pthread_mutex_unlock(&s->mu);
+    if (n)
+        s->wake(s->wake_arg);
+}
+
+size_t gw_store_queued(gw_store *s)
+{
+    pthread_mutex_lock(&s->mu);
+    size_t n = s->req_count;
+    pthread_mutex_unlock(&s->mu);
+    return n;
 }

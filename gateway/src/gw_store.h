@@ -16,6 +16,9 @@
 
 typedef struct gw_store gw_store;
 
+#define GW_STORE_QUEUE 1024 /* store reads waiting in a gateway at most */
+#define GW_STORE_PER_CONN 8 /* of one connection (its joins and history reads) */
+
 typedef struct gw_store_result {
     void *opaque;      /* as given to gw_store_history */
     int kind;          /* as given in the query */
@@ -31,9 +34,11 @@ typedef struct gw_store_result {
 typedef void (*gw_store_result_fn)(gw_store_result *r, void *arg);
 
 /* Connects lazily (a MongoDB that is down is not an error here). wake() is called from worker
- * threads. Returns 0 or CHAT_EINVAL with err naming CHAT_MONGO_URI. */
+ * threads. At most max_queue requests wait, at most max_per_owner of one owner. Returns 0 or
+ * CHAT_EINVAL with err naming CHAT_MONGO_URI. */
 int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
-                 void (*wake)(void *), void *wake_arg, char *err, size_t errlen);
+                 size_t max_per_owner, void (*wake)(void *), void *wake_arg, char *err,
+                 size_t errlen);
 /* Stops the workers (waiting for a running query), hands every request not yet drained to fn
  * (those that never ran with err -ECANCELED) so their opaque pointers can be released, and
  * frees. NULL is a no-op. */
@@ -49,9 +54,15 @@ typedef struct gw_store_query {
     int32_t partition; /* the room's Kafka partition, for the fence; -1: no fence */
 } gw_store_query;
 
-/* Queues the query (copied). Returns 0, or -ENOBUFS when max_queue requests are already
- * waiting. */
-int gw_store_history(gw_store *s, const gw_store_query *q, void *opaque);
+/* Queues the query (copied) for owner (any pointer naming who asks, e.g. a connection; owners
+ * are served in turn). Returns 0, or -ENOBUFS when max_queue requests, or max_per_owner of this
+ * owner's, are already waiting. */
+int gw_store_history(gw_store *s, const gw_store_query *q, const void *owner, void *opaque);
+/* Drops the owner's requests that have not started (its connection closed): they come back
+ * through gw_store_drain with err -ECANCELED, so their opaque pointers can be released. */
+void gw_store_cancel(gw_store *s, const void *owner);
+/* Requests waiting (for /readyz). Any thread. */
+size_t gw_store_queued(gw_store *s);
 
 /* Before each query a worker calls fence(arg, partition) (any thread; it may block briefly):
  * the offset below which the store is known to hold every message of the partition (the

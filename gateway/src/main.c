@@ -80,8 +80,8 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: out of memory\n");
         goto out;
     }
-    if (gw_store_new(&ctx.store, ctx.cfg.mongo_uri, (int)ctx.cfg.mongo_workers, 1024,
-                     gw_server_wake, &ctx, err, sizeof(err)) != 0) {
+    if (gw_store_new(&ctx.store, ctx.cfg.mongo_uri, (int)ctx.cfg.mongo_workers, GW_STORE_QUEUE,
+                     GW_STORE_PER_CONN, gw_server_wake, &ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
         goto out;
     }

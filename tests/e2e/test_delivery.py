@@ -16,7 +16,8 @@ import pytest
 import websockets
 from websockets.exceptions import ConnectionClosed
 
-from chat_e2e import (connect_on, extra_gateway, metrics, run, unique, wait_persisted)
+from chat_e2e import (connect_on, extra_gateway, http_get, metrics, run, unique, wait_persisted,
+                      wait_readyz)
 
 SMALL_LOG = "65536"  # bytes: the smallest room log a gateway accepts
 
@@ -424,3 +425,63 @@ def test_slow_reader_falls_off_the_log_4008_then_resumes(cluster):
             assert_stream(have, expected, "4008 then resume")
 
         run(main, cluster, timeout=240)
+
+
+@pytest.mark.late(8)
+def test_store_flood_leaves_the_gateway_useful(cluster):
+    """Clients that flood a gateway with joins that need the store get `unavailable` beyond a few
+    outstanding reads each; a bystander's join meanwhile is answered, and once the flooders are
+    gone the gateway answers joins at once (their queued reads were dropped, not run)."""
+    flooders, joins_each = 30, 40
+
+    async def seed(net):
+        # a record in (nearly) every partition, so that a gateway started now reads none of
+        # them from the beginning: every join of a new room needs the store
+        w = await net.connect(unique("seeder"))
+        rooms = [unique(f"seed{k}") for k in range(60)]
+        for r in rooms:
+            await w.join(r)
+        cids = []
+        for r in rooms:
+            cids += await send_all(w, r, 1, r)
+        await w.wait_acks(cids, timeout=30)
+
+    run(seed, cluster, timeout=60)
+    with extra_gateway(cluster, "gw-flood", port_index=4, CHAT_LOG_WARM="0") as port:
+        url = f"ws://127.0.0.1:{port}/ws"
+
+        async def main(net):
+            crowd = [await net.connect(unique(f"flood{i}"), url=url, name=f"flood{i}")
+                     for i in range(flooders)]
+            reads0 = (await asyncio.to_thread(metrics, port))["chat_gateway_store_reads_total"]
+            for i, c in enumerate(crowd):
+                for k in range(joins_each):
+                    await c.send({"type": "join", "room": unique(f"fl{i}-{k}")})
+            bystander = await net.connect(unique("bystander"), url=url, name="bystander")
+            t0 = time.monotonic()
+            await bystander.join(unique("calm"), timeout=20)
+            took = time.monotonic() - t0
+            busy = 0
+            for c in crowd:
+                await c.send({"type": "ping"})
+                await c.expect(lambda f: f.get("type") == "pong", "pong after the flood", 30)
+                busy += sum(1 for f in c.frames
+                            if f.get("type") == "error" and f.get("code") == "unavailable")
+            reads = (await asyncio.to_thread(metrics, port))["chat_gateway_store_reads_total"]
+            print(f"store flood: bystander joined in {took:.2f}s; flooders got {busy} "
+                  f"unavailable of {flooders * joins_each} joins; {reads - reads0:.0f} store reads")
+            assert reads - reads0 > 0, "the flood's joins did not need the store"
+            assert busy > 0, "no join of the flood was refused: the per-connection bound is off"
+            r = http_get(port, "/readyz")
+            assert r.status in (200, 503), r.status
+            for c in crowd:
+                await c.close()
+            await asyncio.sleep(0.5)
+            t0 = time.monotonic()
+            late = await net.connect(unique("late"), url=url, name="late")
+            await late.join(unique("after"), timeout=10)
+            after = time.monotonic() - t0
+            assert after < 5, f"a join after the flood took {after:.1f}s"
+            wait_readyz(port, 200, timeout=30)
+
+        run(main, cluster, timeout=180)
