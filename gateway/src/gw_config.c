@@ -40,6 +40,9 @@ static const chat_cfg_entry gw_table[] = {
      "seconds a client has to send the first-frame auth"},
     {"CHAT_WEB_ROOT", CHAT_CFG_STR, NULL, 0, 0, S(web_root),
      "directory of the web client (unset: not served)"},
+    {"CHAT_ALLOWED_ORIGINS", CHAT_CFG_STR, NULL, 0, 0, S(allowed_origins),
+     "browser origins allowed to open a WebSocket: a comma list of scheme://host[:port], or *; "
+     "unset: the gateway's own (the Host the page was loaded from)"},
     {"CHAT_DEV_TOKENS", CHAT_CFG_BOOL, "false", 0, 0, S(dev_tokens),
      "serve GET /dev/token (development sign-in; never in production)"},
     {"CHAT_MAX_TEXT", CHAT_CFG_INT, "4096", 1, 65536, S(max_text), "bytes of message text"},

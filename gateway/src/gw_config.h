@@ -22,6 +22,7 @@ typedef struct gw_settings {
     long long jwt_leeway;
     long long auth_timeout;
     const char *web_root;
+    const char *allowed_origins;
     bool dev_tokens;
     long long max_text;
     long long max_frame;

@@ -6,6 +6,7 @@
 #define GW_CTX_H
 
 #include <libwebsockets.h>
+#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -100,7 +101,7 @@ typedef struct gw_ctx {
     lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
     lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
     struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
-    volatile int stopping;
+    volatile sig_atomic_t stopping;      /* set by the signal handler */
 } gw_ctx;
 
 /* Monotonic milliseconds. */

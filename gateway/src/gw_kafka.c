@@ -21,6 +21,7 @@
 struct gw_kafka {
     gw_kafka_config cfg;
     rd_kafka_t *producer;
+    rd_kafka_t *retired; /* the producer before a fatal error, until its reports are served */
     rd_kafka_t *consumer;
     rd_kafka_t *fence; /* never joins a group: asks the persister group's committed offsets */
     pthread_mutex_t fence_mu;
@@ -134,20 +135,40 @@ static void *destroy_thread(void *rk)
     return NULL;
 }
 
-/* After a fatal error: fail what is pending, hand the old client to a thread to destroy (it
- * may take a while) and start a fresh one. */
+/* Serves the delivery reports of a producer whose messages were purged: librdkafka hands them
+ * over asynchronously, so poll until nothing is outstanding, for at most max_ms. */
+static void drain_purged(rd_kafka_t *rk, int max_ms)
+{
+    for (int waited = 0; rd_kafka_outq_len(rk) > 0 && waited < max_ms; waited += 10)
+        rd_kafka_poll(rk, 10);
+    rd_kafka_poll(rk, 0);
+}
+
+/* Hands a producer to a thread to destroy (it may take a while). */
+static void destroy_later(rd_kafka_t *rk)
+{
+    pthread_t t;
+    if (pthread_create(&t, NULL, destroy_thread, rk) == 0)
+        pthread_detach(t);
+    else
+        rd_kafka_destroy(rk);
+}
+
+/* After a fatal error: fail what is pending and start a fresh producer. The old one is retired,
+ * not destroyed at once: librdkafka hands the purged messages' delivery reports over
+ * asynchronously, and each is a client waiting for its ack or error, so gw_kafka_serve_producer
+ * keeps serving it until nothing is outstanding. */
 static void producer_recreate(gw_kafka *k)
 {
     rd_kafka_t *old = k->producer;
     rd_kafka_purge(old, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-    while (rd_kafka_poll(old, 0) > 0)
-        ;
+    rd_kafka_poll(old, 0);
     k->producer = NULL;
-    pthread_t t;
-    if (pthread_create(&t, NULL, destroy_thread, old) == 0)
-        pthread_detach(t);
-    else
-        rd_kafka_destroy(old);
+    if (k->retired) { /* a second fatal error before the first one's reports: wait for them */
+        drain_purged(k->retired, 2000);
+        destroy_later(k->retired);
+    }
+    k->retired = old;
     char err[512];
     if (producer_create(k, err, sizeof(err)) != 0)
         chat_log(CHAT_LOG_ERROR, "cannot recreate the kafka producer: %s", err);
@@ -439,11 +460,10 @@ fail:
     return rc;
 }
 
-void gw_kafka_free(gw_kafka *k, int flush_ms)
+void gw_kafka_stop(gw_kafka *k, int flush_ms)
 {
-    if (!k)
+    if (!k || atomic_exchange(&k->stop, true))
         return;
-    atomic_store(&k->stop, true);
     if (k->probe_started)
         pthread_join(k->probe, NULL);
     if (k->sync_started) {
@@ -452,15 +472,27 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
         pthread_mutex_unlock(&k->sync_mu);
         pthread_join(k->sync, NULL);
     }
+    if (k->retired) {
+        drain_purged(k->retired, 2000);
+        rd_kafka_destroy(k->retired);
+        k->retired = NULL;
+    }
     if (k->producer) {
         if (flush_ms > 0 && rd_kafka_flush(k->producer, flush_ms) != RD_KAFKA_RESP_ERR_NO_ERROR)
             chat_log(CHAT_LOG_WARN, "kafka: %d messages not delivered at shutdown",
                      rd_kafka_outq_len(k->producer));
         rd_kafka_purge(k->producer, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        while (rd_kafka_poll(k->producer, 0) > 0)
-            ;
-        rd_kafka_destroy(k->producer);
+        drain_purged(k->producer, 2000);
     }
+}
+
+void gw_kafka_free(gw_kafka *k, int flush_ms)
+{
+    if (!k)
+        return;
+    gw_kafka_stop(k, flush_ms);
+    if (k->producer)
+        rd_kafka_destroy(k->producer);
     if (k->consumer) {
         rd_kafka_consumer_close(k->consumer);
         rd_kafka_destroy(k->consumer);
@@ -519,6 +551,14 @@ int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *er
 void gw_kafka_serve_producer(gw_kafka *k)
 {
     drain_fd(k->prod_pipe[0]);
+    if (k->retired) {
+        while (rd_kafka_poll(k->retired, 0) > 0)
+            ;
+        if (rd_kafka_outq_len(k->retired) == 0) {
+            destroy_later(k->retired);
+            k->retired = NULL;
+        }
+    }
     if (!k->producer)
         return;
     while (rd_kafka_poll(k->producer, 0) > 0)

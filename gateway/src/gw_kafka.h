@@ -45,7 +45,10 @@ typedef struct gw_kafka_config {
 /* Blocking (call before the loop runs): creates both clients, waits for the topic's metadata,
  * assigns all partitions at their end. Returns 0 or CHAT_EINVAL with err. */
 int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t errlen);
-/* Flushes the producer for at most flush_ms, then destroys everything. NULL is a no-op. */
+/* Stops the background threads (nothing wakes the loop afterwards) and flushes the producer for
+ * at most flush_ms, serving its last delivery reports on the calling thread. NULL is a no-op. */
+void gw_kafka_stop(gw_kafka *k, int flush_ms);
+/* gw_kafka_stop when not done yet, then destroys everything. NULL is a no-op. */
 void gw_kafka_free(gw_kafka *k, int flush_ms);
 
 /* The read ends to adopt into the loop; readable means "call the matching serve function". */

@@ -165,6 +165,47 @@ static int refuse_upgrade(struct lws *wsi, const char *status, const char *extra
     return 1;
 }
 
+/* Whether the upgrade's Origin may open a WebSocket here. Browsers send Origin with every
+ * WebSocket upgrade and scripts cannot forge it, so this keeps other sites' pages from using a
+ * visitor's cookies or network position against the gateway; a request without Origin is not
+ * a browser's and is allowed (its token is what counts). CHAT_ALLOWED_ORIGINS: "*" allows any,
+ * a comma list allows those exactly (scheme://host[:port], case-insensitive); unset, only the
+ * gateway's own origin: http or https and the Host the request was sent to, which is the
+ * page's origin when the page came from this cluster (through HAProxy, Host is kept). */
+static bool origin_allowed(gw_ctx *ctx, struct lws *wsi)
+{
+    char origin[256], host[256];
+    int n = lws_hdr_total_length(wsi, WSI_TOKEN_ORIGIN);
+    if (n <= 0)
+        return true;
+    if (n >= (int)sizeof(origin) || lws_hdr_copy(wsi, origin, sizeof(origin), WSI_TOKEN_ORIGIN) < 0)
+        return false;
+    const char *list = ctx->cfg.allowed_origins;
+    if (list && *list) {
+        if (strcmp(list, "*") == 0)
+            return true;
+        size_t olen = strlen(origin);
+        for (const char *p = list; *p;) {
+            const char *end = strchr(p, ',');
+            size_t len = end ? (size_t)(end - p) : strlen(p);
+            while (len && *p == ' ')
+                p++, len--;
+            while (len && p[len - 1] == ' ')
+                len--;
+            if (len == olen && strncasecmp(p, origin, len) == 0)
+                return true;
+            p += end ? (size_t)(end - p) + 1 : strlen(p);
+        }
+        return false;
+    }
+    if (lws_hdr_copy(wsi, host, sizeof(host), WSI_TOKEN_HOST) <= 0)
+        return false;
+    const char *rest = strncasecmp(origin, "http://", 7) == 0    ? origin + 7
+                       : strncasecmp(origin, "https://", 8) == 0 ? origin + 8
+                                                                 : NULL;
+    return rest && strcasecmp(rest, host) == 0;
+}
+
 /* Log lines that unauthenticated clients can cause (lws's own messages about bad requests,
  * refused upgrades) share one token bucket per gateway, so that a flood of bad requests cannot
  * fill the log; what was dropped is counted and reported as "N similar lines suppressed" with
@@ -524,6 +565,11 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 426: Sec-WebSocket-Version not 13");
             return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
                                   "unsupported_version", "Sec-WebSocket-Version must be 13");
+        }
+        if (!origin_allowed(ctx, wsi)) {
+            log_untrusted(CHAT_LOG_INFO, "upgrade refused with 403: Origin not allowed");
+            return refuse_upgrade(wsi, "403 Forbidden", "", "forbidden_origin",
+                                  "pages from this origin may not connect (CHAT_ALLOWED_ORIGINS)");
         }
         if (upgrade_auth(ctx, wsi, &id, why, sizeof(why)) < 0) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);

@@ -289,7 +289,7 @@ fail:
     return CHAT_EINVAL;
 }
 
-void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
+void gw_store_stop(gw_store *s)
 {
     if (!s)
         return;
@@ -299,6 +299,14 @@ void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
     pthread_mutex_unlock(&s->mu);
     for (int i = 0; i < s->nthreads; i++)
         pthread_join(s->threads[i], NULL);
+    s->nthreads = 0;
+}
+
+void gw_store_free(gw_store *s, gw_store_result_fn fn, void *arg)
+{
+    if (!s)
+        return;
+    gw_store_stop(s);
     free(s->threads);
     /* the never-run requests join the finished ones, so one loop releases both */
     for (gw_store_req *q; (q = queue_pop(s));) {

@@ -39,6 +39,9 @@ typedef void (*gw_store_result_fn)(gw_store_result *r, void *arg);
 int gw_store_new(gw_store **out, const char *uri, int workers, size_t max_queue,
                  size_t max_per_owner, void (*wake)(void *), void *wake_arg, char *err,
                  size_t errlen);
+/* Stops the workers (waiting for a running query); nothing calls wake() afterwards. NULL is a
+ * no-op. gw_store_free does it too. */
+void gw_store_stop(gw_store *s);
 /* Stops the workers (waiting for a running query), hands every request not yet drained to fn
  * (those that never ran with err -ECANCELED) so their opaque pointers can be released, and
  * frees. NULL is a no-op. */

@@ -114,18 +114,28 @@ int main(int argc, char **argv)
         goto out;
     }
     signal_ctx = &ctx;
-    signal(SIGINT, on_signal);
-    signal(SIGTERM, on_signal);
-    signal(SIGPIPE, SIG_IGN);
+    struct sigaction sa;
+    memset(&sa, 0, sizeof(sa));
+    sigemptyset(&sa.sa_mask);
+    sa.sa_handler = on_signal;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGPIPE, &sa, NULL);
     chat_log(CHAT_LOG_INFO, "listening on %s (node %s, JWT %s, web client %s)", ctx.cfg.listen,
              ctx.cfg.node_id, ctx.cfg.jwt_alg,
              ctx.cfg.web_root && *ctx.cfg.web_root ? ctx.cfg.web_root : "not served");
     gw_server_run(&ctx);
     rc = 0;
 out:
-    /* the loop is gone first, so no callback runs while the rest is torn down */
+    /* First the threads that wake the loop (store workers, Kafka's), while the loop's context
+     * still exists: a wake-up never reaches a destroyed context. The producer's last delivery
+     * reports still reach sessions that have not closed yet. Then the loop (closing what is
+     * left), then the store's unserved results. */
+    gw_store_stop(ctx.store);
+    gw_kafka_stop(ctx.kafka, 5000);
     gw_server_free(&ctx);
-    gw_kafka_free(ctx.kafka, 5000);
+    gw_kafka_free(ctx.kafka, 0);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_sessions_free(&ctx);
     gw_rooms_free(ctx.rooms);

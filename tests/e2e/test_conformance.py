@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from chat_e2e import unique
+from chat_e2e import extra_gateway, unique
 from raw_ws import OP_CLOSE, OP_CONT, OP_PING, OP_TEXT, RawWs, close_payload, frame
 
 
@@ -186,3 +186,34 @@ def test_bad_requests_do_not_flood_the_log(cluster):
     refused = [x for x in added if "upgrade refused" in x]
     assert len(refused) < n / 4, f"{len(refused)} 'upgrade refused' lines for {n + 1} requests"
     assert any("similar lines suppressed" in x for x in added), added[-5:]
+
+
+# --- origins (browser pages of other sites may not connect) ----------------------------------
+
+
+@pytest.mark.parametrize("origin,status", [
+    ("http://evil.example", 403), ("http://127.0.0.1:1", 403), ("null", 403),
+    ("http://127.0.0.1", 101), ("HTTPS://127.0.0.1", 101), (None, 101),
+])
+def test_origin_is_the_gateways_own_by_default(cluster, origin, status):
+    """Unset CHAT_ALLOWED_ORIGINS: only the origin of the Host the request was sent to (raw_ws
+    sends Host: 127.0.0.1); no Origin at all is not a browser, and is let through."""
+    token = cluster.token(unique("origin"))
+    headers = [("Authorization", f"Bearer {token}")]
+    if origin is not None:
+        headers.append(("Origin", origin))
+    with RawWs.connect(cluster.gateway_ports[0]) as c:
+        r = c.upgrade("/ws", headers=headers)
+        assert r.status == status, f"Origin {origin!r}: {r.status} {r.raw[:300]!r}"
+        if status == 403:
+            assert json.loads(r.body)["error"] == "forbidden_origin"
+
+
+def test_allowed_origins_list(cluster):
+    with extra_gateway(cluster, "gw-origins", port_index=5,
+                       CHAT_ALLOWED_ORIGINS="https://chat.example.com, http://app.test:3000") as port:
+        for origin, status in [("https://chat.example.com", 101), ("http://app.test:3000", 101),
+                               ("http://app.test", 403), ("http://127.0.0.1", 403)]:
+            with RawWs.connect(port) as c:
+                r = c.upgrade("/ws", headers=[("Origin", origin)])
+                assert r.status == status, f"Origin {origin!r}: {r.status} {r.raw[:200]!r}"
