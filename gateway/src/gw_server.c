@@ -771,6 +771,8 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     info.retry_and_idle_policy = &ctx->retry;
     info.user = ctx;
     info.max_http_header_data = GW_HTTP_HEADER_MAX;
+    /* VALIDATE_UTF8: lws fails a text frame that is not UTF-8 with 1007 (RFC 6455 8.1), across
+     * fragments, before the session sees it; docs/protocol.md documents exactly that */
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.vhost_name = "chat";
 
