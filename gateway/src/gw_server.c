@@ -571,24 +571,39 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             return refuse_upgrade(wsi, "403 Forbidden", "", "forbidden_origin",
                                   "pages from this origin may not connect (CHAT_ALLOWED_ORIGINS)");
         }
-        if (upgrade_auth(ctx, wsi, &id, why, sizeof(why)) < 0) {
+        int a = upgrade_auth(ctx, wsi, &id, why, sizeof(why));
+        if (a < 0) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
             return refuse_upgrade(wsi, "401 Unauthorized",
                                   "www-authenticate: Bearer error=\"invalid_token\"\r\n",
                                   "unauthorized", why);
         }
-        return 0;
-    }
-    case LWS_CALLBACK_ESTABLISHED: {
-        int a = upgrade_auth(ctx, wsi, &id, why, sizeof(why));
-        if (gw_session_open(ctx, &pss->s, wsi, a == 1 ? &id : NULL) != 0)
-            return -1;
-        if (a < 0) { /* expired between the two checks */
-            lws_close_reason(wsi, 4001, (unsigned char *)"authentication failed", 21);
-            return -1;
+        if (a == 1) {
+            /* the token is verified once: its identity rides on the wsi (its per-session
+             * data does not survive the upgrade) until LWS_CALLBACK_ESTABLISHED takes it */
+            gw_identity *keep = malloc(sizeof(*keep));
+            if (!keep)
+                return -1;
+            *keep = id;
+            lws_set_opaque_user_data(wsi, keep);
         }
         return 0;
     }
+    case LWS_CALLBACK_ESTABLISHED: {
+        /* the identity checked at the upgrade, or none: the first frame must be auth */
+        gw_identity *checked = lws_get_opaque_user_data(wsi);
+        lws_set_opaque_user_data(wsi, NULL);
+        int rc = gw_session_open(ctx, &pss->s, wsi, checked) != 0 ? -1 : 0;
+        free(checked);
+        return rc;
+    }
+    case LWS_CALLBACK_WSI_DESTROY:
+        /* an upgrade confirmed but never established leaves its identity behind */
+        if (lws_get_protocol(wsi) && lws_get_protocol(wsi)->callback == chat_callback) {
+            free(lws_get_opaque_user_data(wsi));
+            lws_set_opaque_user_data(wsi, NULL);
+        }
+        return 0;
     case LWS_CALLBACK_RECEIVE:
         return gw_session_receive(&pss->s, in, len, lws_is_first_fragment(wsi),
                                   lws_is_final_fragment(wsi), lws_frame_is_binary(wsi));
