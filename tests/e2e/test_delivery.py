@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
 import socket
 import time
 
@@ -38,6 +39,15 @@ async def send_all(client, room, n, prefix, size=20, rate=150):
                 await asyncio.sleep(delay)
         await client.say(room, f"{cid} " + "x" * size, cid)
     return cids
+
+
+async def flood_small_logs(writer):
+    """200 messages of 800 bytes in a room of their own: more than a SMALL_LOG gateway holds,
+    so what came before is only in the store."""
+    flood = unique("flood")
+    await writer.join(flood)
+    cids = await send_all(writer, flood, 200, "fl", size=800)
+    await writer.wait_acks(cids, timeout=60)
 
 
 def acked_ids(client, cids):
@@ -247,11 +257,7 @@ def test_resume_beyond_the_log(cluster):
             missed = await send_all(writer, room, 300, "missed", size=400)
             await writer.wait_acks(missed, timeout=60)
             missed_ids = sorted(acked_ids(writer, missed))
-            # push everything of the room out of the small gateway's log
-            flood = unique("flood")
-            await writer.join(flood)
-            f = await send_all(writer, flood, 200, "flood", size=800)
-            await writer.wait_acks(f, timeout=60)
+            await flood_small_logs(writer)
             await asyncio.to_thread(wait_persisted, cluster, room, 310, 120)
             m = await asyncio.to_thread(metrics, port)
             assert m["chat_gateway_room_log_evicted_total"] > 0
@@ -272,7 +278,7 @@ def test_join_storm_one_store_read(cluster):
     """Many clients join a room that the gateway's log no longer holds, at once: one store read
     answers all of them, each with the exact history."""
     room = unique("storm")
-    n = int(__import__("os").environ.get("CHAT_E2E_STORM", "1000"))
+    n = int(os.environ.get("CHAT_E2E_STORM", "1000"))
 
     with extra_gateway(cluster, "gw-storm", port_index=2, CHAT_LOG_BYTES=SMALL_LOG,
                        CHAT_LOG_WARM="0", CHAT_RATE="1000", CHAT_RATE_BURST="1000") as port:
@@ -282,10 +288,7 @@ def test_join_storm_one_store_read(cluster):
             cids = await send_all(writer, room, 30, "st")
             await writer.wait_acks(cids)
             ids = sorted(acked_ids(writer, cids))
-            flood = unique("stormflood")
-            await writer.join(flood)
-            f = await send_all(writer, flood, 200, "fl", size=800)
-            await writer.wait_acks(f, timeout=60)
+            await flood_small_logs(writer)
             await asyncio.to_thread(wait_persisted, cluster, room, 30, 120)
             url = f"ws://127.0.0.1:{port}/ws"
             token = cluster.token(unique("crowd"))
