@@ -370,6 +370,11 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
                      cfg->brokers, why);
         sleep(1);
     }
+    /* Warm the producer before the gateway says it is ready: its connection to the broker and
+     * the partitions' leaders are set up now, not on the first client's message. */
+    if (parts > 0 && topic_partitions(k->producer, cfg->topic, 5000, why, sizeof(why)) <= 0)
+        chat_log(CHAT_LOG_WARN, "kafka: the producer could not read %s's metadata yet: %s",
+                 cfg->topic, why);
     if (parts <= 0) {
         chat_errf(err, errlen,
                   "CHAT_KAFKA_TOPIC: topic %s is not available at %s (%s); create it with "
