@@ -217,6 +217,10 @@ static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
         out->type = GW_FRAME_AUTH;
         return parse_auth(root, out, err);
     }
+    if (str_eq(s, len, "refresh")) {
+        out->type = GW_FRAME_REFRESH;
+        return parse_auth(root, out, err);
+    }
     if (str_eq(s, len, "join")) {
         out->type = GW_FRAME_JOIN;
         return parse_join(root, lim, out, err);

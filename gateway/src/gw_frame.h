@@ -17,6 +17,7 @@ typedef enum {
     GW_FRAME_SEND,
     GW_FRAME_HISTORY,
     GW_FRAME_PING,
+    GW_FRAME_REFRESH,
 } gw_frame_type;
 
 /* Error codes of protocol v1 (the "code" of an error frame). */
@@ -33,6 +34,8 @@ typedef enum {
 #define GW_ERR_ALREADY_AUTH "already_authenticated" /* (gateway) auth after welcome */
 #define GW_ERR_UNAVAILABLE "unavailable"            /* (gateway) Kafka or storage unavailable */
 #define GW_ERR_INTERNAL "internal"                  /* (gateway) a bug or out of memory */
+#define GW_ERR_INVALID_TOKEN "invalid_token"        /* (gateway) refresh: the token is refused */
+#define GW_ERR_TOKEN_MISMATCH "token_mismatch"      /* (gateway) refresh: a token of another sub */
 
 #define GW_EPOCH_MAX 64 /* bytes of an epoch string */
 

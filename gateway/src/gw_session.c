@@ -30,6 +30,7 @@
 enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 
 #define GW_CLOSE_AUTH 4001
+#define GW_CLOSE_EXPIRED 4003
 #define GW_CLOSE_TOO_SLOW 4008
 #define GW_SESSION_MAX_READS                                                                       \
     1                             /* history store reads one session may wait for at once (its     \
@@ -964,6 +965,41 @@ static void on_history(gw_session *s, const gw_frame *f)
     s->reads++;
 }
 
+/* The session's timer (the auth timer, free once authenticated) watches the token's expiry:
+ * it fires CHAT_JWT_LEEWAY seconds after exp, when the connection closes with 4003 unless a
+ * refresh moved exp on. Capped at a day per arm; it re-arms until then. */
+static void watch_expiry(gw_session *s)
+{
+    long long left = s->id.exp + s->ctx->cfg.jwt_leeway - (long long)time(NULL);
+    if (left < 1)
+        left = 1;
+    if (left > 86400)
+        left = 86400;
+    s->ctx->ops->auth_timer(s, (int)left);
+}
+
+static void on_refresh(gw_session *s, const gw_frame *f)
+{
+    gw_identity id;
+    char why[160];
+    if (gw_auth_verify(s->ctx->auth, f->token, time(NULL), &id, why, sizeof(why)) != 0) {
+        char msg[240];
+        snprintf(msg, sizeof(msg), "the token was refused (%.150s); the current one stays", why);
+        send_error(s, GW_ERR_INVALID_TOKEN, msg, f->cid);
+        return;
+    }
+    if (strcmp(id.sub, s->id.sub) != 0) {
+        send_error(s, GW_ERR_TOKEN_MISMATCH, "the token is for another user; the current one stays",
+                   f->cid);
+        return;
+    }
+    s->id.exp = id.exp;
+    watch_expiry(s);
+    char buf[64];
+    int n = snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}", id.exp);
+    send_new(s, gw_buf_from(buf, (size_t)n));
+}
+
 static int on_auth(gw_session *s, const gw_frame *f)
 {
     char why[160];
@@ -974,8 +1010,8 @@ static int on_auth(gw_session *s, const gw_frame *f)
         fail_session(s, GW_CLOSE_AUTH, reason);
         return 0;
     }
-    s->ctx->ops->auth_timer(s, 0);
     s->state = GW_S_READY;
+    watch_expiry(s);
     chat_log(CHAT_LOG_DEBUG, "session %s authenticated by its first frame", who(s));
     send_new(s, gw_out_welcome(s->id.sub, s->ctx->cfg.node_id, s->id.exp,
                                s->ctx->ops->epoch(s->ctx->ops_arg)));
@@ -1021,6 +1057,9 @@ static void dispatch(gw_session *s, const char *data, size_t len)
     case GW_FRAME_PING:
         send_new(s, gw_out_pong());
         break;
+    case GW_FRAME_REFRESH:
+        on_refresh(s, &f);
+        break;
     }
     gw_frame_free(&f);
 }
@@ -1032,6 +1071,13 @@ void gw_session_auth_expired(gw_session *s)
     if (s->state == GW_S_AUTH) {
         chat_log(CHAT_LOG_INFO, "closing a session that did not authenticate in time");
         fail_session(s, GW_CLOSE_AUTH, "authentication timeout");
+    } else if (s->state == GW_S_READY) {
+        if ((long long)time(NULL) < s->id.exp + s->ctx->cfg.jwt_leeway) {
+            watch_expiry(s); /* refreshed meanwhile, or a long token */
+            return;
+        }
+        chat_log(CHAT_LOG_INFO, "session %s: token expired; closing with 4003", who(s));
+        fail_session(s, GW_CLOSE_EXPIRED, "token expired: get a new token and reconnect");
     }
 }
 
@@ -1058,6 +1104,7 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *i
         s->state = GW_S_READY;
         send_new(s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp,
                                    ctx->ops->epoch(ctx->ops_arg)));
+        watch_expiry(s);
     } else {
         s->state = GW_S_AUTH;
         ctx->ops->auth_timer(s, (int)ctx->cfg.auth_timeout);

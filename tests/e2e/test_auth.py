@@ -5,6 +5,7 @@ methods. A third gateway started by hand checks issuer/audience enforcement."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from urllib.parse import quote
@@ -245,3 +246,53 @@ def test_audience_list_accepted(cluster, iss_gateway):
         assert c.welcome.get("user") == user
 
     run(main, cluster, timeout=20)
+
+
+# --------------------------------------------------------------------------------------------
+# token lifetime on live connections: refresh, and 4003 at expiry (a gateway with no leeway)
+# --------------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def strict_gateway(cluster):
+    with extra_gateway(cluster, "gw-strict", port_index=6, CHAT_JWT_LEEWAY="0") as port:
+        yield f"ws://127.0.0.1:{port}/ws"
+
+
+def test_expired_token_closes_4003(cluster, strict_gateway):
+    user = unique("expiring")
+    exp = _now() + 2
+    token = make_jwt({"sub": user, "exp": exp}, cluster.secret)
+
+    async def main(net):
+        c = await net.connect(token=token, url=strict_gateway, name=user)
+        assert c.welcome["exp"] == exp, c.welcome
+        code, reason = await c.wait_closed(timeout=10)
+        assert code == 4003, f"closed with {code} {reason!r}, expected 4003"
+
+    run(main, cluster, timeout=30)
+
+
+def test_refresh_keeps_the_connection(cluster, strict_gateway):
+    user = unique("refresher")
+    token = make_jwt({"sub": user, "exp": _now() + 2}, cluster.secret)
+
+    async def main(net):
+        c = await net.connect(token=token, url=strict_gateway, name=user)
+        # refused refreshes change nothing and keep the connection
+        other = make_jwt({"sub": unique("someone-else"), "exp": _now() + 3600}, cluster.secret)
+        await c.send({"type": "refresh", "token": other, "cid": "r1"})
+        await c.expect_error("token_mismatch", "r1", after="refresh for another user")
+        bad = make_jwt({"sub": user, "exp": _now() + 3600}, "not-the-secret-0123456789")
+        await c.send({"type": "refresh", "token": bad, "cid": "r2"})
+        await c.expect_error("invalid_token", "r2", after="refresh with a bad signature")
+        later = _now() + 3600
+        await c.send({"type": "refresh", "token": make_jwt({"sub": user, "exp": later},
+                                                           cluster.secret)})
+        f = await c.next_reply("refreshed")
+        assert f == {"type": "refreshed", "exp": later}, f
+        await asyncio.sleep(3.5)  # past the first token's exp
+        await c.ping(after="the first token's expiry")
+        assert not c.closed
+
+    run(main, cluster, timeout=30)

@@ -13,7 +13,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     static const gw_frame_limits lim = {
-        .max_text = 4096, .max_history = 100, .default_history = 50};
+        .max_text = 4096, .max_history = 200, .default_history = 50};
     gw_frame f;
     gw_frame_error e;
 
@@ -40,6 +40,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             abort();
         break;
     case GW_FRAME_AUTH:
+    case GW_FRAME_REFRESH:
         if (!f.token || !f.token[0] || strlen(f.token) > 8192)
             abort();
         break;
