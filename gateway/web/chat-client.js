@@ -31,6 +31,7 @@
  *   reset    { room, epoch, previous }: the stream's epoch changed; ids seen before mean nothing
  *            and the room restarts from its latest history
  *   ack      { cid, id, room }: once per send
+ *   refreshed { exp }: the connection now runs on the token getToken gave before expiry
  *   error    { code, message, cid?, room?, request?, text? }; request: 'send' (then the message
  *            was not sent: send again with the same cid), 'join' or undefined
  *   left     { room, error? }: the room is closed (by leave(), or a refused join)
@@ -38,13 +39,15 @@
  * Options: url (ws:// or wss:// .../ws), token, getToken({ code, reason }) -> token or null
  * (called on close 4001/4003; without it, or when it gives nothing, the client stops),
  * backoffMs 1000, maxBackoffMs 30000, stableMs 10000 (a connection up this long resets the
- * backoff), pingMs 25000, pongTimeoutMs 10000, connectTimeoutMs 15000, and for tests
- * WebSocket, setTimeout, clearTimeout, random. Runs in browsers and Node 18+. Members not
+ * backoff), pingMs 25000, pongTimeoutMs 10000, connectTimeoutMs 15000, refreshBeforeS 60 (on a
+ * v2 server, getToken({ code: 'refresh' }) is asked for a new token that long before the
+ * current one's exp, and the connection switches to it with a `refresh` frame: no drop), and
+ * for tests WebSocket, setTimeout, clearTimeout, random, now. Runs in browsers and Node 18+. Members not
  * listed here are internal. */
 
 const DEFAULTS = {
   backoffMs: 1000, maxBackoffMs: 30000, stableMs: 10000, pingMs: 25000, pongTimeoutMs: 10000,
-  connectTimeoutMs: 15000,
+  connectTimeoutMs: 15000, refreshBeforeS: 60,
 };
 const OPEN = 1;  /* WebSocket.OPEN */
 
@@ -72,6 +75,7 @@ export class ChatClient {
     this.setTimer = opts.setTimeout || ((fn, ms) => setTimeout(fn, ms));
     this.clearTimer = opts.clearTimeout || ((t) => clearTimeout(t));
     this.random = opts.random || Math.random;
+    this.now = opts.now || (() => Date.now());
     this.state = 'idle';
     this.attempt = 0;          /* reconnects since the last stable connection */
     this.user = this.gateway = this.epoch = this.exp = null;
@@ -265,6 +269,7 @@ export class ChatClient {
       case 'history': return this.onHistory(f);
       case 'error': return this.onError(f);
       case 'left': return this.leaving.delete(f.cid);
+      case 'refreshed': return this.onRefreshed(f);
       default: return undefined;  /* pong, and frames of newer servers */
     }
   }
@@ -282,7 +287,37 @@ export class ChatClient {
     this.setState('open', { gateway: this.gateway });
     this.emit('welcome', f);
     this.ping();
+    this.scheduleRefresh();
     for (const room of this.rooms.values()) this.sendJoin(room);
+  }
+
+  /* ---- token lifetime --------------------------------------------------------------------- */
+
+  /* A v2 server closes a connection whose token expired (4003): ask for a new token a little
+   * before and hand it over on the open connection. */
+  scheduleRefresh() {
+    if (!this.exp || !this.opts.getToken || this.protocol < 2) return;
+    const at = (this.exp - this.opts.refreshBeforeS) * 1000;
+    this.timer('refresh', Math.max(0, at - this.now()), () => this.refresh());
+  }
+
+  async refresh() {
+    let token = null;
+    try {
+      token = await this.opts.getToken({ code: 'refresh', reason: 'the token expires soon' });
+    } catch (e) {
+      token = null;
+    }
+    /* no token: the server closes with 4003 at expiry and reauth() asks again */
+    if (!str(token) || !this.welcomed) return;
+    this.token = token;
+    this.raw({ type: 'refresh', token, cid: this.cid('refresh') });
+  }
+
+  onRefreshed(f) {
+    if (typeof f.exp === 'number') this.exp = f.exp;
+    this.scheduleRefresh();
+    this.emit('refreshed', { exp: this.exp });
   }
 
   sendJoin(room) {

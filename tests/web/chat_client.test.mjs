@@ -591,3 +591,43 @@ test('a handler that throws does not break the client', () => {
   assert.deepEqual(ids(of('message')), [id(1), id(2)]);
   assert.throws(() => clock.advance(1), /page bug/);
 });
+
+test('refreshes the token before it expires, on the open connection', async () => {
+  const asked = [];
+  const clock0 = { t: 0 };
+  const { client, clock, net } = setup({
+    refreshBeforeS: 60, pingMs: 1e9,
+    now: () => clock0.t + clock.now,
+    getToken: async (why) => { asked.push(why.code); return `tok-${asked.length + 1}`; },
+  });
+  clock0.t = 1_000_000 * 1000; /* the clock's epoch: 1,000,000 s */
+  client.connect();
+  const ws = welcome(net, { ...WELCOME_V2, exp: 1_000_000 + 600 });
+  const refreshed = [];
+  client.on('refreshed', (e) => refreshed.push(e));
+  clock.advance(539 * 1000);
+  assert.deepEqual(asked, []);
+  clock.advance(2 * 1000);  /* 60 s before exp */
+  await Promise.resolve();
+  await Promise.resolve();
+  assert.deepEqual(asked, ['refresh']);
+  const [r] = ws.frames('refresh');
+  assert.equal(r.token, 'tok-2');
+  ws.push({ type: 'refreshed', exp: 1_000_000 + 4000 });
+  assert.deepEqual(refreshed, [{ exp: 1_000_000 + 4000 }]);
+  assert.equal(client.exp, 1_000_000 + 4000);
+  assert.equal(ws.closedBy, null);
+  /* a reconnect now signs in with the new token */
+  ws.drop(1001, 'going away');
+  clock.advance(60 * 1000);
+  net.last().accept();
+  assert.equal(net.last().frames('auth')[0].token, 'tok-2');
+});
+
+test('no refresh against a v1 server or without getToken', () => {
+  const { client, clock, net } = setup({ getToken: undefined });
+  client.connect();
+  const ws = welcome(net, { ...WELCOME_V2, exp: 100 });
+  clock.advance(200 * 1000);
+  assert.deepEqual(ws.frames('refresh'), []);
+});
