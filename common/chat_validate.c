@@ -1,8 +1,9 @@
 /* chat_validate.c: the validation rules shared by the gateway and the envelope decoder (room
- * names, UTF-8 text, correlation ids). See chat_validate.h. */
+ * names, direct rooms, UTF-8 text, correlation ids). See chat_validate.h. */
 #include "chat_validate.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 bool chat_valid_charset(const char *s, size_t len, size_t max, const char *punct)
@@ -19,9 +20,67 @@ bool chat_valid_charset(const char *s, size_t len, size_t max, const char *punct
     return true;
 }
 
+bool chat_valid_dm_user(const char *s, size_t len)
+{
+    return chat_valid_charset(s, len, CHAT_DM_USER_MAX, "._@-");
+}
+
+static bool is_dm_name(const char *s, size_t len)
+{
+    return s && len >= 3 && memcmp(s, "dm:", 3) == 0;
+}
+
+/* Byte order of two strings of given lengths (a shorter prefix sorts first), as memcmp. */
+static int bytes_cmp(const char *a, size_t alen, const char *b, size_t blen)
+{
+    int c = memcmp(a, b, alen < blen ? alen : blen);
+    if (c != 0)
+        return c;
+    return alen < blen ? -1 : alen > blen ? 1 : 0;
+}
+
+bool chat_dm_parse(const char *room, size_t len, chat_dm *out)
+{
+    if (!is_dm_name(room, len) || len > CHAT_ROOM_MAX)
+        return false;
+    const char *a = room + 3, *end = room + len;
+    const char *colon = memchr(a, ':', (size_t)(end - a));
+    if (!colon)
+        return false;
+    const char *b = colon + 1;
+    size_t alen = (size_t)(colon - a), blen = (size_t)(end - b);
+    if (!chat_valid_dm_user(a, alen) || !chat_valid_dm_user(b, blen) ||
+        bytes_cmp(a, alen, b, blen) >= 0)
+        return false;
+    if (out)
+        *out = (chat_dm){.a = a, .b = b, .alen = alen, .blen = blen};
+    return true;
+}
+
+bool chat_dm_has_user(const chat_dm *dm, const char *user)
+{
+    size_t n = strlen(user);
+    return (n == dm->alen && memcmp(user, dm->a, n) == 0) ||
+           (n == dm->blen && memcmp(user, dm->b, n) == 0);
+}
+
+int chat_dm_room(const char *u, const char *v, char *out, size_t outlen)
+{
+    size_t ul = strlen(u), vl = strlen(v);
+    if (!chat_valid_dm_user(u, ul) || !chat_valid_dm_user(v, vl))
+        return -1;
+    int c = bytes_cmp(u, ul, v, vl);
+    if (c == 0 || outlen < 3 + ul + 1 + vl + 1)
+        return -1;
+    const char *lo = c < 0 ? u : v, *hi = c < 0 ? v : u;
+    return snprintf(out, outlen, "dm:%s:%s", lo, hi);
+}
+
 bool chat_valid_room(const char *s, size_t len)
 {
-    return chat_valid_charset(s, len, CHAT_ROOM_MAX, "._:-");
+    if (is_dm_name(s, len))
+        return chat_dm_parse(s, len, NULL);
+    return chat_valid_charset(s, len, CHAT_ROOM_PLAIN_MAX, "._:-");
 }
 
 /* Strict UTF-8 (RFC 3629): shortest form only, no surrogates (U+D800..U+DFFF), nothing above

@@ -18,6 +18,7 @@
 #include "gw_rate.h"
 #include "gw_rooms.h"
 #include "gw_sendq.h"
+#include "gw_users.h"
 
 typedef struct gw_kafka gw_kafka;
 typedef struct gw_store gw_store;
@@ -49,6 +50,7 @@ struct gw_session {
     void *conn; /* the connection, for ctx->ops (libwebsockets: the wsi) */
     gw_handle *handle;
     gw_session *prev, *next; /* ctx->sessions */
+    gw_user_link ulink;      /* in ctx->users while authenticated */
     enum gw_session_state state;
     gw_identity id;
     gw_sendq q; /* replies (acks, joined, errors...): written before room frames */
@@ -80,6 +82,7 @@ typedef struct gw_ctx {
     struct lws_vhost *vhost;
     gw_auth *auth;
     gw_rooms *rooms;
+    gw_users users;            /* the authenticated sessions of each user (gw_sessions_init) */
     const gw_session_ops *ops; /* what sessions reach outside themselves (gw_session.h) */
     void *ops_arg;
     gw_log *log;          /* the room logs; made once the partition count is known */

@@ -74,8 +74,10 @@ static int need_room(json_t *root, gw_frame *out, gw_frame_error *err)
     if (!get_str(v, &s, &len))
         return fail(err, GW_ERR_INVALID_FIELD, "field \"room\" must be a string");
     if (!chat_valid_room(s, len))
-        return fail(err, GW_ERR_INVALID_ROOM, "field \"room\" must match [A-Za-z0-9._:-]{1,%d}",
-                    CHAT_ROOM_MAX);
+        return fail(err, GW_ERR_INVALID_ROOM,
+                    "field \"room\" must match [A-Za-z0-9._:-]{1,%d} (not starting with dm:) or "
+                    "be a direct room dm:<a>:<b>",
+                    CHAT_ROOM_PLAIN_MAX);
     out->room = s;
     return 0;
 }

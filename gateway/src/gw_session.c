@@ -32,6 +32,7 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 #define GW_CLOSE_AUTH 4001
 #define GW_CLOSE_EXPIRED 4003
 #define GW_CLOSE_TOO_SLOW 4008
+#define GW_CLOSE_INTERNAL 1011
 #define GW_SESSION_MAX_READS                                                                       \
     1                             /* history store reads one session may wait for at once (its     \
                                      joins are bounded by its rooms: one under way per room) */
@@ -863,7 +864,7 @@ int gw_sessions_init(gw_ctx *ctx, int32_t partitions)
     ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
     ctx->batch_cap = GW_BATCH_BYTES;
     ctx->batch = malloc(ctx->batch_cap);
-    if (!ctx->log || !ctx->inflight || !ctx->batch)
+    if (!ctx->log || !ctx->inflight || !ctx->batch || gw_users_init(&ctx->users) != 0)
         return -ENOMEM;
     gw_hash_seed(ctx->inflight_key, ctx);
     return 0;
@@ -894,6 +895,7 @@ void gw_sessions_free(gw_ctx *ctx)
     ctx->log = NULL;
     free(ctx->batch);
     ctx->batch = NULL;
+    gw_users_free(&ctx->users);
 }
 
 /* --- history ----------------------------------------------------------------------------- */
@@ -1010,6 +1012,10 @@ static int on_auth(gw_session *s, const gw_frame *f)
         fail_session(s, GW_CLOSE_AUTH, reason);
         return 0;
     }
+    if (gw_users_add(&s->ctx->users, s->id.sub, &s->ulink) != 0) {
+        fail_session(s, GW_CLOSE_INTERNAL, "out of memory");
+        return 0;
+    }
     s->state = GW_S_READY;
     watch_expiry(s);
     chat_log(CHAT_LOG_DEBUG, "session %s authenticated by its first frame", who(s));
@@ -1101,6 +1107,10 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *i
     ctx->stats.sessions_open++;
     if (id) {
         s->id = *id;
+        if (gw_users_add(&ctx->users, s->id.sub, &s->ulink) != 0) {
+            gw_session_closed(s);
+            return -1;
+        }
         s->state = GW_S_READY;
         send_new(s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp,
                                    ctx->ops->epoch(ctx->ops_arg)));
@@ -1120,6 +1130,7 @@ void gw_session_closed(gw_session *s)
     ctx->ops->auth_timer(s, 0);
     ctx->ops->cancel_reads(ctx->ops_arg, s->handle); /* what has not started never will */
     gw_rooms_leave_all(ctx->rooms, s);
+    gw_users_remove(&ctx->users, &s->ulink);
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);
     gw_sendq_free(&s->q);

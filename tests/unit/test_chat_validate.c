@@ -26,8 +26,55 @@ static void test_room(void)
     /* not NUL-terminated: only len bytes count */
     CHECK(chat_valid_room("general!!!", 7));
     memset(r, 'x', sizeof(r));
+    CHECK(chat_valid_room(r, CHAT_ROOM_PLAIN_MAX));
+    CHECK(!chat_valid_room(r, CHAT_ROOM_PLAIN_MAX + 1));
+}
+
+static void test_dm(void)
+{
+    char r[CHAT_ROOM_MAX + 8], u[CHAT_DM_USER_MAX + 2], v[CHAT_DM_USER_MAX + 2];
+    chat_dm dm;
+
+    CHECK(chat_valid_room("dm:alice:bob", 12));
+    CHECK(chat_valid_room("dm:a@x.io:b-c_d", 15));
+    CHECK(!chat_valid_room("dm:bob:alice", 12)); /* not in byte order */
+    CHECK(!chat_valid_room("dm:bob:bob", 10));   /* one user */
+    CHECK(!chat_valid_room("dm:alice", 8));
+    CHECK(!chat_valid_room("dm:", 3));
+    CHECK(!chat_valid_room("dm::bob", 7));
+    CHECK(!chat_valid_room("dm:alice:", 9));
+    CHECK(!chat_valid_room("dm:a:b:c", 8));
+    CHECK(!chat_valid_room("dm:a:b c", 8));
+    CHECK(!chat_valid_room("plain@room", 10)); /* '@' only in direct rooms */
+    CHECK(chat_valid_room("dmx:a", 5));
+    CHECK(chat_valid_room("DM:b:a", 6)); /* the prefix is case-sensitive */
+
+    CHECK(chat_dm_parse("dm:alice:bob", 12, &dm));
+    CHECK(dm.alen == 5 && memcmp(dm.a, "alice", 5) == 0);
+    CHECK(dm.blen == 3 && memcmp(dm.b, "bob", 3) == 0);
+    CHECK(chat_dm_has_user(&dm, "alice") && chat_dm_has_user(&dm, "bob"));
+    CHECK(!chat_dm_has_user(&dm, "ali") && !chat_dm_has_user(&dm, "alicex"));
+    CHECK(!chat_dm_has_user(&dm, "carol"));
+    CHECK(!chat_dm_parse("general", 7, &dm));
+    CHECK(chat_dm_parse("dm:ab:abc", 9, NULL)); /* a prefix sorts first */
+    CHECK(!chat_dm_parse("dm:abc:ab", 9, NULL));
+
+    CHECK(chat_dm_room("bob", "alice", r, sizeof(r)) == 12 && strcmp(r, "dm:alice:bob") == 0);
+    CHECK(chat_dm_room("alice", "bob", r, sizeof(r)) == 12 && strcmp(r, "dm:alice:bob") == 0);
+    CHECK(chat_dm_room("alice", "alice", r, sizeof(r)) == -1);
+    CHECK(chat_dm_room("a:b", "c", r, sizeof(r)) == -1);
+    CHECK(chat_dm_room("alice", "bob", r, 12) == -1); /* no room for the NUL */
+
+    /* the longest direct room: two users of CHAT_DM_USER_MAX bytes */
+    memset(u, 'a', CHAT_DM_USER_MAX);
+    u[CHAT_DM_USER_MAX] = 0;
+    memset(v, 'b', CHAT_DM_USER_MAX);
+    v[CHAT_DM_USER_MAX] = 0;
+    CHECK(chat_dm_room(u, v, r, sizeof(r)) == CHAT_ROOM_MAX);
     CHECK(chat_valid_room(r, CHAT_ROOM_MAX));
-    CHECK(!chat_valid_room(r, CHAT_ROOM_MAX + 1));
+    u[CHAT_DM_USER_MAX] = 'a';
+    u[CHAT_DM_USER_MAX + 1] = 0;
+    CHECK(chat_dm_room(u, v, r, sizeof(r)) == -1);
 }
 
 static void test_utf8_valid(void)
@@ -98,6 +145,7 @@ static void test_cid(void)
 int main(void)
 {
     RUN(test_room);
+    RUN(test_dm);
     RUN(test_utf8_valid);
     RUN(test_utf8_invalid);
     RUN(test_cid);

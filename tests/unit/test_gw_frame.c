@@ -238,7 +238,10 @@ static void test_invalid_room(void)
 {
     gw_frame_error e = bad("{\"type\":\"join\",\"room\":\"\"}");
     CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
-    CHECK_STR(e.message, "field \"room\" must match [A-Za-z0-9._:-]{1,64}");
+    CHECK_STR(e.message, "field \"room\" must match [A-Za-z0-9._:-]{1,64} (not starting with "
+                         "dm:) or be a direct room dm:<a>:<b>");
+    e = bad("{\"type\":\"join\",\"room\":\"dm:bob:alice\"}"); /* not in byte order */
+    CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
     e = bad("{\"type\":\"join\",\"room\":\"has space\"}");
     CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
     e = bad("{\"type\":\"leave\",\"room\":\"a/b\"}");
