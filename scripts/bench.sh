@@ -18,6 +18,9 @@
 #   fanout-1000x200 1,000 members, 200 msg/s: 200,000 deliveries/s
 #   fanout-1000x1000 1,000 members, 1,000 msg/s: 1,000,000 deliveries/s
 #   storm-10k       10,000 connected clients join one room at once
+#   persister-100k  100,000 messages produced through the gateways, then a fresh persister
+#                   drains the topic into a fresh database; beside it the store's own
+#                   bulk-insert rate (tests/bench/persister_rate.py), same batch size
 # Environment: BENCH_SECONDS (per fan-out scenario, default 10), BENCH_OUT (the JSON file,
 # default bench-results.json), CHAT_BENCH_PORT_BASE (default 38080), plus CHAT_* settings passed
 # to the gateways (e.g. CHAT_LOG_BYTES).
@@ -29,7 +32,7 @@ LOADGEN=$REPO/build/tests/chat-loadgen
 SECONDS_EACH=${BENCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$REPO/bench-results.json}
 BASE=${CHAT_BENCH_PORT_BASE:-38080}
-ALL=(idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k)
+ALL=(idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k persister-100k)
 
 say() { echo "==> $*"; }
 die() {
@@ -45,6 +48,8 @@ args_of() { # the load generator's arguments for a scenario
 	fanout-1000x200) echo "--conns 1000 --rooms 1 --senders 20 --rate 200 --seconds $SECONDS_EACH" ;;
 	fanout-1000x1000) echo "--conns 1000 --rooms 1 --senders 50 --rate 1000 --seconds $SECONDS_EACH" ;;
 	storm-10k) echo "--conns 10000 --rooms 1 --senders 0 --storm" ;;
+	# the backlog the persister drains: 100 senders in 20 rooms, 10,000 msg/s for 10 s
+	persister-100k) echo "--conns 100 --rooms 20 --senders 100 --rate 10000 --seconds 10" ;;
 	*) return 1 ;;
 	esac
 }
@@ -59,6 +64,8 @@ for s in "${SCENARIOS[@]}"; do
 	args_of "$s" >/dev/null || die "unknown scenario '$s' (scripts/bench.sh --list)"
 done
 [ -x "$LOADGEN" ] || die "$LOADGEN is missing: make build-release first (make bench does)"
+VENV_PY=${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway}/venv/bin/python
+[ -x "$VENV_PY" ] || die "$VENV_PY is missing: scripts/deps.sh makes it (make bench does)"
 
 # file limits: the load generator and the gateways inherit this shell's
 ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
@@ -106,6 +113,12 @@ for s in "${SCENARIOS[@]}"; do
 	case $s in idle-* | storm-*) port2=() pid=$GW1 ;; esac
 	"$LOADGEN" --secret "$CHAT_JWT_SECRET" --port $((BASE + 1)) "${port2[@]}" --pid "$pid" \
 		--name "$s" --json "$DATA/$s.json" "${a[@]}"
+	if [ "$s" = persister-100k ]; then
+		say "$s: tests/bench/persister_rate.py (the store alone, then a fresh persister)"
+		"$VENV_PY" tests/bench/persister_rate.py --mongo-port "$CHAT_MONGO_PORT" \
+			--kafka-port "$CHAT_KAFKA_PORT" --persister "$REPO/build/persister/chat-persister" \
+			--messages 100000 --json "$DATA/$s.json" || rm -f "$DATA/$s.json"
+	fi
 	if [ -f "$DATA/$s.json" ]; then
 		[ $first = 1 ] || echo "," >>"$OUT.tmp"
 		cat "$DATA/$s.json" >>"$OUT.tmp"
@@ -122,10 +135,17 @@ rows = json.load(open(sys.argv[1]))
 print(f"{'scenario':<18} {'conns':>7} {'msg/s':>6} {'deliveries/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
       f"{'gw us/deliv':>11} {'B/idle conn':>11} {'join s':>7} {'loadgen':>7}")
 for r in rows:
+    if r["name"] == "persister":
+        continue
     dps = r["delivered"] / r["seconds"] if r["seconds"] and r["delivered"] else 0
     print(f"{r['name']:<18} {r['conns']:>7} {r['rate']:>6.0f} {dps:>12.0f} {r['p50_ms']:>7.2f} "
           f"{r['p99_ms']:>7.2f} {r['gateway_us_per_delivery']:>11.2f} "
           f"{r['idle_bytes_per_conn']:>11.0f} {r['join_s']:>7.2f} "
           f"{100 * r['loadgen_cpu']:>6.0f}%{' SATURATED' if r['saturated'] else ''}")
+for r in rows:
+    if r["name"] == "persister":
+        print(f"\npersister: {r['persister_docs_per_s']} docs/s ({r['persister_docs']} documents "
+              f"in {r['persister_seconds']}s, batches of {r['batch']}); the store alone: "
+              f"{r['store_docs_per_s']} docs/s; ratio {100 * r['ratio']:.0f}%")
 PY
 say "figures in $OUT"

@@ -55,7 +55,8 @@ stamp_ok() { [ -f "$1" ] && [ "$(cat "$1")" = "$2" ]; }
 install_debian_packages() {
 	local pkgs=(
 		build-essential cmake ninja-build pkg-config
-		libwebsockets-dev libjwt-dev librdkafka-dev libmongoc-dev libbson-dev
+		# libev and libwebsockets' libev plugin: the gateway's epoll event loop
+		libwebsockets-dev libwebsockets-evlib-ev libev-dev libjwt-dev librdkafka-dev libmongoc-dev libbson-dev
 		libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
 		haproxy docker-compose curl ca-certificates util-linux procps
 		# clang builds the fuzzers; its sanitizer and libFuzzer runtimes are a separate package

@@ -72,6 +72,9 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_COALESCE_MS", CHAT_CFG_INT, "0", 0, 1000, S(coalesce_ms),
      "a room whose members were sent to less than this many ms ago waits that long, so that "
      "its messages go out several per write: less CPU per delivery, more latency (0: at once)"},
+    {"CHAT_EVENT_LOOP", CHAT_CFG_STR, "epoll", 0, 0, S(event_loop),
+     "epoll (libev's epoll backend: cost per wake-up independent of idle connections) or poll "
+     "(libwebsockets' own poll() over every descriptor)"},
     {"CHAT_STATS_INTERVAL", CHAT_CFG_INT, "60", 1, 86400, S(stats_interval),
      "seconds between stats lines in the log (also served at /metrics)"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
@@ -125,6 +128,10 @@ int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t er
     }
     if (s->dev_tokens && strcmp(s->jwt_alg, "HS256") != 0) {
         chat_errf(err, errlen, "CHAT_DEV_TOKENS: needs CHAT_JWT_ALG=HS256");
+        return CHAT_EINVAL;
+    }
+    if (strcmp(s->event_loop, "epoll") != 0 && strcmp(s->event_loop, "poll") != 0) {
+        chat_errf(err, errlen, "CHAT_EVENT_LOOP: must be epoll or poll");
         return CHAT_EINVAL;
     }
     if (s->rate_burst < 1) {

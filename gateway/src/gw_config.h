@@ -39,6 +39,7 @@ typedef struct gw_settings {
     long long stats_interval;
     long long coalesce_ms;
     const char *persister_group;
+    const char *event_loop; /* "epoll" or "poll" */
     const char *log_level;
 
     /* derived by gw_settings_load */

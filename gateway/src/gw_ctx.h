@@ -20,6 +20,7 @@
 #include "gw_sendq.h"
 #include "gw_users.h"
 
+struct ev_loop;
 typedef struct gw_kafka gw_kafka;
 typedef struct gw_store gw_store;
 typedef struct gw_session gw_session;
@@ -80,6 +81,8 @@ typedef struct gw_ctx {
     gw_settings cfg;
     struct lws_context *lws;
     struct lws_vhost *vhost;
+    struct ev_loop *evloop; /* CHAT_EVENT_LOOP=epoll: libev's loop, which lws drives; else NULL */
+    void *foreign_loops[1]; /* what lws is given: evloop */
     gw_auth *auth;
     gw_rooms *rooms;
     gw_users users;            /* the authenticated sessions of each user (gw_sessions_init) */

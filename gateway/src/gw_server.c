@@ -12,6 +12,8 @@
 #include <strings.h>
 #include <time.h>
 
+#include <ev.h>
+
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_validate.h"
@@ -627,8 +629,12 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
-        if (ctx)
+        if (ctx) {
             drain_store(ctx);
+            /* the signal handler's wake-up: libev's loop returns only when told to */
+            if (ctx->stopping && ctx->evloop)
+                ev_break(ctx->evloop, EVBREAK_ALL);
+        }
         return 0;
     default:
         break;
@@ -790,8 +796,30 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
      * fragments, before the session sees it; docs/protocol.md documents exactly that */
     info.options = LWS_SERVER_OPTION_DISABLE_IPV6 | LWS_SERVER_OPTION_VALIDATE_UTF8;
     info.vhost_name = "chat";
+    /* CHAT_EVENT_LOOP=epoll: lws 4.1.6's own loop is poll() over every descriptor, whose cost
+     * per wake-up grows with the idle connections; through its libev plugin (a shared object
+     * lws dlopen()s: Debian's libwebsockets-evlib-ev) it uses libev's epoll backend instead.
+     * The loop is ours ("foreign" to lws), so the gateway runs and stops it (gw_server_run). */
+    if (strcmp(ctx->cfg.event_loop, "epoll") == 0) {
+        ctx->evloop = ev_loop_new(EVBACKEND_EPOLL);
+        if (!ctx->evloop) {
+            chat_errf(err, errlen, "CHAT_EVENT_LOOP: libev could not make an epoll loop");
+            return CHAT_EINVAL;
+        }
+        ctx->foreign_loops[0] = ctx->evloop;
+        info.foreign_loops = ctx->foreign_loops;
+        info.options |= LWS_SERVER_OPTION_LIBEV;
+    }
 
     ctx->lws = lws_create_context(&info);
+    if (!ctx->lws && ctx->evloop) {
+        chat_errf(err, errlen,
+                  "CHAT_EVENT_LOOP: libwebsockets could not start on %s with its libev plugin "
+                  "(is libwebsockets-evlib-ev installed? CHAT_EVENT_LOOP=poll runs without it)"
+                  " or cannot listen there",
+                  ctx->cfg.listen);
+        return CHAT_EINVAL;
+    }
     if (!ctx->lws) {
         chat_errf(err, errlen,
                   "CHAT_LISTEN: cannot listen on %s (in use, or not an address "
@@ -814,17 +842,43 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
+static void shutdown_tick(struct ev_loop *loop, ev_timer *t, int revents)
+{
+    (void)loop;
+    (void)t;
+    (void)revents;
+}
+
+/* One round of the loop, returning within about 50 ms even when nothing happens. */
+static int service_once(gw_ctx *ctx)
+{
+    if (!ctx->evloop)
+        return lws_service(ctx->lws, 0);
+    ev_timer tick;
+    ev_timer_init(&tick, shutdown_tick, 0.05, 0.);
+    ev_timer_start(ctx->evloop, &tick);
+    ev_run(ctx->evloop, EVRUN_ONCE);
+    ev_timer_stop(ctx->evloop, &tick);
+    return 0;
+}
+
 void gw_server_run(gw_ctx *ctx)
 {
-    while (!ctx->stopping)
-        if (lws_service(ctx->lws, 0) < 0)
-            break;
+    if (ctx->evloop) {
+        /* returns at ev_break (LWS_CALLBACK_EVENT_WAIT_CANCELLED once stopping is set) */
+        while (!ctx->stopping)
+            ev_run(ctx->evloop, 0);
+    } else {
+        while (!ctx->stopping)
+            if (lws_service(ctx->lws, 0) < 0)
+                break;
+    }
     chat_log(CHAT_LOG_INFO, "shutting down: closing %llu sessions",
              (unsigned long long)ctx->stats.sessions_open);
     gw_sessions_shutdown(ctx);
     int64_t until = gw_now_ms() + 1000;
     while (ctx->sessions && gw_now_ms() < until)
-        if (lws_service(ctx->lws, 0) < 0)
+        if (service_once(ctx) < 0)
             break;
     log_stats(ctx);
 }
@@ -836,8 +890,12 @@ void gw_server_free(gw_ctx *ctx)
         lws_sul_cancel(&ctx->kafka_sul);
         lws_sul_cancel(&ctx->inflight_sul);
         lws_sul_cancel(&ctx->wake_sul);
-        lws_context_destroy(ctx->lws);
+        lws_context_destroy(ctx->lws); /* with libev: synchronous, no loop run needed */
         ctx->lws = NULL;
+    }
+    if (ctx->evloop) {
+        ev_loop_destroy(ctx->evloop);
+        ctx->evloop = NULL;
     }
 }
 
