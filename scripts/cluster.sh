@@ -16,6 +16,9 @@
 #                   shutdown)
 #   kill NAME       SIGKILL one process (crash tests)
 #   restart NAME    stop, then start one process
+#   reload haproxy  a new HAProxy process takes the listeners (-sf); the old one stops
+#                   listening and finishes its established connections (WebSocket tunnels
+#                   stay up), then exits; `down` stops such leftovers too
 #   status          one line per process; exit 0 when all run, 3 otherwise
 #   env             print the cluster's settings (the content of cluster.env)
 # NAME: kafka, postgres, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
@@ -57,6 +60,7 @@
 #                           pid is never taken for ours
 #   run/passthrough.env     the CHAT_* settings `up` saw, mode 600, reused by `start NAME`
 #   run/haproxy.cfg         generated only when there are not exactly two gateways
+#   run/haproxy-old.pids    HAProxy processes a reload left finishing their connections
 #   kafka/                  server.properties, cluster.id, data/ (formatted on first use)
 #   postgres/               the PostgreSQL data directory (initdb on first use; superuser
 #                           chat, database chat holds FerretDB's collections), owned by the
@@ -627,6 +631,34 @@ start_haproxy() {
 }
 wait_haproxy() { wait_ready haproxy http_ok "http://127.0.0.1:$PUBLIC_PORT/healthz"; }
 
+# A configuration reload without dropping a connection: the new process binds the same ports
+# (SO_REUSEPORT) and then sends the old one SIGUSR1 (-sf), which closes its listeners and exits
+# once its last connection has ended.
+reload_haproxy() {
+	local old cfg args=() a
+	old=$(pid_of haproxy) || die "haproxy is not running (scripts/cluster.sh start haproxy)"
+	cfg=$(haproxy_cfg)
+	while IFS= read -r -d '' a; do args+=("$a"); done < <(haproxy_env)
+	"${args[@]}" haproxy -c -q -f "$cfg" >>"$LOGS/haproxy.log" 2>&1 || {
+		log_tail haproxy
+		die "haproxy rejects $cfg; the running one (pid $old) stays"
+	}
+	echo "$old" >>"$RUN/haproxy-old.pids"
+	say "reloading haproxy: the old process (pid $old) finishes its connections"
+	launch haproxy "${args[@]}" haproxy -db -f "$cfg" -sf "$old"
+	wait_haproxy
+}
+
+# Stops what reloads left behind (they exit by themselves once their connections end).
+stop_old_haproxy() {
+	local p
+	[ -f "$RUN/haproxy-old.pids" ] || return 0
+	while read -r p; do
+		[ "$(cat "/proc/$p/comm" 2>/dev/null)" = haproxy ] && kill -s TERM "$p" 2>/dev/null
+	done <"$RUN/haproxy-old.pids"
+	rm -f "$RUN/haproxy-old.pids"
+}
+
 # ---- one process by name
 
 start_name() { # start_name NAME [nowait]
@@ -748,6 +780,7 @@ cmd_down() {
 		return 0
 	}
 	mapfile -t names < <(running_names_stop_order)
+	stop_old_haproxy
 	# Front to back: HAProxy, then the gateways (together), the persister, then Kafka and
 	# FerretDB (together), so clients go first and the producers flush into a live broker;
 	# PostgreSQL once FerretDB is gone.
@@ -901,6 +934,11 @@ main() {
 			start_name "$1"
 			;;
 		esac
+		;;
+	reload)
+		[ "${1:-}" = haproxy ] || die "usage: cluster.sh reload haproxy"
+		resolve_settings
+		reload_haproxy
 		;;
 	-h | --help | help) usage ;;
 	*)

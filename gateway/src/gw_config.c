@@ -72,6 +72,10 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_COALESCE_MS", CHAT_CFG_INT, "0", 0, 1000, S(coalesce_ms),
      "a room whose members were sent to less than this many ms ago waits that long, so that "
      "its messages go out several per write: less CPU per delivery, more latency (0: at once)"},
+    {"CHAT_DRAIN_MS", CHAT_CFG_INT, "5000", 0, 600000, S(drain_ms),
+     "at SIGTERM: new upgrades get 503, /healthz and /readyz 503, and the clients here are "
+     "served until they are quiet and every message they sent has its ack, at most this long; "
+     "then each is written what it is owed and closed with 1001 (within 3 s more)"},
     {"CHAT_EVENT_LOOP", CHAT_CFG_STR, "epoll", 0, 0, S(event_loop),
      "epoll (libev's epoll backend: cost per wake-up independent of idle connections) or poll "
      "(libwebsockets' own poll() over every descriptor)"},

@@ -61,9 +61,10 @@ struct gw_session {
     size_t rx_len, rx_cap;
     gw_sub *subs; /* one per joined room */
     uint16_t nsubs, capsubs;
-    uint16_t reads; /* history store reads this session waits for */
-    uint32_t gen;   /* joins made so far */
-    int close_code; /* != 0: close with this code at the next writeable */
+    uint16_t reads;  /* history store reads this session waits for */
+    uint32_t gen;    /* joins made so far */
+    int close_code;  /* != 0: close with this code at the next writeable */
+    int close_after; /* != 0: close with this code once everything owed is written (drain) */
     char close_reason[64];
 };
 
@@ -108,6 +109,7 @@ typedef struct gw_ctx {
     lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
     struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
     volatile sig_atomic_t stopping;      /* set by the signal handler */
+    bool draining; /* after stopping: new upgrades refused, /healthz and /readyz 503 */
 } gw_ctx;
 
 /* Monotonic milliseconds. */

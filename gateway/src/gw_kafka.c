@@ -277,17 +277,28 @@ static void *sync_main(void *arg)
             continue;
         }
         pthread_mutex_unlock(&k->sync_mu);
+        /* every waiting partition in one round trip per leader: offsets_for_times with
+         * RD_KAFKA_OFFSET_END answers each partition's end offset (query_watermark_offsets
+         * would ask once per partition, one after the other) */
+        rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
+        for (int32_t p = 0; l && p < n; p++)
+            if (want[p])
+                rd_kafka_topic_partition_list_add(l, k->cfg.topic, p)->offset =
+                    RD_KAFKA_OFFSET_END;
+        bool ok = l && rd_kafka_offsets_for_times(k->consumer, l, 2000) == 0;
+        pthread_mutex_lock(&k->sync_mu);
         for (int32_t p = 0; p < n; p++) {
             if (!want[p])
                 continue;
-            int64_t lo = 0, hi = -1;
-            if (rd_kafka_query_watermark_offsets(k->consumer, k->cfg.topic, p, &lo, &hi, 2000))
-                hi = -1; /* the broker cannot say: the join goes on with what the log has */
-            pthread_mutex_lock(&k->sync_mu);
+            rd_kafka_topic_partition_t *tp =
+                ok ? rd_kafka_topic_partition_list_find(l, k->cfg.topic, p) : NULL;
             k->sync_done[p] = want[p];
-            k->sync_hw[p] = hi;
-            pthread_mutex_unlock(&k->sync_mu);
+            /* the broker cannot say: the join goes on with what the log has */
+            k->sync_hw[p] = tp && !tp->err && tp->offset >= 0 ? tp->offset : -1;
         }
+        pthread_mutex_unlock(&k->sync_mu);
+        if (l)
+            rd_kafka_topic_partition_list_destroy(l);
         if (k->cfg.wake)
             k->cfg.wake(k->cfg.wake_arg);
         pthread_mutex_lock(&k->sync_mu);
@@ -463,6 +474,16 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
 fail:
     gw_kafka_free(k, 0);
     return rc;
+}
+
+int gw_kafka_pending(const gw_kafka *k)
+{
+    int n = 0;
+    if (k->producer)
+        n += rd_kafka_outq_len(k->producer);
+    if (k->retired)
+        n += rd_kafka_outq_len(k->retired);
+    return n;
 }
 
 void gw_kafka_stop(gw_kafka *k, int flush_ms)

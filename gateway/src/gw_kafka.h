@@ -65,6 +65,9 @@ void gw_kafka_serve_producer(gw_kafka *k);
  * soon), false when the queue is empty. */
 bool gw_kafka_serve_consumer(gw_kafka *k, size_t max);
 
+/* Messages produced whose delivery report has not been served yet (on_ack not called): 0 when
+ * every client that sent through this gateway has its ack or error. Loop thread. */
+int gw_kafka_pending(const gw_kafka *k);
 /* True while the broker answered a metadata request for the topic recently. Any thread. */
 bool gw_kafka_ready(const gw_kafka *k);
 /* True once fan-out has read every partition up to where it ended at start. Loop thread. */

@@ -365,18 +365,24 @@ static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0)
         return http_respond(wsi, pss, 405, "application/json",
                             "{\"error\":\"method not allowed\"}");
+    /* draining (SIGTERM): HAProxy's check (/healthz) and Kubernetes' readiness (/readyz) both
+     * stop sending people here while the clients already here are flushed and closed */
     if (strcmp(path, "/healthz") == 0)
-        return http_respond(wsi, pss, 200, "text/plain", "ok\n");
+        return ctx->draining ? http_respond(wsi, pss, 503, "text/plain", "draining\n")
+                             : http_respond(wsi, pss, 200, "text/plain", "ok\n");
     if (strcmp(path, "/readyz") == 0) {
         /* a store path that is backed up sends people elsewhere until it drains */
         bool k = gw_kafka_ready(ctx->kafka), m = gw_store_ready(ctx->store),
              w = gw_kafka_warm(ctx->kafka),
              busy = gw_store_queued(ctx->store) >= GW_STORE_QUEUE * 3 / 4,
-             ok = k && m && w && !busy;
+             ok = k && m && w && !busy && !ctx->draining;
         return http_respond(wsi, pss, ok ? 200 : 503, "application/json",
                             "{\"status\":\"%s\",\"kafka\":\"%s\",\"mongo\":\"%s\","
                             "\"log\":\"%s\",\"node\":\"%s\",\"sessions\":%llu}",
-                            ok ? "ready" : "not ready", k ? "ok" : "down",
+                            ok              ? "ready"
+                            : ctx->draining ? "draining"
+                                            : "not ready",
+                            k ? "ok" : "down",
                             !m     ? "down"
                             : busy ? "busy"
                                    : "ok",
@@ -567,6 +573,11 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 426: Sec-WebSocket-Version not 13");
             return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
                                   "unsupported_version", "Sec-WebSocket-Version must be 13");
+        }
+        if (ctx->draining) {
+            /* HAProxy retries a 503 on another gateway (retry-on in its config) */
+            return refuse_upgrade(wsi, "503 Service Unavailable", "retry-after: 1\r\n",
+                                  "going_away", "this gateway is shutting down; try another");
         }
         if (!origin_allowed(ctx, wsi)) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 403: Origin not allowed");
@@ -842,6 +853,11 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     return 0;
 }
 
+/* Drain: a connection is quiet after this long without a frame; one that does not take what
+ * it is owed is cut this long after its close began. */
+#define GW_DRAIN_QUIET_MS 200
+#define GW_DRAIN_CLOSE_S 3
+
 static void shutdown_tick(struct ev_loop *loop, ev_timer *t, int revents)
 {
     (void)loop;
@@ -873,13 +889,41 @@ void gw_server_run(gw_ctx *ctx)
             if (lws_service(ctx->lws, 0) < 0)
                 break;
     }
-    chat_log(CHAT_LOG_INFO, "shutting down: closing %llu sessions",
+    /* Drain (README, "Stopping a gateway"): refuse new upgrades and report unready; keep
+     * serving the connections here until they are quiet (no frame for GW_DRAIN_QUIET_MS) and
+     * every message they sent has its ack, at most CHAT_DRAIN_MS; then each is written what it
+     * is owed and closed with 1001 (at most GW_DRAIN_CLOSE_S more for clients that do not
+     * read). */
+    int64_t t0 = gw_now_ms(), until = t0 + ctx->cfg.drain_ms, quiet_since = t0;
+    uint64_t frames = ctx->stats.frames_in;
+    ctx->draining = true;
+    chat_log(CHAT_LOG_INFO, "draining: %llu sessions, %d messages awaiting their ack",
+             (unsigned long long)ctx->stats.sessions_open, gw_kafka_pending(ctx->kafka));
+    while (ctx->sessions && gw_now_ms() < until) {
+        if (ctx->stats.frames_in != frames) {
+            frames = ctx->stats.frames_in;
+            quiet_since = gw_now_ms();
+        }
+        if (gw_kafka_pending(ctx->kafka) == 0 && gw_now_ms() - quiet_since >= GW_DRAIN_QUIET_MS)
+            break;
+        if (service_once(ctx) < 0)
+            break;
+    }
+    int pending = gw_kafka_pending(ctx->kafka);
+    if (pending > 0)
+        chat_log(CHAT_LOG_WARN,
+                 "draining: %d messages still without an ack after CHAT_DRAIN_MS=%lld; their "
+                 "senders will retry them by cid",
+                 pending, ctx->cfg.drain_ms);
+    chat_log(CHAT_LOG_INFO, "draining: closing %llu sessions with 1001",
              (unsigned long long)ctx->stats.sessions_open);
-    gw_sessions_shutdown(ctx);
-    int64_t until = gw_now_ms() + 1000;
+    gw_sessions_drain(ctx, GW_DRAIN_CLOSE_S);
+    until = gw_now_ms() + GW_DRAIN_CLOSE_S * 1000 + 500;
     while (ctx->sessions && gw_now_ms() < until)
         if (service_once(ctx) < 0)
             break;
+    chat_log(CHAT_LOG_INFO, "drained in %lld ms (%llu sessions left to cut)",
+             (long long)(gw_now_ms() - t0), (unsigned long long)ctx->stats.sessions_open);
     log_stats(ctx);
 }
 

@@ -1292,6 +1292,15 @@ static int batch_add(gw_batch *w, gw_buf *b)
     return 1;
 }
 
+/* Every live cursor is at its room log's end. */
+static bool caught_up(const gw_session *s)
+{
+    for (uint16_t i = 0; i < s->nsubs; i++)
+        if (s->subs[i].live && s->subs[i].next < s->subs[i].lr->next_rseq)
+            return false;
+    return true;
+}
+
 int gw_session_writeable(gw_session *s)
 {
     if (s->close_code) {
@@ -1333,6 +1342,10 @@ out:
         return -1;
     if (w.stopped)
         s->ctx->ops->want_write(s->conn);
+    else if (s->close_after && !gw_sendq_peek(&s->q) && caught_up(s)) {
+        s->close_code = s->close_after; /* all written: the close frame goes next */
+        s->ctx->ops->want_write(s->conn);
+    }
     return 0;
 }
 
@@ -1340,6 +1353,20 @@ void gw_sessions_shutdown(gw_ctx *ctx)
 {
     for (gw_session *s = ctx->sessions; s; s = s->next)
         fail_session(s, LWS_CLOSE_STATUS_GOINGAWAY, "server shutting down");
+}
+
+void gw_sessions_drain(gw_ctx *ctx, int close_within_s)
+{
+    for (gw_session *s = ctx->sessions; s; s = s->next) {
+        if (s->state == GW_S_CLOSING)
+            continue;
+        s->state = GW_S_CLOSING; /* frames that still arrive are dropped */
+        s->close_after = LWS_CLOSE_STATUS_GOINGAWAY;
+        snprintf(s->close_reason, sizeof(s->close_reason), "%s",
+                 "gateway going away: reconnect and resume with since");
+        ctx->ops->want_write(s->conn);
+        ctx->ops->close_within(s->conn, close_within_s);
+    }
 }
 
 /* --- fan-out ----------------------------------------------------------------------------- */

@@ -49,8 +49,12 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
                        bool binary);
 /* The socket can take more. Returns 0, or -1 to close now. */
 int gw_session_writeable(gw_session *s);
-/* Closes every session with 1001 (shutdown). */
+/* Closes every session with 1001 (shutdown) at once, dropping what is queued. */
 void gw_sessions_shutdown(gw_ctx *ctx);
+/* Drain: every session stops taking frames, writes what it is owed (queued replies, room
+ * frames up to the log's end) and then closes with 1001; a client that does not take it all is
+ * cut after close_within_s (ops->close_within). */
+void gw_sessions_drain(gw_ctx *ctx, int close_within_s);
 
 /* The state all sessions share (the room logs, the in-flight send table): init once the
  * partition count is known (then gw_log_cover each partition where fan-out starts), timers

@@ -485,11 +485,31 @@ async def connect_on(net: Net, gateway: str, user: str, tries: int = 16):
             await s.close()
 
 
-@contextlib.contextmanager
-def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **settings: str):
+class GatewayProcess:
+    """A gateway started by spawn_gateway: its process, port and log."""
+
+    def __init__(self, proc: subprocess.Popen, port: int, log_path: Path, log):
+        self.proc, self.port, self.log_path, self._log = proc, port, log_path, log
+
+    def log_text(self) -> str:
+        return self.log_path.read_text(errors="replace")
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(5)
+        self._log.close()
+
+
+def spawn_gateway(cluster: Cluster, node_id: str, port_index: int = 1,
+                  **settings: str) -> GatewayProcess:
     """Starts one more gateway of this cluster's build, on its own port next to the cluster's,
-    with extra settings (CHAT_* variables), waits for /readyz and yields its port; stops it at
-    the end. Its log is logs/<node_id>.log."""
+    with extra settings (CHAT_* variables), and waits for /readyz. The caller stops it
+    (.stop()). Its log is logs/<node_id>.log."""
     binary = cluster.build_dir / "gateway" / "chat-gateway"
     port = max(cluster.gateway_ports) + port_index
     env = dict(cluster.env)
@@ -506,6 +526,7 @@ def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **setting
     log = open(log_path, "ab")
     proc = subprocess.Popen([str(binary)], env=env, stdin=subprocess.DEVNULL, stdout=log,
                             stderr=subprocess.STDOUT)
+    gw = GatewayProcess(proc, port, log_path, log)
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -519,15 +540,20 @@ def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **setting
             if time.monotonic() > deadline:
                 raise AssertionError(f"gateway {node_id} not ready within 60s; see {log_path}")
             time.sleep(0.3)
-        yield port
+    except BaseException:
+        gw.stop()
+        raise
+    return gw
+
+
+@contextlib.contextmanager
+def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **settings: str):
+    """spawn_gateway as a context: yields the port, stops the gateway at the end."""
+    gw = spawn_gateway(cluster, node_id, port_index, **settings)
+    try:
+        yield gw.port
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(5)
-        log.close()
+        gw.stop()
 
 
 def metrics(port: int) -> dict[str, float]:

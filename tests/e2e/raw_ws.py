@@ -63,8 +63,19 @@ class RawWs:
         self.buf = b""
 
     @classmethod
-    def connect(cls, port: int, host: str = "127.0.0.1", timeout: float = 10) -> "RawWs":
-        s = socket.create_connection((host, port), timeout=timeout)
+    def connect(cls, port: int, host: str = "127.0.0.1", timeout: float = 10,
+                rcvbuf: int | None = None) -> "RawWs":
+        """rcvbuf: a small receive buffer (set before connecting, so the window stays small)
+        makes a client that does not read choke the server's writes quickly."""
+        s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        if rcvbuf:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+        s.settimeout(timeout)
+        try:
+            s.connect((host, port))
+        except BaseException:
+            s.close()
+            raise
         s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         return cls(s)
 
