@@ -18,6 +18,9 @@
 #   fanout-1000x200 1,000 members, 200 msg/s: 200,000 deliveries/s
 #   fanout-1000x1000 1,000 members, 1,000 msg/s: 1,000,000 deliveries/s
 #   storm-10k       10,000 connected clients join one room at once
+#   skip-5000       5,000 msg/s into 100 rooms whose members are all on gateway-1: gateway-2
+#                   reads every record and has no member of any room: its CPU per record is
+#                   what every gateway pays for the cluster's whole message rate
 #   persister-100k  100,000 messages produced through the gateways, then a fresh persister
 #                   drains the topic into a fresh database; beside it the store's own
 #                   bulk-insert rate (tests/bench/persister_rate.py), same batch size
@@ -32,7 +35,8 @@ LOADGEN=$REPO/build/tests/chat-loadgen
 SECONDS_EACH=${BENCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$REPO/bench-results.json}
 BASE=${CHAT_BENCH_PORT_BASE:-38080}
-ALL=(idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k persister-100k)
+ALL=(idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k skip-5000
+	persister-100k)
 
 say() { echo "==> $*"; }
 die() {
@@ -48,6 +52,8 @@ args_of() { # the load generator's arguments for a scenario
 	fanout-1000x200) echo "--conns 1000 --rooms 1 --senders 20 --rate 200 --seconds $SECONDS_EACH" ;;
 	fanout-1000x1000) echo "--conns 1000 --rooms 1 --senders 50 --rate 1000 --seconds $SECONDS_EACH" ;;
 	storm-10k) echo "--conns 10000 --rooms 1 --senders 0 --storm" ;;
+	# every connection a sender (all on gateway-1); gateway-2 only reads
+	skip-5000) echo "--conns 100 --rooms 100 --senders 100 --rate 5000 --seconds $SECONDS_EACH" ;;
 	# the backlog the persister drains: 100 senders in 20 rooms, 10,000 msg/s for 10 s
 	persister-100k) echo "--conns 100 --rooms 20 --senders 100 --rate 10000 --seconds 10" ;;
 	*) return 1 ;;
@@ -115,9 +121,13 @@ for s in "${SCENARIOS[@]}"; do
 		--name "$s" --json "$DATA/$s.json" "${a[@]}"
 	if [ "$s" = persister-100k ]; then
 		say "$s: tests/bench/persister_rate.py (the store alone, then a fresh persister)"
+		# the store to ourselves: the cluster's persister waits (it would still be storing
+		# the backlog just produced)
+		scripts/cluster.sh stop persister >/dev/null
 		"$VENV_PY" tests/bench/persister_rate.py --mongo-port "$CHAT_MONGO_PORT" \
 			--kafka-port "$CHAT_KAFKA_PORT" --persister "$REPO/build/persister/chat-persister" \
 			--messages 100000 --json "$DATA/$s.json" || rm -f "$DATA/$s.json"
+		scripts/cluster.sh start persister >/dev/null
 	fi
 	if [ -f "$DATA/$s.json" ]; then
 		[ $first = 1 ] || echo "," >>"$OUT.tmp"
@@ -135,7 +145,7 @@ rows = json.load(open(sys.argv[1]))
 print(f"{'scenario':<18} {'conns':>7} {'msg/s':>6} {'deliveries/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
       f"{'gw us/deliv':>11} {'B/idle conn':>11} {'join s':>7} {'loadgen':>7}")
 for r in rows:
-    if r["name"] == "persister":
+    if r["name"] in ("persister", "skip-5000"):
         continue
     dps = r["delivered"] / r["seconds"] if r["seconds"] and r["delivered"] else 0
     print(f"{r['name']:<18} {r['conns']:>7} {r['rate']:>6.0f} {dps:>12.0f} {r['p50_ms']:>7.2f} "
@@ -143,6 +153,10 @@ for r in rows:
           f"{r['idle_bytes_per_conn']:>11.0f} {r['join_s']:>7.2f} "
           f"{100 * r['loadgen_cpu']:>6.0f}%{' SATURATED' if r['saturated'] else ''}")
 for r in rows:
+    if r["name"] == "skip-5000":
+        print(f"\nskip-5000: a gateway with no member of any room: "
+              f"{r['gateway_us_per_record']:.2f} us of CPU per record read "
+              f"({r['sent']} records in {r['seconds']}s)")
     if r["name"] == "persister":
         print(f"\npersister: {r['persister_docs_per_s']} docs/s ({r['persister_docs']} documents "
               f"in {r['persister_seconds']}s, batches of {r['batch']}); the store alone: "

@@ -595,6 +595,8 @@ int main(int argc, char **argv)
     double wall = sending ? (double)(now_ns() - start) / 1e9 : 0, self = self_cpu_s() - s0;
     double g2 = o.pid ? proc_cpu_s(o.pid) : -1;
     double us_per = n_delivered && g2 >= 0 ? (g2 - g1) * 1e6 / (double)n_delivered : 0;
+    /* per record the gateway read: what a gateway with no member of the rooms pays */
+    double us_per_record = n_sent && g2 >= 0 ? (g2 - g1) * 1e6 / (double)n_sent : 0;
     long rss2 = o.pid ? proc_rss_kb(o.pid) : -1;
     bool saturated = wall > 0 && self / wall > 0.9;
     printf(
@@ -613,13 +615,14 @@ int main(int argc, char **argv)
                     "{\"name\":\"%s\",\"conns\":%d,\"rooms\":%d,\"senders\":%d,\"rate\":%.0f,"
                     "\"seconds\":%d,\"joined\":%llu,\"join_s\":%.3f,\"sent\":%llu,"
                     "\"delivered\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
-                    "\"gateway_us_per_delivery\":%.3f,\"gateway_rss_kb\":%ld,"
+                    "\"gateway_us_per_delivery\":%.3f,\"gateway_us_per_record\":%.3f,"
+                    "\"gateway_cpu_s\":%.3f,\"gateway_rss_kb\":%ld,"
                     "\"idle_bytes_per_conn\":%.0f,\"loadgen_cpu\":%.3f,\"saturated\":%s,"
                     "\"errors\":%llu,\"failed\":%llu}\n",
                     o.name, o.conns, o.rooms, o.senders, o.rate, o.seconds,
                     (unsigned long long)n_joined, join_s, (unsigned long long)n_sent,
                     (unsigned long long)n_delivered, percentile_ms(0.5), percentile_ms(0.99),
-                    percentile_ms(1.0), us_per, rss2,
+                    percentile_ms(1.0), us_per, us_per_record, g2 >= 0 ? g2 - g1 : 0, rss2,
                     rss1 > 0 && rss0 > 0
                         ? (double)(rss1 - rss0) * 1024 / (double)(n_joined ? n_joined : 1)
                         : 0,
