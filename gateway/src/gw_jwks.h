@@ -1,7 +1,7 @@
 /* gw_jwks.h: JSON Web Key Sets (RFC 7517) of public signing keys, for CHAT_JWT_JWKS.
  *
  * gw_jwks_parse() turns a JWKS document into the public keys usable with one configured
- * algorithm: RS256 takes keys with kty "RSA" (n, e; at least 2048 bits), ES256 keys with kty
+ * algorithm: RS256 takes keys with kty "RSA" (n, e; 2048 to 8192 bits), ES256 keys with kty
  * "EC" and crv "P-256" (x, y, a point on the curve). A key of another type, or whose "alg" or
  * "use" names something else (another algorithm, encryption), is skipped: it never signs for
  * the configured algorithm. Every usable key needs a "kid", unique in the set. A key that is
@@ -9,6 +9,8 @@
  * parts "d"/"p"/...) makes the whole set invalid, so that an operator's mistake is an error,
  * not a silently missing key. Each key is kept as a PEM public key (what libjwt takes).
  *
+ * Parsing is cheap enough for the loop thread: no primality test of RSA moduli (only odd n
+ * and e, 1 < e < n, 2048..8192 bits); a 64 KiB file of 4096-bit keys takes about 15 ms.
  * A gw_jwks is immutable once made: any thread may look keys up; the owner frees it.
  * gw_jwk_encode() is the reverse: the JWK of a public key (chat-token --jwk, tests). */
 #ifndef GW_JWKS_H
