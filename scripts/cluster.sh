@@ -695,7 +695,7 @@ start_haproxy() {
 		log_tail haproxy
 		die "haproxy rejects $cfg"
 	}
-	say "starting haproxy on 127.0.0.1:$PUBLIC_PORT (stats on :$STATS_PORT)"
+	say "starting haproxy on 127.0.0.1:$PUBLIC_PORT, https on :$TLS_PORT (stats on :$STATS_PORT)"
 	# -db: foreground, no daemon, so the pid file holds HAProxy itself.
 	launch haproxy "${args[@]}" haproxy -db -f "$cfg"
 }
