@@ -26,7 +26,11 @@
 # Settings (environment; a relative directory is taken from the repo):
 #   CHAT_PUBLIC_PORT=8080         HAProxy, what browsers use
 #   CHAT_GATEWAY_PORTS=8081,8082  one gateway per port (gateway-1 on the first, ...)
+#   CHAT_TLS_PORT=8443            HAProxy's https and wss listener, with the certificate under
+#                                 tls/ (made on first start, below)
 #   CHAT_STATS_PORT=8404          HAProxy stats page (/ and /metrics)
+#   CHAT_CONN_RATE_LIMIT=1000     new connections one client address may open through HAProxy
+#                                 per 10 s (its stick table); more are refused at connect
 #   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
 #   CHAT_MONGO_PORT=27017         FerretDB
 #   CHAT_PG_PORT=5433             PostgreSQL, FerretDB's backend (127.0.0.1 only, trust auth:
@@ -53,7 +57,13 @@
 #
 # Files, under CHAT_DATA_DIR:
 #   cluster.env             KEY=value lines: the ports, CHAT_DATA_DIR, CHAT_BUILD_DIR,
-#                           CHAT_PUBLIC_URL, CHAT_WS_URL, CHAT_KAFKA_BROKERS, CHAT_MONGO_URI
+#                           CHAT_PUBLIC_URL, CHAT_WS_URL, CHAT_HTTPS_URL, CHAT_WSS_URL,
+#                           CHAT_TLS_CA, CHAT_KAFKA_BROKERS, CHAT_MONGO_URI
+#   tls/                    ca.crt (the local certificate authority: the file to trust) and
+#                           ca.key, server.crt and server.key (for 127.0.0.1, ::1 and localhost,
+#                           signed by that CA), server.pem (both, for HAProxy). Made with the
+#                           openssl command on first start; the server certificate again when
+#                           it expires within 30 days, both when the CA expires within a day.
 #   logs/<name>.log         each process's stdout and stderr, appended across restarts
 #                           (also logs/chat-admin.log)
 #   run/<name>.pid          the pid (one line); run/<name>.start its start time, so a recycled
@@ -88,7 +98,8 @@ OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CH
 	CHAT_PG_PORT CHAT_STORE_BACKEND CHAT_PG_BIN CHAT_DATA_DIR CHAT_BUILD_DIR CHAT_CACHE_DIR
 	CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS
 	CHAT_PUBLIC_BIND CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT
-	CHAT_PUBLIC_URL CHAT_WS_URL)
+	CHAT_PUBLIC_URL CHAT_WS_URL CHAT_TLS_PORT CHAT_TLS_BIND CHAT_TLS_CRT CHAT_CONN_RATE_LIMIT
+	CHAT_HTTPS_URL CHAT_WSS_URL CHAT_TLS_CA)
 
 say() { echo "==> $*"; }
 warn() { echo "cluster.sh: WARNING: $*" >&2; }
@@ -110,6 +121,7 @@ DATA=$(abspath "${CHAT_DATA_DIR:-.data}" "$REPO")
 LOGS=$DATA/logs
 RUN=$DATA/run
 ENV_FILE=$DATA/cluster.env
+TLS_DIR=$DATA/tls
 PASS_FILE=$RUN/passthrough.env
 
 # Later commands (start NAME, down, status) use the settings `up` recorded, unless the
@@ -135,13 +147,17 @@ load_saved_settings() {
 resolve_settings() {
 	PUBLIC_PORT=${CHAT_PUBLIC_PORT:-8080}
 	STATS_PORT=${CHAT_STATS_PORT:-8404}
+	TLS_PORT=${CHAT_TLS_PORT:-8443}
+	CONN_RATE_LIMIT=${CHAT_CONN_RATE_LIMIT:-1000}
+	[[ $CONN_RATE_LIMIT =~ ^[1-9][0-9]{0,8}$ ]] ||
+		die "bad CHAT_CONN_RATE_LIMIT '$CONN_RATE_LIMIT' (new connections per address per 10 s, 1 or more)"
 	KAFKA_PORT=${CHAT_KAFKA_PORT:-9092}
 	CONTROLLER_PORT=$((KAFKA_PORT + 1))
 	MONGO_PORT=${CHAT_MONGO_PORT:-27017}
 	PG_PORT=${CHAT_PG_PORT:-5433}
 	IFS=', ' read -r -a GW_PORTS <<<"${CHAT_GATEWAY_PORTS:-8081,8082}"
 	local p
-	for p in "$PUBLIC_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "$PG_PORT" "${GW_PORTS[@]}"; do
+	for p in "$PUBLIC_PORT" "$TLS_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "$PG_PORT" "${GW_PORTS[@]}"; do
 		[[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65534 ] || die "bad port '$p'"
 	done
 	STORE_BACKEND=${CHAT_STORE_BACKEND:-pg}
@@ -185,7 +201,9 @@ write_settings() {
 			IFS=,
 			echo "${GW_PORTS[*]}"
 		)
+		CHAT_TLS_PORT=$TLS_PORT
 		CHAT_STATS_PORT=$STATS_PORT
+		CHAT_CONN_RATE_LIMIT=$CONN_RATE_LIMIT
 		CHAT_KAFKA_PORT=$KAFKA_PORT
 		CHAT_KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT
 		CHAT_MONGO_PORT=$MONGO_PORT
@@ -195,6 +213,9 @@ write_settings() {
 		CHAT_BUILD_DIR=$BUILD
 		CHAT_PUBLIC_URL=http://127.0.0.1:$PUBLIC_PORT/
 		CHAT_WS_URL=ws://127.0.0.1:$PUBLIC_PORT/ws
+		CHAT_HTTPS_URL=https://127.0.0.1:$TLS_PORT/
+		CHAT_WSS_URL=wss://127.0.0.1:$TLS_PORT/ws
+		CHAT_TLS_CA=$TLS_DIR/ca.crt
 		CHAT_KAFKA_BROKERS=$KAFKA_BROKERS
 		CHAT_MONGO_URI=$MONGO_URI
 	EOF
@@ -611,12 +632,61 @@ haproxy_cfg() { # the config to use: the shared one for two gateways, a generate
 
 haproxy_env() {
 	printf '%s\0' env "CHAT_PUBLIC_BIND=127.0.0.1:$PUBLIC_PORT" "CHAT_STATS_BIND=127.0.0.1:$STATS_PORT" \
-		"CHAT_GW1_ADDR=127.0.0.1:${GW_PORTS[0]}" "CHAT_GW2_ADDR=127.0.0.1:${GW_PORTS[1]:-${GW_PORTS[0]}}"
+		"CHAT_GW1_ADDR=127.0.0.1:${GW_PORTS[0]}" "CHAT_GW2_ADDR=127.0.0.1:${GW_PORTS[1]:-${GW_PORTS[0]}}" \
+		"CHAT_TLS_BIND=127.0.0.1:$TLS_PORT" "CHAT_TLS_CRT=$TLS_DIR/server.pem" \
+		"CHAT_CONN_RATE_LIMIT=$CONN_RATE_LIMIT"
+}
+
+# ensure_tls: the local CA and the server certificate HAProxy serves on CHAT_TLS_PORT (tls/,
+# see the top of this file), made with the openssl command when missing or about to expire.
+# Both keys are EC P-256; the server certificate names 127.0.0.1, ::1 and localhost, lives 397
+# days (what browsers accept) and is signed by the CA, which lives 10 years and may sign nothing
+# but this cluster's server certificates (pathlen 0). Trust ca.crt, not server.crt: the CA
+# stays when the server certificate is renewed.
+ensure_tls() {
+	command -v openssl >/dev/null 2>&1 || die "openssl not found: run scripts/deps.sh"
+	local ca=$TLS_DIR/ca.crt ca_key=$TLS_DIR/ca.key crt=$TLS_DIR/server.crt key=$TLS_DIR/server.key
+	local pem=$TLS_DIR/server.pem log=$LOGS/tls.log ext
+	mkdir -p "$TLS_DIR" "$LOGS"
+	chmod 700 "$TLS_DIR"
+	if [ ! -s "$ca" ] || [ ! -s "$ca_key" ] ||
+		! openssl x509 -in "$ca" -noout -checkend 86400 >/dev/null 2>&1; then
+		say "making a local certificate authority in $ca"
+		rm -f "$crt" "$key" "$pem"
+		(umask 077 && openssl req -x509 -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+			-keyout "$ca_key" -out "$ca" -days 3650 -sha256 \
+			-subj "/O=chat gateway local cluster/CN=chat local CA $(date -u +%Y-%m-%dT%H:%M:%SZ)" \
+			-addext "basicConstraints=critical,CA:TRUE,pathlen:0" \
+			-addext "keyUsage=critical,keyCertSign,cRLSign") >>"$log" 2>&1 ||
+			die "openssl could not make the CA; see $log"
+		chmod 644 "$ca"
+	fi
+	if [ -s "$pem" ] && [ -s "$crt" ] &&
+		openssl x509 -in "$crt" -noout -checkend $((30 * 86400)) >/dev/null 2>&1 &&
+		openssl verify -CAfile "$ca" "$crt" >/dev/null 2>&1; then
+		return 0
+	fi
+	say "making the server certificate for 127.0.0.1 and localhost in $crt"
+	ext=$(mktemp)
+	printf '%s\n' "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1" \
+		"basicConstraints=critical,CA:FALSE" "keyUsage=critical,digitalSignature" \
+		"extendedKeyUsage=serverAuth" >"$ext"
+	if ! (umask 077 && openssl req -new -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes \
+		-keyout "$key" -out "$TLS_DIR/server.csr" -subj "/CN=localhost" &&
+		openssl x509 -req -in "$TLS_DIR/server.csr" -CA "$ca" -CAkey "$ca_key" \
+			-set_serial "0x$(openssl rand -hex 16)" -days 397 -sha256 -extfile "$ext" -out "$crt" &&
+		cat "$crt" "$key" >"$pem.tmp" && mv "$pem.tmp" "$pem") >>"$log" 2>&1; then
+		rm -f "$ext"
+		die "openssl could not make the server certificate; see $log"
+	fi
+	rm -f "$ext" "$TLS_DIR/server.csr"
 }
 
 start_haproxy() {
 	command -v haproxy >/dev/null 2>&1 || die "haproxy not found: run scripts/deps.sh"
 	check_port_free "$PUBLIC_PORT" "HAProxy"
+	check_port_free "$TLS_PORT" "HAProxy https"
+	ensure_tls
 	check_port_free "$STATS_PORT" "HAProxy stats"
 	local cfg args=() a
 	cfg=$(haproxy_cfg)
@@ -625,11 +695,13 @@ start_haproxy() {
 		log_tail haproxy
 		die "haproxy rejects $cfg"
 	}
-	say "starting haproxy on 127.0.0.1:$PUBLIC_PORT (stats on :$STATS_PORT)"
+	say "starting haproxy on 127.0.0.1:$PUBLIC_PORT, https on :$TLS_PORT (stats on :$STATS_PORT)"
 	# -db: foreground, no daemon, so the pid file holds HAProxy itself.
 	launch haproxy "${args[@]}" haproxy -db -f "$cfg"
 }
-wait_haproxy() { wait_ready haproxy http_ok "http://127.0.0.1:$PUBLIC_PORT/healthz"; }
+https_ok() { curl -fsS -o /dev/null --max-time 2 --cacert "$TLS_DIR/ca.crt" "$1" 2>/dev/null; }
+haproxy_ok() { http_ok "http://127.0.0.1:$PUBLIC_PORT/healthz" && https_ok "https://127.0.0.1:$TLS_PORT/healthz"; }
+wait_haproxy() { wait_ready haproxy haproxy_ok; }
 
 # A configuration reload without dropping a connection: the new process binds the same ports
 # (SO_REUSEPORT) and then sends the old one SIGUSR1 (-sf), which closes its listeners and exits
@@ -770,6 +842,8 @@ cmd_up() {
 		is_running "$n" || die "$n is not running; see $LOGS/$n.log"
 	done
 	say "chat cluster ready: http://127.0.0.1:$PUBLIC_PORT/ (stats http://127.0.0.1:$STATS_PORT/, logs in $LOGS)"
+	say "over TLS: https://127.0.0.1:$TLS_PORT/ and wss://127.0.0.1:$TLS_PORT/ws; trust the CA in" \
+		"$TLS_DIR/ca.crt (e.g. curl --cacert $TLS_DIR/ca.crt https://localhost:$TLS_PORT/healthz)"
 }
 
 cmd_down() {
@@ -824,7 +898,7 @@ cmd_status() {
 			all=3
 		fi
 	done
-	echo "url: http://127.0.0.1:$PUBLIC_PORT/  data: $DATA"
+	echo "url: http://127.0.0.1:$PUBLIC_PORT/  https://127.0.0.1:$TLS_PORT/ (CA $TLS_DIR/ca.crt)  data: $DATA"
 	return $all
 }
 

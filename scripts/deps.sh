@@ -58,7 +58,8 @@ install_debian_packages() {
 		# libev and libwebsockets' libev plugin: the gateway's epoll event loop
 		libwebsockets-dev libwebsockets-evlib-ev libev-dev libjwt-dev librdkafka-dev libmongoc-dev libbson-dev
 		libprotobuf-c-dev protobuf-c-compiler libjansson-dev libssl-dev
-		haproxy docker-compose curl ca-certificates util-linux procps
+		# openssl: the local cluster's CA and server certificate (scripts/cluster.sh)
+		haproxy docker-compose curl ca-certificates openssl util-linux procps
 		# clang builds the fuzzers; its sanitizer and libFuzzer runtimes are a separate package
 		# that --no-install-recommends leaves out (clang 14 is Debian 12's).
 		clang clang-format libclang-rt-14-dev

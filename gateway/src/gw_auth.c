@@ -7,7 +7,11 @@
  * libjwt has verified the signature, the algorithm is compared once more and the claims are
  * checked here: exp (required), nbf, iat, sub (required), iss and aud (when configured).
  * HS256 MACs are also checked here in constant time before libjwt's own (strcmp) check.
- * Public keys are read and checked with OpenSSL once, at gw_auth_new(). */
+ * A PEM public key (CHAT_JWT_PUBLIC_KEY) is read and checked with OpenSSL once, at
+ * gw_auth_new(). With a JSON Web Key Set (CHAT_JWT_JWKS, gw_jwks.c) the token's header kid
+ * picks the key; the set is read again by gw_auth_reload() when its file changes, so keys can
+ * be rotated without a restart. The algorithm stays pinned either way: a JWKS key is only ever
+ * used for the configured one. */
 #define _POSIX_C_SOURCE 200809L /* strdup */
 
 #include "gw_auth.h"
@@ -26,19 +30,35 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "chat_error.h"
+#include "gw_b64.h"
+#include "gw_jwks.h"
 
 #define GW_AUTH_TOKEN_MAX 8192     /* bytes of a compact JWT */
 #define GW_AUTH_KEY_FILE_MAX 65536 /* bytes of a PEM public key file */
 #define GW_AUTH_SECRET_MIN 16      /* bytes of an HS256 secret */
 #define GW_AUTH_IAT_SKEW 300       /* seconds an iat may lie ahead, on top of the leeway */
 
+/* What identifies one version of the JWKS file: a rewrite in place changes the time or size,
+ * a replacement by rename changes the inode. */
+typedef struct gw_auth_file_id {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    bool valid;
+} gw_auth_file_id;
+
 struct gw_auth {
     jwt_alg_t alg;
     const char *alg_name; /* static */
-    unsigned char *key;   /* HS256 secret or PEM public key */
+    unsigned char *key;   /* HS256 secret or PEM public key; NULL with a JWKS */
     size_t key_len;
+    gw_jwks *jwks;   /* CHAT_JWT_JWKS: the keys by kid; NULL otherwise */
+    char *jwks_path; /* NULL: no JWKS */
+    gw_auth_file_id jwks_id;
     char *issuer;   /* NULL: not checked */
     char *audience; /* NULL: not checked */
     long leeway_s;
@@ -52,9 +72,74 @@ void gw_auth_free(gw_auth *a)
         memset(a->key, 0, a->key_len);
         free(a->key);
     }
+    gw_jwks_free(a->jwks);
+    free(a->jwks_path);
     free(a->issuer);
     free(a->audience);
     free(a);
+}
+
+static gw_auth_file_id file_id(const char *path)
+{
+    gw_auth_file_id id;
+    struct stat st;
+    memset(&id, 0, sizeof(id));
+    if (stat(path, &st) == 0) {
+        id.dev = st.st_dev;
+        id.ino = st.st_ino;
+        id.size = st.st_size;
+        id.mtime = st.st_mtim;
+        id.valid = true;
+    }
+    return id;
+}
+
+static bool same_file(const gw_auth_file_id *a, const gw_auth_file_id *b)
+{
+    return a->valid == b->valid && a->dev == b->dev && a->ino == b->ino && a->size == b->size &&
+           a->mtime.tv_sec == b->mtime.tv_sec && a->mtime.tv_nsec == b->mtime.tv_nsec;
+}
+
+/* Reads the JWKS file into a new set; the old one stays in force when this fails. */
+static int load_jwks(gw_auth *a, char *err, size_t errlen)
+{
+    gw_auth_file_id before = file_id(a->jwks_path);
+    gw_jwks *set = NULL;
+    char why[256];
+    int rc = gw_jwks_load(&set, a->jwks_path, a->alg_name, why, sizeof(why));
+    /* the version read is the one seen before reading: a write during the read is seen as a
+     * change by the next check and read again */
+    a->jwks_id = before;
+    if (rc) {
+        chat_errf(err, errlen, "CHAT_JWT_JWKS: %s", why);
+        return rc;
+    }
+    gw_jwks_free(a->jwks);
+    a->jwks = set;
+    return 0;
+}
+
+int gw_auth_reload(gw_auth *a, bool force, char *err, size_t errlen)
+{
+    if (!a || !a->jwks_path)
+        return 0;
+    if (!force) {
+        gw_auth_file_id now = file_id(a->jwks_path);
+        if (same_file(&now, &a->jwks_id))
+            return 0;
+    }
+    int rc = load_jwks(a, err, errlen);
+    return rc ? rc : 1;
+}
+
+size_t gw_auth_key_count(const gw_auth *a)
+{
+    return a && a->jwks ? gw_jwks_count(a->jwks) : 0;
+}
+
+const char *gw_auth_key_id(const gw_auth *a, size_t i)
+{
+    return a && a->jwks ? gw_jwks_kid(a->jwks, i) : NULL;
 }
 
 /* Reads a whole small file into a malloc'd, NUL-terminated buffer. Returns 0 or -errno. */
@@ -178,6 +263,10 @@ int gw_auth_new(gw_auth **out, const gw_auth_config *cfg, char *err, size_t errl
     }
     a->leeway_s = cfg->leeway_s;
 
+    if (a->alg == JWT_ALG_HS256 && cfg->jwks_file && *cfg->jwks_file) {
+        chat_errf(err, errlen, "CHAT_JWT_JWKS: needs CHAT_JWT_ALG RS256 or ES256");
+        goto fail;
+    }
     if (a->alg == JWT_ALG_HS256) {
         if (!cfg->secret || !*cfg->secret) {
             chat_errf(err, errlen, "CHAT_JWT_SECRET: required when CHAT_JWT_ALG is HS256");
@@ -195,10 +284,26 @@ int gw_auth_new(gw_auth **out, const gw_auth_config *cfg, char *err, size_t errl
             goto fail;
         }
         a->key_len = n;
+    } else if (cfg->jwks_file && *cfg->jwks_file) {
+        if (cfg->public_key_file && *cfg->public_key_file) {
+            chat_errf(err, errlen,
+                      "CHAT_JWT_JWKS: set either CHAT_JWT_JWKS or CHAT_JWT_PUBLIC_KEY, not both");
+            goto fail;
+        }
+        a->jwks_path = strdup(cfg->jwks_file);
+        if (!a->jwks_path) {
+            rc = -ENOMEM;
+            goto fail;
+        }
+        rc = load_jwks(a, err, errlen);
+        if (rc)
+            goto fail;
+        rc = CHAT_EINVAL;
     } else {
         const char *path = cfg->public_key_file;
         if (!path || !*path) {
-            chat_errf(err, errlen, "CHAT_JWT_PUBLIC_KEY: required when CHAT_JWT_ALG is %s",
+            chat_errf(err, errlen,
+                      "CHAT_JWT_PUBLIC_KEY: required (or CHAT_JWT_JWKS) when CHAT_JWT_ALG is %s",
                       a->alg_name);
             goto fail;
         }
@@ -229,62 +334,11 @@ fail:
 
 /* ---- token shape and header -------------------------------------------------------------- */
 
-static int b64url_val(unsigned char c)
-{
-    if (c >= 'A' && c <= 'Z')
-        return c - 'A';
-    if (c >= 'a' && c <= 'z')
-        return c - 'a' + 26;
-    if (c >= '0' && c <= '9')
-        return c - '0' + 52;
-    if (c == '-')
-        return 62;
-    if (c == '_')
-        return 63;
-    return -1;
-}
-
-/* Decodes unpadded base64url (RFC 7515) into a malloc'd, NUL-terminated buffer.
- * NULL when malformed or on ENOMEM. */
-static char *b64url_decode(const char *s, size_t len, size_t *outlen)
-{
-    if (len % 4 == 1)
-        return NULL;
-    char *out = malloc(len / 4 * 3 + 3);
-    size_t o = 0;
-    uint32_t acc = 0;
-    int bits = 0;
-
-    if (!out)
-        return NULL;
-    for (size_t i = 0; i < len; i++) {
-        int v = b64url_val((unsigned char)s[i]);
-        if (v < 0) {
-            free(out);
-            return NULL;
-        }
-        acc = (acc << 6) | (uint32_t)v;
-        bits += 6;
-        if (bits >= 8) {
-            bits -= 8;
-            out[o++] = (char)((acc >> bits) & 0xff);
-        }
-    }
-    /* Leftover bits must be zero (canonical encoding). */
-    if (bits && (acc & ((1u << bits) - 1))) {
-        free(out);
-        return NULL;
-    }
-    out[o] = '\0';
-    *outlen = o;
-    return out;
-}
-
 /* Decodes one segment as a JSON object. NULL when it is not one. */
 static json_t *segment_json(const char *s, size_t len)
 {
     size_t n;
-    char *raw = b64url_decode(s, len, &n);
+    char *raw = gw_b64url_decode(s, len, &n);
     if (!raw)
         return NULL;
     json_t *j = json_loadb(raw, n, JSON_REJECT_DUPLICATES, NULL);
@@ -323,9 +377,31 @@ static bool hmac_ok(const gw_auth *a, const char *input, size_t len, const char 
     return maclen == wantlen && CRYPTO_memcmp(want, mac, wantlen) == 0;
 }
 
-/* Checks the token's shape and its header's alg, and for HS256 the MAC, before libjwt sees
- * the token. */
-static int check_shape(const gw_auth *a, const char *token, char *err, size_t errlen)
+/* The key that verifies a token with this header: the configured one, or with a JWKS the
+ * key named by the header's kid. NULL (err filled) when the set has no such key. */
+static const unsigned char *pick_key(const gw_auth *a, json_t *hdr, size_t *len, char *err,
+                                     size_t errlen)
+{
+    if (!a->jwks) {
+        *len = a->key_len;
+        return a->key;
+    }
+    json_t *kid = json_object_get(hdr, "kid");
+    if (!kid) {
+        chat_errf(err, errlen, "token has no key id (kid)");
+        return NULL;
+    }
+    const unsigned char *pem =
+        json_is_string(kid) ? gw_jwks_pem(a->jwks, json_string_value(kid), len) : NULL;
+    if (!pem)
+        chat_errf(err, errlen, "token key id (kid) unknown");
+    return pem;
+}
+
+/* Checks the token's shape and its header's alg, picks the key (*key), and for HS256 checks
+ * the MAC, before libjwt sees the token. */
+static int check_shape(const gw_auth *a, const char *token, const unsigned char **key,
+                       size_t *key_len, char *err, size_t errlen)
 {
     size_t len = strnlen(token, GW_AUTH_TOKEN_MAX + 1);
     const char *dot1, *dot2;
@@ -359,6 +435,9 @@ static int check_shape(const gw_auth *a, const char *token, char *err, size_t er
         chat_errf(err, errlen, "algorithm %s not accepted", shown);
         goto out;
     }
+    *key = pick_key(a, hdr, key_len, err, errlen);
+    if (!*key)
+        goto out;
     payload = segment_json(dot1 + 1, (size_t)(dot2 - dot1 - 1));
     if (!payload) {
         chat_errf(err, errlen, "malformed token claims");
@@ -367,7 +446,7 @@ static int check_shape(const gw_auth *a, const char *token, char *err, size_t er
     const char *sig = dot2 + 1;
     size_t siglen = len - (size_t)(sig - token);
     size_t n;
-    char *raw = siglen ? b64url_decode(sig, siglen, &n) : NULL;
+    char *raw = siglen ? gw_b64url_decode(sig, siglen, &n) : NULL;
     if (!raw) {
         chat_errf(err, errlen, "malformed token signature");
         goto out;
@@ -522,12 +601,14 @@ int gw_auth_verify(const gw_auth *a, const char *token, time_t now, gw_identity 
     memset(id, 0, sizeof(*id));
     if (!token)
         token = "";
-    rc = check_shape(a, token, err, errlen);
+    const unsigned char *key = NULL;
+    size_t key_len = 0;
+    rc = check_shape(a, token, &key, &key_len, err, errlen);
     if (rc)
         goto out;
     rc = CHAT_EAUTH;
 
-    if (jwt_decode(&jwt, token, a->key, (int)a->key_len) != 0 || !jwt) {
+    if (jwt_decode(&jwt, token, key, (int)key_len) != 0 || !jwt) {
         jwt = NULL;
         chat_errf(err, errlen, "token signature invalid");
         goto out;

@@ -3,10 +3,17 @@
  * alg differs from the configured one (alg "none" included), and checks exp (required), nbf
  * (when present), sub (required, 1..CHAT_USER_MAX bytes), name (optional, truncated to
  * CHAT_USER_MAX), and iss/aud when configured (aud may be a string or an array).
- * A gw_auth is immutable after gw_auth_new(): gw_auth_verify() may be called from any thread. */
+ * RS256/ES256 keys come from one PEM public key, or from a JSON Web Key Set (gw_jwks.h) where
+ * the token header's kid picks the key (a token without kid, or with a kid the set does not
+ * hold, is refused).
+ * Threads: with a PEM key or a secret a gw_auth is immutable after gw_auth_new() and
+ * gw_auth_verify() may be called from any thread. With a JWKS, gw_auth_reload() replaces the
+ * key set: gw_auth_verify() and gw_auth_reload() must then be called from one thread (the
+ * gateway's loop thread). */
 #ifndef GW_AUTH_H
 #define GW_AUTH_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <time.h>
 
@@ -18,6 +25,7 @@ typedef struct gw_auth_config {
     const char *alg;             /* "HS256", "RS256" or "ES256" */
     const char *secret;          /* HS256: the shared secret (>= 16 bytes) */
     const char *public_key_file; /* RS256/ES256: PEM public key file, read once */
+    const char *jwks_file;       /* RS256/ES256: JWKS file instead (not both), re-readable */
     const char *issuer;          /* NULL or "": not checked */
     const char *audience;        /* NULL or "": not checked */
     long leeway_s;               /* clock skew allowed on exp/nbf, seconds */
@@ -38,5 +46,16 @@ void gw_auth_free(gw_auth *a);
  * log and a person ("token expired", "algorithm RS256 not accepted", ...). */
 int gw_auth_verify(const gw_auth *a, const char *token, time_t now, gw_identity *id, char *err,
                    size_t errlen);
+
+/* CHAT_JWT_JWKS: reads the key set file again when it changed since it was last read (its
+ * inode, size or modification time; every time when force). Returns 0 when there was nothing
+ * to read (no JWKS, or unchanged), 1 when the new set is in force, or a negative code with err
+ * naming the setting: the previous set then stays in force. Tokens already verified (open
+ * connections) are not affected. Loop thread. */
+int gw_auth_reload(gw_auth *a, bool force, char *err, size_t errlen);
+
+/* The JWKS's usable keys (0 without a JWKS) and their kids, for logs. */
+size_t gw_auth_key_count(const gw_auth *a);
+const char *gw_auth_key_id(const gw_auth *a, size_t i);
 
 #endif

@@ -32,12 +32,18 @@ static const chat_cfg_entry gw_table[] = {
      "HS256 shared secret (at least 16 bytes)"},
     {"CHAT_JWT_PUBLIC_KEY", CHAT_CFG_STR, NULL, 0, 0, S(jwt_public_key),
      "PEM public key file for RS256/ES256"},
+    {"CHAT_JWT_JWKS", CHAT_CFG_STR, NULL, 0, 0, S(jwt_jwks),
+     "JSON Web Key Set file for RS256/ES256 (instead of CHAT_JWT_PUBLIC_KEY): the token's kid "
+     "picks the key; read again when the file changes or on SIGHUP"},
     {"CHAT_JWT_ISSUER", CHAT_CFG_STR, NULL, 0, 0, S(jwt_issuer), "required iss claim, if set"},
     {"CHAT_JWT_AUDIENCE", CHAT_CFG_STR, NULL, 0, 0, S(jwt_audience), "required aud claim, if set"},
     {"CHAT_JWT_LEEWAY", CHAT_CFG_INT, "30", 0, 3600, S(jwt_leeway),
      "seconds of clock skew allowed on exp and nbf"},
     {"CHAT_AUTH_TIMEOUT", CHAT_CFG_INT, "10", 1, 300, S(auth_timeout),
      "seconds a client has to send the first-frame auth"},
+    {"CHAT_TLS_CERT", CHAT_CFG_STR, NULL, 0, 0, S(tls_cert),
+     "PEM certificate chain: serve https and wss on CHAT_LISTEN (with CHAT_TLS_KEY)"},
+    {"CHAT_TLS_KEY", CHAT_CFG_STR, NULL, 0, 0, S(tls_key), "PEM private key of CHAT_TLS_CERT"},
     {"CHAT_WEB_ROOT", CHAT_CFG_STR, NULL, 0, 0, S(web_root),
      "directory of the web client (unset: not served)"},
     {"CHAT_ALLOWED_ORIGINS", CHAT_CFG_STR, NULL, 0, 0, S(allowed_origins),
@@ -138,6 +144,14 @@ int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t er
         chat_errf(err, errlen, "CHAT_EVENT_LOOP: must be epoll or poll");
         return CHAT_EINVAL;
     }
+    bool has_cert = s->tls_cert && *s->tls_cert, has_key = s->tls_key && *s->tls_key;
+    if (has_cert != has_key) {
+        chat_errf(err, errlen, "%s: CHAT_TLS_CERT and CHAT_TLS_KEY go together (both or neither)",
+                  has_cert ? "CHAT_TLS_KEY" : "CHAT_TLS_CERT");
+        return CHAT_EINVAL;
+    }
+    if (!has_cert)
+        s->tls_cert = s->tls_key = NULL;
     if (s->rate_burst < 1) {
         chat_errf(err, errlen, "CHAT_RATE_BURST: must be at least 1");
         return CHAT_EINVAL;

@@ -17,10 +17,13 @@ typedef struct gw_settings {
     const char *jwt_alg;
     const char *jwt_secret;
     const char *jwt_public_key;
+    const char *jwt_jwks;
     const char *jwt_issuer;
     const char *jwt_audience;
     long long jwt_leeway;
     long long auth_timeout;
+    const char *tls_cert; /* both or neither */
+    const char *tls_key;
     const char *web_root;
     const char *allowed_origins;
     bool dev_tokens;

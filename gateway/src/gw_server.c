@@ -5,6 +5,7 @@
 #include "gw_server.h"
 
 #include <errno.h>
+#include <openssl/ssl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -27,6 +28,7 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "gw_buf headroom must cover LWS_PRE");
 #define GW_FANOUT_BATCH 512 /* records handed out per loop turn before yielding */
 #define GW_HTTP_BODY_MAX 8192
 #define GW_HTTP_HEADER_MAX 12288 /* lws max_http_header_data: a request's whole header */
+#define GW_JWKS_POLL_MS 1000     /* how often the JWKS file's inode, size and time are looked at */
 
 /* Per-connection data: a WebSocket session, or the pending response of an HTTP request. */
 typedef struct gw_pss {
@@ -640,6 +642,10 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         return 0;
 
     case LWS_CALLBACK_EVENT_WAIT_CANCELLED:
+        if (ctx && ctx->reload) {
+            ctx->reload = 0;
+            gw_server_reload_keys(ctx, true);
+        }
         if (ctx) {
             drain_store(ctx);
             /* the signal handler's wake-up: libev's loop returns only when told to */
@@ -750,6 +756,44 @@ static void stats_tick(lws_sorted_usec_list_t *sul)
                      ctx->cfg.stats_interval * LWS_US_PER_SEC);
 }
 
+/* --- JWKS key rotation --------------------------------------------------------------------- */
+
+static void log_keys(gw_ctx *ctx, const char *what)
+{
+    char kids[256] = "";
+    size_t n = gw_auth_key_count(ctx->auth), o = 0;
+    for (size_t i = 0; i < n && o < sizeof(kids); i++) {
+        int w = snprintf(kids + o, sizeof(kids) - o, "%s%s", i ? ", " : "",
+                         gw_auth_key_id(ctx->auth, i));
+        if (w < 0)
+            break;
+        o += (size_t)w;
+    }
+    chat_log(CHAT_LOG_INFO, "CHAT_JWT_JWKS %s: %zu key(s): %s", what, n, kids);
+}
+
+void gw_server_reload_keys(gw_ctx *ctx, bool force)
+{
+    char err[512];
+    if (!ctx->cfg.jwt_jwks || !*ctx->cfg.jwt_jwks) {
+        if (force)
+            chat_log(CHAT_LOG_INFO, "SIGHUP: no CHAT_JWT_JWKS to read again");
+        return;
+    }
+    int rc = gw_auth_reload(ctx->auth, force, err, sizeof(err));
+    if (rc < 0)
+        chat_log(CHAT_LOG_ERROR, "%s; the keys read before stay in force", err);
+    else if (rc == 1)
+        log_keys(ctx, force ? "read again (SIGHUP)" : "read again (the file changed)");
+}
+
+static void jwks_tick(lws_sorted_usec_list_t *sul)
+{
+    gw_ctx *ctx = lws_container_of(sul, gw_ctx, jwks_sul);
+    gw_server_reload_keys(ctx, false);
+    lws_sul_schedule(ctx->lws, 0, &ctx->jwks_sul, jwks_tick, GW_JWKS_POLL_MS * LWS_US_PER_MS);
+}
+
 static void lws_log_emit(int level, const char *line)
 {
     size_t n = strlen(line);
@@ -821,6 +865,15 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
         info.foreign_loops = ctx->foreign_loops;
         info.options |= LWS_SERVER_OPTION_LIBEV;
     }
+    if (ctx->cfg.tls_cert) {
+        /* https and wss on CHAT_LISTEN (the files were checked at start, gw_tls.h); HTTP/1.1
+         * only (the WebSocket upgrade is HTTP/1.1's) */
+        info.options |= LWS_SERVER_OPTION_DO_SSL_GLOBAL_INIT;
+        info.ssl_cert_filepath = ctx->cfg.tls_cert;
+        info.ssl_private_key_filepath = ctx->cfg.tls_key;
+        info.ssl_options_set = SSL_OP_NO_TLSv1 | SSL_OP_NO_TLSv1_1;
+        info.alpn = "http/1.1";
+    }
 
     ctx->lws = lws_create_context(&info);
     if (!ctx->lws && ctx->evloop) {
@@ -834,8 +887,9 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     if (!ctx->lws) {
         chat_errf(err, errlen,
                   "CHAT_LISTEN: cannot listen on %s (in use, or not an address "
-                  "of this host?)",
-                  ctx->cfg.listen);
+                  "of this host?%s)",
+                  ctx->cfg.listen,
+                  ctx->cfg.tls_cert ? " or libwebsockets refused CHAT_TLS_CERT/CHAT_TLS_KEY" : "");
         return CHAT_EINVAL;
     }
     ctx->vhost = lws_get_vhost_by_name(ctx->lws, "chat");
@@ -850,6 +904,10 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
                      ctx->cfg.stats_interval * LWS_US_PER_SEC);
     gw_sessions_start_timers(ctx);
+    if (ctx->cfg.jwt_jwks && *ctx->cfg.jwt_jwks) {
+        log_keys(ctx, "read");
+        lws_sul_schedule(ctx->lws, 0, &ctx->jwks_sul, jwks_tick, GW_JWKS_POLL_MS * LWS_US_PER_MS);
+    }
     return 0;
 }
 
@@ -934,6 +992,7 @@ void gw_server_free(gw_ctx *ctx)
         lws_sul_cancel(&ctx->kafka_sul);
         lws_sul_cancel(&ctx->inflight_sul);
         lws_sul_cancel(&ctx->wake_sul);
+        lws_sul_cancel(&ctx->jwks_sul);
         lws_context_destroy(ctx->lws); /* with libev: synchronous, no loop run needed */
         ctx->lws = NULL;
     }

@@ -1,4 +1,4 @@
-/* gw_token.c: minting HS256 development tokens with libjwt (see gw_token.h). The claims are
+/* gw_token.c: minting tokens with libjwt (see gw_token.h). The claims are
  * checked with the same rules the verifier applies, so a minted token always verifies under a
  * gw_auth with the same secret, issuer and audience. */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
@@ -7,6 +7,7 @@
 
 #include <errno.h>
 #include <jwt.h>
+#include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -29,18 +30,9 @@ static int valid_text(const char *s, size_t max)
     return 1;
 }
 
-int gw_token_mint(const char *secret, const gw_token_claims *c, time_t now, char **out, char *err,
-                  size_t errlen)
+/* Checks the claims with the verifier's rules. */
+static int check_claims(const gw_token_claims *c, char *err, size_t errlen)
 {
-    jwt_t *jwt = NULL;
-    char *tok = NULL;
-    int rc = CHAT_EINVAL;
-
-    *out = NULL;
-    if (!secret || strlen(secret) < GW_TOKEN_SECRET_MIN) {
-        chat_errf(err, errlen, "the secret must be at least %d bytes", GW_TOKEN_SECRET_MIN);
-        return CHAT_EINVAL;
-    }
     if (!c || !c->sub || !valid_text(c->sub, CHAT_USER_MAX)) {
         chat_errf(err, errlen, "sub must be 1..%d bytes of UTF-8 text", CHAT_USER_MAX);
         return CHAT_EINVAL;
@@ -59,29 +51,93 @@ int gw_token_mint(const char *secret, const gw_token_claims *c, time_t now, char
         chat_errf(err, errlen, "ttl must be 1..%ld seconds", GW_TOKEN_TTL_MAX);
         return CHAT_EINVAL;
     }
-
-    rc = -ENOMEM;
-    if (jwt_new(&jwt) != 0)
-        goto fail;
-    if (jwt_add_grant(jwt, "sub", c->sub) || jwt_add_grant_int(jwt, "iat", (long)now) ||
-        jwt_add_grant_int(jwt, "exp", (long)now + c->ttl_s))
-        goto fail;
-    if (c->name && *c->name && jwt_add_grant(jwt, "name", c->name))
-        goto fail;
-    if (c->issuer && *c->issuer && jwt_add_grant(jwt, "iss", c->issuer))
-        goto fail;
-    if (c->audience && *c->audience && jwt_add_grant(jwt, "aud", c->audience))
-        goto fail;
-    if (jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)))
-        goto fail;
-    tok = jwt_encode_str(jwt);
-    if (!tok)
-        goto fail;
-    *out = tok;
-    jwt_free(jwt);
     return 0;
-fail:
-    chat_errf(err, errlen, "cannot create the token (out of memory)");
+}
+
+/* A jwt with c's claims (and kid in its header), not yet signed. NULL on ENOMEM. */
+static jwt_t *new_jwt(const gw_token_claims *c, const char *kid, time_t now)
+{
+    jwt_t *jwt = NULL;
+    if (jwt_new(&jwt) != 0)
+        return NULL;
+    if (jwt_add_grant(jwt, "sub", c->sub) || jwt_add_grant_int(jwt, "iat", (long)now) ||
+        jwt_add_grant_int(jwt, "exp", (long)now + c->ttl_s) ||
+        (c->name && *c->name && jwt_add_grant(jwt, "name", c->name)) ||
+        (c->issuer && *c->issuer && jwt_add_grant(jwt, "iss", c->issuer)) ||
+        (c->audience && *c->audience && jwt_add_grant(jwt, "aud", c->audience)) ||
+        (kid && jwt_add_header(jwt, "kid", kid))) {
+        jwt_free(jwt);
+        return NULL;
+    }
+    return jwt;
+}
+
+int gw_token_mint(const char *secret, const gw_token_claims *c, time_t now, char **out, char *err,
+                  size_t errlen)
+{
+    jwt_t *jwt = NULL;
+    char *tok = NULL;
+
+    *out = NULL;
+    if (!secret || strlen(secret) < GW_TOKEN_SECRET_MIN) {
+        chat_errf(err, errlen, "the secret must be at least %d bytes", GW_TOKEN_SECRET_MIN);
+        return CHAT_EINVAL;
+    }
+    if (check_claims(c, err, errlen))
+        return CHAT_EINVAL;
+    jwt = new_jwt(c, NULL, now);
+    if (jwt &&
+        jwt_set_alg(jwt, JWT_ALG_HS256, (const unsigned char *)secret, (int)strlen(secret)) == 0)
+        tok = jwt_encode_str(jwt);
     jwt_free(jwt);
-    return rc;
+    if (!tok) {
+        chat_errf(err, errlen, "cannot create the token (out of memory)");
+        return -ENOMEM;
+    }
+    *out = tok;
+    return 0;
+}
+
+int gw_token_mint_key(const char *alg, const unsigned char *key_pem, size_t key_len,
+                      const char *kid, const gw_token_claims *c, time_t now, char **out, char *err,
+                      size_t errlen)
+{
+    jwt_alg_t a;
+    jwt_t *jwt = NULL;
+    char *tok = NULL;
+
+    *out = NULL;
+    if (alg && strcmp(alg, "RS256") == 0)
+        a = JWT_ALG_RS256;
+    else if (alg && strcmp(alg, "ES256") == 0)
+        a = JWT_ALG_ES256;
+    else {
+        chat_errf(err, errlen, "the algorithm must be RS256 or ES256 with a key");
+        return CHAT_EINVAL;
+    }
+    if (!key_pem || key_len == 0 || key_len > INT_MAX) {
+        chat_errf(err, errlen, "no private key");
+        return CHAT_EINVAL;
+    }
+    if (kid && (!*kid || !valid_text(kid, GW_TOKEN_CLAIM_MAX))) {
+        chat_errf(err, errlen, "kid must be 1..%d bytes of text", GW_TOKEN_CLAIM_MAX);
+        return CHAT_EINVAL;
+    }
+    if (check_claims(c, err, errlen))
+        return CHAT_EINVAL;
+    jwt = new_jwt(c, kid, now);
+    if (!jwt) {
+        chat_errf(err, errlen, "cannot create the token (out of memory)");
+        return -ENOMEM;
+    }
+    if (jwt_set_alg(jwt, a, key_pem, (int)key_len) == 0)
+        tok = jwt_encode_str(jwt);
+    jwt_free(jwt);
+    if (!tok) {
+        chat_errf(err, errlen, "cannot sign with that key: not a PEM %s private key",
+                  a == JWT_ALG_RS256 ? "RSA" : "EC P-256");
+        return CHAT_EINVAL;
+    }
+    *out = tok;
+    return 0;
 }

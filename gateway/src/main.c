@@ -1,12 +1,14 @@
 /* main.c: chat-gateway. Loads the settings, builds the context (auth, room index, Kafka,
  * MongoDB workers, libwebsockets), serves until SIGINT/SIGTERM, then shuts down in order:
- * sessions closed with 1001, the producer flushed, the workers stopped. */
+ * sessions closed with 1001, the producer flushed, the workers stopped. SIGHUP reads the JWKS
+ * (CHAT_JWT_JWKS) again. */
 #define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
 #include <mongoc/mongoc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "chat_error.h"
 #include "chat_log.h"
@@ -17,6 +19,7 @@
 #include "gw_server.h"
 #include "gw_session.h"
 #include "gw_store.h"
+#include "gw_tls.h"
 
 /* The store's fence (gw_store_set_fence): the persisters' committed offset. */
 static int64_t store_fence(void *arg, int32_t partition)
@@ -30,9 +33,11 @@ static gw_ctx *signal_ctx;
 
 static void on_signal(int sig)
 {
-    (void)sig;
     if (signal_ctx) {
-        signal_ctx->stopping = 1;
+        if (sig == SIGHUP)
+            signal_ctx->reload = 1; /* read CHAT_JWT_JWKS again */
+        else
+            signal_ctx->stopping = 1;
         gw_server_wake(signal_ctx);
     }
 }
@@ -61,11 +66,18 @@ int main(int argc, char **argv)
     gw_auth_config ac = {.alg = ctx.cfg.jwt_alg,
                          .secret = ctx.cfg.jwt_secret,
                          .public_key_file = ctx.cfg.jwt_public_key,
+                         .jwks_file = ctx.cfg.jwt_jwks,
                          .issuer = ctx.cfg.jwt_issuer,
                          .audience = ctx.cfg.jwt_audience,
                          .leeway_s = (long)ctx.cfg.jwt_leeway};
     if (gw_auth_new(&ctx.auth, &ac, err, sizeof(err)) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
+        return 2;
+    }
+    if (ctx.cfg.tls_cert &&
+        gw_tls_check_files(ctx.cfg.tls_cert, ctx.cfg.tls_key, time(NULL), err, sizeof(err))) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        gw_auth_free(ctx.auth);
         return 2;
     }
     if (ctx.cfg.dev_tokens)
@@ -120,10 +132,11 @@ int main(int argc, char **argv)
     sa.sa_handler = on_signal;
     sigaction(SIGINT, &sa, NULL);
     sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
     sa.sa_handler = SIG_IGN;
     sigaction(SIGPIPE, &sa, NULL);
-    chat_log(CHAT_LOG_INFO, "listening on %s (node %s, JWT %s, web client %s)", ctx.cfg.listen,
-             ctx.cfg.node_id, ctx.cfg.jwt_alg,
+    chat_log(CHAT_LOG_INFO, "listening on %s%s (node %s, JWT %s, web client %s)", ctx.cfg.listen,
+             ctx.cfg.tls_cert ? " with TLS" : "", ctx.cfg.node_id, ctx.cfg.jwt_alg,
              ctx.cfg.web_root && *ctx.cfg.web_root ? ctx.cfg.web_root : "not served");
     gw_server_run(&ctx);
     rc = 0;

@@ -133,6 +133,41 @@ EOF
 		fail "deploy/k8s/40-haproxy.yaml haproxy.cfg:"
 		indent <<<"$out"
 	fi
+	check_haproxy_tls
+}
+
+# Both configs with their TLS listener on, with a throwaway certificate laid out as each
+# deployment mounts it: a directory of PEM files (docker-compose), and chat.pem with its key
+# beside it in chat.pem.key (the Kubernetes TLS Secret's tls.crt and tls.key).
+check_haproxy_tls() {
+	local certs=$TMP/certs out
+	if ! command -v openssl >/dev/null 2>&1; then
+		skip "HAProxy configs with TLS: openssl not installed (scripts/deps.sh installs it)"
+		return
+	fi
+	mkdir -p "$certs/k8s"
+	if ! openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 1 \
+		-subj /CN=localhost -keyout "$certs/k8s/chat.pem.key" -out "$certs/k8s/chat.pem" \
+		>/dev/null 2>&1; then
+		fail "HAProxy configs with TLS: openssl could not make a throwaway certificate"
+		return
+	fi
+	cat "$certs/k8s/chat.pem" "$certs/k8s/chat.pem.key" >"$certs/chat.pem"
+	if out=$(CHAT_PUBLIC_BIND=:8080 CHAT_STATS_BIND=:8404 CHAT_GW1_ADDR=gateway1:8081 \
+		CHAT_GW2_ADDR=gateway2:8081 CHAT_TLS_BIND=:8443 CHAT_TLS_CRT="$certs/" \
+		CHAT_CONN_RATE_LIMIT=1000 haproxy -c -f deploy/haproxy/haproxy.cfg 2>&1); then
+		pass "deploy/haproxy/haproxy.cfg with TLS on (CHAT_TLS_BIND, a directory of PEM files)"
+	else
+		fail "deploy/haproxy/haproxy.cfg with TLS on:"
+		indent <<<"$out"
+	fi
+	if out=$(CHAT_TLS_CRT="$certs/k8s/chat.pem" CHAT_CONN_RATE_LIMIT=1000 \
+		haproxy -c -f "$TMP/haproxy-k8s.cfg" 2>&1); then
+		pass "deploy/k8s/40-haproxy.yaml haproxy.cfg with TLS on (the Secret's layout)"
+	else
+		fail "deploy/k8s/40-haproxy.yaml haproxy.cfg with TLS on:"
+		indent <<<"$out"
+	fi
 }
 
 # ---------------------------------------------------------------- docker-compose
@@ -149,7 +184,7 @@ check_compose() {
 	fi
 	# no variable from the caller's environment may change the verdict
 	if out=$(env -u CHAT_JWT_SECRET -u CHAT_DEV_TOKENS -u CHAT_PUBLIC_PORT -u CHAT_STATS_PORT \
-		-u CHAT_LOG_LEVEL "${dc[@]}" -f docker-compose.yml config -q 2>&1); then
+		-u CHAT_LOG_LEVEL -u CHAT_TLS_BIND -u CHAT_TLS_DIR -u CHAT_TLS_PORT -u CHAT_CONN_RATE_LIMIT "${dc[@]}" -f docker-compose.yml config -q 2>&1); then
 		pass "docker-compose.yml (${dc[*]} config -q)"
 	else
 		fail "docker-compose.yml (${dc[*]} config -q):"

@@ -17,6 +17,7 @@ import hmac
 import http.client
 import json
 import os
+import ssl
 import subprocess
 import time
 import uuid
@@ -54,11 +55,21 @@ class Cluster:
     auth_timeout: float
     owned: bool  # True when this test run started the cluster (and so stops it)
     pg_port: int = 0  # PostgreSQL behind FerretDB (CHAT_PG_PORT)
+    tls_port: int = 0  # HAProxy's https and wss (CHAT_TLS_PORT)
     _mongo: Any = None
 
     @property
     def ws_url(self) -> str:
         return f"ws://127.0.0.1:{self.public_port}/ws"
+
+    @property
+    def wss_url(self) -> str:
+        return f"wss://127.0.0.1:{self.tls_port}/ws"
+
+    @property
+    def ca_file(self) -> Path:
+        """The local CA scripts/cluster.sh made, which signed HAProxy's certificate."""
+        return self.data_dir / "tls" / "ca.crt"
 
     def gateway_ws_url(self, i: int) -> str:
         return f"ws://127.0.0.1:{self.gateway_ports[i]}/ws"
@@ -190,9 +201,20 @@ class HttpResponse:
         return json.loads(self.body.decode("utf-8"))
 
 
-def http_get(port: int, path: str, headers: dict | None = None, timeout: float = 10) -> HttpResponse:
-    """GET http://127.0.0.1:port/path without any proxy."""
-    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def tls_context(ca_file: Any = None) -> ssl.SSLContext:
+    """A client TLS context that verifies certificates and host names against ca_file (None:
+    the system's CAs only)."""
+    return ssl.create_default_context(cafile=str(ca_file) if ca_file else None)
+
+
+def http_get(port: int, path: str, headers: dict | None = None, timeout: float = 10,
+             tls_ca: Any = None, host: str = "127.0.0.1") -> HttpResponse:
+    """GET http://host:port/path without any proxy; https verified by tls_ca when given."""
+    if tls_ca is not None:
+        conn: http.client.HTTPConnection = http.client.HTTPSConnection(
+            host, port, timeout=timeout, context=tls_context(tls_ca))
+    else:
+        conn = http.client.HTTPConnection(host, port, timeout=timeout)
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
@@ -217,9 +239,12 @@ def _connect_kwargs() -> dict:
     )
 
 
-async def ws_open(uri: str, headers: dict | None = None):
-    """Opens a raw websockets connection (no proxy, no compression)."""
+async def ws_open(uri: str, headers: dict | None = None, ssl: Any = None):
+    """Opens a raw websockets connection (no proxy, no compression); ssl: the SSLContext of a
+    wss:// uri (None: the default one, which trusts the system's CAs only)."""
     kwargs = _connect_kwargs()
+    if ssl is not None:
+        kwargs["ssl"] = ssl
     try:
         return await websockets.connect(uri, additional_headers=headers, proxy=None, **kwargs)
     except TypeError:  # websockets 14 has no proxy argument
@@ -437,7 +462,7 @@ class Net:
         self.clients: list[Client] = []
 
     async def raw(self, how: str | None = None, token: str | None = None, url: str | None = None,
-                  name: str = "client") -> Client:
+                  name: str = "client", ssl: Any = None) -> Client:
         """Connects (authenticating by header or query when asked) without waiting for welcome."""
         uri = url or self.cluster.ws_url
         headers = None
@@ -445,17 +470,18 @@ class Net:
             headers = {"Authorization": f"Bearer {token}"}
         elif how == "query":
             uri += "?access_token=" + quote(token or "", safe="")
-        ws = await ws_open(uri, headers)
+        ws = await ws_open(uri, headers, ssl=ssl)
         c = Client(ws, name)
         self.clients.append(c)
         return c
 
     async def connect(self, user: str | None = None, how: str = "header", token: str | None = None,
-                      url: str | None = None, name: str | None = None) -> Client:
+                      url: str | None = None, name: str | None = None, ssl: Any = None) -> Client:
         """Connects and authenticates (header, query or first frame) and waits for welcome."""
         if token is None:
             token = self.cluster.token(user)
-        c = await self.raw(how if how != "frame" else None, token, url, name or user or "client")
+        c = await self.raw(how if how != "frame" else None, token, url, name or user or "client",
+                           ssl=ssl)
         if how == "frame":
             await c.send({"type": "auth", "token": token})
         w = await c.next_reply("welcome")
@@ -505,11 +531,12 @@ class GatewayProcess:
         self._log.close()
 
 
-def spawn_gateway(cluster: Cluster, node_id: str, port_index: int = 1,
+def spawn_gateway(cluster: Cluster, node_id: str, port_index: int = 1, tls_ca: Any = None,
                   **settings: str) -> GatewayProcess:
     """Starts one more gateway of this cluster's build, on its own port next to the cluster's,
     with extra settings (CHAT_* variables), and waits for /readyz. The caller stops it
-    (.stop()). Its log is logs/<node_id>.log."""
+    (.stop()). Its log is logs/<node_id>.log. tls_ca: the CA file that verifies its certificate
+    when it serves TLS (CHAT_TLS_CERT); its /readyz is then asked over https."""
     binary = cluster.build_dir / "gateway" / "chat-gateway"
     port = max(cluster.gateway_ports) + port_index
     env = dict(cluster.env)
@@ -533,7 +560,7 @@ def spawn_gateway(cluster: Cluster, node_id: str, port_index: int = 1,
             if proc.poll() is not None:
                 raise AssertionError(f"gateway {node_id} exited {proc.returncode}; see {log_path}")
             try:
-                if http_get(port, "/readyz", timeout=2).status == 200:
+                if http_get(port, "/readyz", timeout=2, tls_ca=tls_ca).status == 200:
                     break
             except OSError:
                 pass
@@ -547,9 +574,10 @@ def spawn_gateway(cluster: Cluster, node_id: str, port_index: int = 1,
 
 
 @contextlib.contextmanager
-def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, **settings: str):
+def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, tls_ca: Any = None,
+                  **settings: str):
     """spawn_gateway as a context: yields the port, stops the gateway at the end."""
-    gw = spawn_gateway(cluster, node_id, port_index, **settings)
+    gw = spawn_gateway(cluster, node_id, port_index, tls_ca=tls_ca, **settings)
     try:
         yield gw.port
     finally:

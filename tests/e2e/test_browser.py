@@ -16,9 +16,12 @@ is saved in the cluster's data directory (kept after a failed run) and named in 
 
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
 import re
 import shutil
+import subprocess
 import tempfile
 import time
 import warnings
@@ -61,7 +64,7 @@ window.addEventListener('unhandledrejection', (e) => window.__e2eProblems.push(
 class Browser:
     """One headless Chromium with its own fresh profile, driven through chromedriver."""
 
-    def __init__(self, name: str, data_dir: Path):
+    def __init__(self, name: str, data_dir: Path, flags: tuple = ()):
         self.name = name
         self.profile = tempfile.mkdtemp(prefix=f"chat-e2e-chromium-{name}-")
         opts = webdriver.ChromeOptions()
@@ -69,7 +72,7 @@ class Browser:
         for flag in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-quic",
                      "--no-first-run", "--disable-background-networking",
                      "--disable-component-update", "--disable-sync", "--no-proxy-server",
-                     f"--user-data-dir={self.profile}", "--window-size=1200,800"):
+                     f"--user-data-dir={self.profile}", "--window-size=1200,800", *flags):
             opts.add_argument(flag)
         opts.set_capability("goog:loggingPrefs", {"browser": "ALL"})
         # An explicit driver path: Selenium Manager (which would download one) is never run.
@@ -242,10 +245,30 @@ def _require_browser() -> None:
             pytest.fail(f"{p} is missing: run scripts/deps.sh (Debian chromium, chromium-driver)")
 
 
-def test_two_browsers_chat_through_haproxy(cluster):
+def _trust_flags(cluster) -> tuple:
+    """Chromium flags that make it accept the local cluster's HAProxy certificate: the hash of
+    its public key (a fresh headless profile has no trust store to add the CA to)."""
+    crt = cluster.data_dir / "tls" / "server.crt"
+    pub = subprocess.run(["openssl", "x509", "-in", str(crt), "-noout", "-pubkey"], check=True,
+                         capture_output=True).stdout
+    der = subprocess.run(["openssl", "pkey", "-pubin", "-outform", "der"], input=pub, check=True,
+                         capture_output=True).stdout
+    return (f"--ignore-certificate-errors-spki-list="
+            f"{base64.b64encode(hashlib.sha256(der).digest()).decode()}",)
+
+
+@pytest.mark.parametrize("scheme", ["http", "https"])
+def test_two_browsers_chat_through_haproxy(cluster, scheme):
+    """Over http:// on CHAT_PUBLIC_PORT, and over https:// on CHAT_TLS_PORT, where the page must
+    open wss:// (and its CSP and the gateways' origin check must allow that)."""
     _require_browser()
 
-    url = f"http://127.0.0.1:{cluster.public_port}/"
+    if scheme == "https":
+        url = f"https://127.0.0.1:{cluster.tls_port}/"
+        flags = _trust_flags(cluster)
+    else:
+        url = f"http://127.0.0.1:{cluster.public_port}/"
+        flags = ()
     room = unique("browser")
     alice_name, bob_name = unique("alice"), unique("bob")
     # Markup and an ampersand: must appear literally, never as a <b> element or an entity.
@@ -254,9 +277,9 @@ def test_two_browsers_chat_through_haproxy(cluster):
     browsers: list[Browser] = []
     console_reported = False
     try:
-        alice = Browser("alice", cluster.data_dir)
+        alice = Browser("alice", cluster.data_dir, flags)
         browsers.append(alice)
-        bob = Browser("bob", cluster.data_dir)
+        bob = Browser("bob", cluster.data_dir, flags)
         browsers.append(bob)
 
         alice.sign_in(url, alice_name)
