@@ -206,6 +206,75 @@ static void write_all(const char *line, size_t n)
     }
 }
 
+static bool b64url_char(unsigned char c)
+{
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') ||
+           c == '-' || c == '_';
+}
+
+/* Length of the JWT at p (three base64url segments joined by dots, the first starting with
+ * "eyJ", the JSON header's "{\"", the last at least 16 characters), or 0. */
+static size_t jwt_len(const char *p, size_t n)
+{
+    size_t i = 0, seg = 0, seglen = 0;
+    if (n < 3 || memcmp(p, "eyJ", 3) != 0)
+        return 0;
+    for (; i < n; i++) {
+        unsigned char c = (unsigned char)p[i];
+        if (b64url_char(c)) {
+            seglen++;
+        } else if (c == '.' && seglen > 0 && seg < 2) {
+            seg++;
+            seglen = 0;
+        } else
+            break;
+    }
+    return seg == 2 && seglen >= 16 ? i : 0;
+}
+
+/* Copies msg into out (cap bytes, NUL-terminated) with what must never reach a log replaced:
+ * a JWT by "[jwt]", and the password of a URI's user:password@ by "***". Defence in depth:
+ * call sites do not log these in the first place. Returns the length written. */
+static size_t redact(char *out, size_t cap, const char *msg, size_t len)
+{
+    size_t o = 0, i = 0;
+    while (i < len && o + 1 < cap) {
+        size_t j = jwt_len(msg + i, len - i);
+        if (j > 0 && (i == 0 || !b64url_char((unsigned char)msg[i - 1]))) {
+            static const char mark[] = "[jwt]";
+            size_t k = sizeof(mark) - 1 < cap - 1 - o ? sizeof(mark) - 1 : cap - 1 - o;
+            memcpy(out + o, mark, k);
+            o += k;
+            i += j;
+            continue;
+        }
+        if (i + 3 <= len && memcmp(msg + i, "://", 3) == 0) {
+            /* userinfo: up to an '@' before any '/', '?', '#' or space */
+            size_t at = i + 3, colon = 0;
+            while (at < len && msg[at] != '@' && msg[at] != '/' && msg[at] != '?' &&
+                   msg[at] != '#' && msg[at] != ' ') {
+                if (msg[at] == ':' && !colon)
+                    colon = at;
+                at++;
+            }
+            if (at < len && msg[at] == '@' && colon) {
+                size_t keep = colon + 1 - i; /* "://user:" */
+                if (o + keep + 3 >= cap)
+                    break;
+                memcpy(out + o, msg + i, keep);
+                o += keep;
+                memcpy(out + o, "***", 3);
+                o += 3;
+                i = at; /* from the '@' on */
+                continue;
+            }
+        }
+        out[o++] = msg[i++];
+    }
+    out[o] = '\0';
+    return o;
+}
+
 static void emit_text(const char *stamp, enum chat_log_level level, const char *msg, size_t mlen)
 {
     char line[LOG_LINE_MAX];
@@ -275,8 +344,10 @@ static void emit_json(const char *stamp, enum chat_log_level level, const char *
                 break;
             }
         } else {
-            size_t before = n;
-            put_string(line, &n, f->str, strlen(f->str), LOG_FIELD_VALUE_MAX);
+            char red[LOG_FIELD_VALUE_MAX + 64];
+            size_t before = n, sl = strlen(f->str);
+            sl = redact(red, sizeof(red), f->str, sl < sizeof(red) - 1 ? sl : sizeof(red) - 1);
+            put_string(line, &n, red, sl, LOG_FIELD_VALUE_MAX);
             if (n == before) { /* the line is full */
                 n = mark;
                 break;
@@ -291,7 +362,7 @@ static void emit_json(const char *stamp, enum chat_log_level level, const char *
 static void vlog(enum chat_log_level level, const chat_log_field *fields, size_t nfields,
                  const char *fmt, va_list ap)
 {
-    char msg[LOG_LINE_MAX], stamp[40];
+    char raw[LOG_LINE_MAX], msg[LOG_LINE_MAX], stamp[40];
     struct timespec ts;
     struct tm tm;
     size_t mlen;
@@ -305,14 +376,15 @@ static void vlog(enum chat_log_level level, const chat_log_field *fields, size_t
     gmtime_r(&ts.tv_sec, &tm);
     snprintf(stamp, sizeof(stamp), "%04d-%02d-%02dT%02d:%02d:%02d.%03ldZ", tm.tm_year + 1900,
              tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, ts.tv_nsec / 1000000L);
-    r = vsnprintf(msg, sizeof(msg), fmt, ap);
+    r = vsnprintf(raw, sizeof(raw), fmt, ap);
     if (r < 0)
         r = 0;
     mlen = (size_t)r;
-    if (mlen > sizeof(msg) - 1) { /* cut */
-        mlen = sizeof(msg) - 1;
-        memcpy(msg + mlen - 3, "...", 3);
+    if (mlen > sizeof(raw) - 1) { /* cut */
+        mlen = sizeof(raw) - 1;
+        memcpy(raw + mlen - 3, "...", 3);
     }
+    mlen = redact(msg, sizeof(msg), raw, mlen);
     if (log_state.json)
         emit_json(stamp, level, msg, mlen, fields, nfields);
     else

@@ -13,7 +13,7 @@ Environment:
                        settings, e.g.
                          CHAT_PUBLIC_PORT=18080 CHAT_GATEWAY_PORTS=18081,18082 \
                          CHAT_STATS_PORT=18404 CHAT_KAFKA_PORT=19092 CHAT_MONGO_PORT=18017 \
-                         CHAT_PG_PORT=15433 \
+                         CHAT_PG_PORT=15433 CHAT_PERSISTER_METRICS_PORT=18464 \
                          CHAT_RATE=200 CHAT_RATE_BURST=400 CHAT_AUTH_TIMEOUT=2 \
                          CHAT_JWT_SECRET=e2e-secret-0123456789abcdef CHAT_DATA_DIR=/tmp/e2e \
                          CHAT_BUILD_DIR=build-asan scripts/cluster.sh up
@@ -51,6 +51,7 @@ TEST_SETTINGS = {
     "CHAT_KAFKA_PORT": "19092",
     "CHAT_MONGO_PORT": "18017",
     "CHAT_PG_PORT": "15433",
+    "CHAT_PERSISTER_METRICS_PORT": "18464",
     "CHAT_JWT_SECRET": "e2e-secret-0123456789abcdef",
     # moderate rate: the rate test can exceed it, the bulk tests pace themselves below it
     "CHAT_RATE": "200",
@@ -129,7 +130,7 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
         offset = int(os.environ.get("CHAT_E2E_PORT_OFFSET") or 0)
         if offset:
             for k in ("CHAT_PUBLIC_PORT", "CHAT_STATS_PORT", "CHAT_KAFKA_PORT", "CHAT_MONGO_PORT",
-                      "CHAT_PG_PORT"):
+                      "CHAT_PG_PORT", "CHAT_PERSISTER_METRICS_PORT"):
                 settings[k] = str(int(settings[k]) + offset)
             settings["CHAT_GATEWAY_PORTS"] = ",".join(
                 str(int(p) + offset) for p in settings["CHAT_GATEWAY_PORTS"].split(","))
@@ -160,6 +161,7 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
         kafka_port=int(settings["CHAT_KAFKA_PORT"]),
         mongo_port=int(settings["CHAT_MONGO_PORT"]),
         pg_port=int(settings["CHAT_PG_PORT"]),
+        persister_metrics_port=int(settings["CHAT_PERSISTER_METRICS_PORT"]),
         secret=settings["CHAT_JWT_SECRET"],
         rate=float(settings["CHAT_RATE"]),
         burst=int(settings["CHAT_RATE_BURST"]),
@@ -273,7 +275,8 @@ def cluster(request):
                             f"build-asan -G Ninja -DCHAT_SANITIZE=ON && cmake --build build-asan) "
                             f"or set CHAT_E2E_BUILD_DIR")
         busy = [p for p in (c.public_port, *c.gateway_ports, c.stats_port, c.kafka_port,
-                            c.kafka_port + 1, c.mongo_port, c.pg_port) if _port_open(p)]
+                            c.kafka_port + 1, c.mongo_port, c.pg_port,
+                            c.persister_metrics_port) if _port_open(p)]
         if busy:
             pytest.fail(f"test ports already in use: {busy}. Another test cluster is running: "
                         f"stop it (CHAT_DATA_DIR=<its dir> scripts/cluster.sh down) or run with "

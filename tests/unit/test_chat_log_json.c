@@ -179,8 +179,39 @@ static void test_text_unchanged(void)
     CHECK(strstr(captured, "bob") == NULL && captured[0] != '{');
 }
 
+#define JWT                                                                                       \
+    "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9."                                   \
+    "c2lnbmF0dXJlLW9mLXRoZS10b2tlbi0xMjM0NTY3ODk"
+
+static void emit_secrets(void)
+{
+    chat_log(CHAT_LOG_WARN, "auth with " JWT " failed; mongodb://app:s3cr3t@db:27017/chat down");
+    chat_log_kv(CHAT_LOG_WARN, CHAT_LOG_FIELDS(CHAT_LOG_STR("token", "Bearer " JWT)), "x");
+    chat_log(CHAT_LOG_INFO, "kept: mongodb://db:27017/chat, mongodb://user@db/x, a.b.c, eyJ.x");
+}
+
+static void test_redact(void)
+{
+    json_t *o[4] = {0};
+    CHECK(chat_log_set_format("json") == 0);
+    capture(emit_secrets);
+    CHECK(strstr(captured, "c2lnbmF0dXJl") == NULL && strstr(captured, "s3cr3t") == NULL);
+    CHECK(parse_lines(o, 4) == 3);
+    CHECK_STR(str(o[0], "message"), "auth with [jwt] failed; mongodb://app:***@db:27017/chat down");
+    CHECK_STR(str(o[1], "token"), "Bearer [jwt]");
+    CHECK_STR(str(o[2], "message"),
+              "kept: mongodb://db:27017/chat, mongodb://user@db/x, a.b.c, eyJ.x");
+    for (int i = 0; i < 4; i++)
+        json_decref(o[i]);
+    CHECK(chat_log_set_format("text") == 0);
+    capture(emit_secrets);
+    CHECK(strstr(captured, "c2lnbmF0dXJl") == NULL && strstr(captured, "s3cr3t") == NULL);
+    CHECK(strstr(captured, ": auth with [jwt] failed; mongodb://app:***@db:27017/chat down\n"));
+}
+
 int main(void)
 {
+    RUN(test_redact);
     RUN(test_shape);
     RUN(test_hostile_bytes);
     RUN(test_cut);
