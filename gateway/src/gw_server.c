@@ -304,7 +304,8 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
         return http_respond(wsi, pss, 500, "application/json",
                             "{\"error\":\"cannot mint a token\"}");
     }
-    chat_log(CHAT_LOG_INFO, "development token issued for %s", u);
+    chat_log_kv(CHAT_LOG_INFO, CHAT_LOG_FIELDS(CHAT_LOG_STR("user", u)),
+                "development token issued for %s", u);
     int rc = http_respond(wsi, pss, 200, "application/json",
                           "{\"token\":\"%s\",\"user\":\"%s\",\"expires_in\":86400,"
                           "\"warning\":\"development sign-in: anyone can get a token for any "

@@ -125,7 +125,9 @@ static void fail_session(gw_session *s, int code, const char *reason)
 static void too_slow(gw_session *s, const char *what)
 {
     s->ctx->stats.dropped_slow++;
-    chat_log(CHAT_LOG_WARN, "session %s: %s; closing with 4008", who(s), what);
+    chat_log_kv(CHAT_LOG_WARN,
+                CHAT_LOG_FIELDS(CHAT_LOG_STR("user", who(s)), CHAT_LOG_INT("code", 4008)),
+                "session %s: %s; closing with 4008", who(s), what);
     fail_session(s, GW_CLOSE_TOO_SLOW, "too slow: reconnect and resume with since");
 }
 

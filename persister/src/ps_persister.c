@@ -102,10 +102,12 @@ static int store_batch(ps_persister *p, int64_t deadline_ms)
         }
         if (deadline_ms >= 0 && now + delay > deadline_ms)
             delay = deadline_ms - now; /* one last attempt at the deadline */
-        chat_log(CHAT_LOG_WARN,
-                 "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
-                 " ms, committing nothing meanwhile",
-                 p->batch.n, p->backoff.failures, err, delay);
+        chat_log_kv(CHAT_LOG_WARN,
+                    CHAT_LOG_FIELDS(CHAT_LOG_INT("messages", p->batch.n),
+                                    CHAT_LOG_INT("attempt", p->backoff.failures)),
+                    "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
+                    " ms, committing nothing meanwhile",
+                    p->batch.n, p->backoff.failures, err, delay);
         note_signal(p, ps_os_wait_signal(p->signals, delay));
     }
     if (p->backoff.failures)
@@ -209,8 +211,10 @@ static void handle_message(ps_persister *p, rd_kafka_message_t *m, int64_t now)
         chat_errf(err, sizeof(err), "cannot be batched (%s)",
                   rc == -EINVAL ? "partition outside 0..9999" : strerror(-rc));
     }
-    chat_log(CHAT_LOG_WARN, "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic, m->partition,
-             m->offset, err);
+    chat_log_kv(
+        CHAT_LOG_WARN,
+        CHAT_LOG_FIELDS(CHAT_LOG_INT("partition", m->partition), CHAT_LOG_INT("offset", m->offset)),
+        "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic, m->partition, m->offset, err);
     if (ps_batch_skip(&p->batch, m->partition, m->offset, now) != 0)
         chat_log(CHAT_LOG_ERROR,
                  "cannot track offset %s/%" PRId32 "@%" PRId64 " (it will be re-read)", topic,
