@@ -360,6 +360,9 @@ static void emit_json(const char *stamp, enum chat_log_level level, const char *
 }
 
 static void vlog(enum chat_log_level level, const chat_log_field *fields, size_t nfields,
+                 const char *fmt, va_list ap) __attribute__((format(printf, 4, 0)));
+
+static void vlog(enum chat_log_level level, const chat_log_field *fields, size_t nfields,
                  const char *fmt, va_list ap)
 {
     char raw[LOG_LINE_MAX], msg[LOG_LINE_MAX], stamp[128];
