@@ -12,8 +12,9 @@
 #include "chat_metrics.h"
 #include "ps_batch.h"
 
-#define PS_METRICS_PARTITIONS 1024 /* partitions reported one by one; higher ones only in totals   \
-                                    */
+#define PS_METRICS_PARTITIONS                                                                      \
+    1024 /* partitions reported one by one; higher ones only in totals                             \
+          */
 
 typedef struct ps_metrics_data {
     uint64_t stored, duplicates, skipped, batches, store_failures, commit_failures;

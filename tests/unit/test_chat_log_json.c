@@ -179,7 +179,7 @@ static void test_text_unchanged(void)
     CHECK(strstr(captured, "bob") == NULL && captured[0] != '{');
 }
 
-#define JWT                                                                                       \
+#define JWT                                                                                        \
     "eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJhbGljZSJ9."                                   \
     "c2lnbmF0dXJlLW9mLXRoZS10b2tlbi0xMjM0NTY3ODk"
 
