@@ -150,6 +150,22 @@ def note_token(token: Any) -> None:
         USED_TOKENS.add(token)
 
 
+def secret_needles(secret: str) -> list[str]:
+    """What must never be in a log: every used token, each one's signature alone (what makes a
+    token usable) and the JWT secret."""
+    out = set(USED_TOKENS)
+    for t in USED_TOKENS:
+        parts = t.split(".")
+        if len(parts) == 3 and len(parts[2]) >= 20:
+            out.add(parts[2])
+    out.add(secret)
+    return sorted(out)
+
+
+def find_secrets(data: bytes, needles: list[str]) -> list[str]:
+    return [n for n in needles if n.encode() in data]
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 

@@ -22,7 +22,8 @@ Environment:
                        same CHAT_* variables when set.
 
 At the end of the session every gateway/persister log is checked for AddressSanitizer and
-UBSan reports ("runtime error:"); one fails the run. When anything failed, the tail of every
+UBSan reports ("runtime error:"), and every log for the tokens the run used and the JWT secret;
+one fails the run. When anything failed, the tail of every
 cluster log is printed.
 """
 
@@ -42,7 +43,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat_e2e import REPO, Cluster, env_flag, http_get  # noqa: E402
+from chat_e2e import (REPO, USED_TOKENS, Cluster, env_flag, find_secrets,  # noqa: E402
+                      http_get, secret_needles)
 
 TEST_SETTINGS = {
     "CHAT_PUBLIC_PORT": "18080",
@@ -248,6 +250,16 @@ def _scan_sanitizers(c: Cluster, offsets: dict) -> tuple[list[str], list[str]]:
     return errors, leaks
 
 
+def _scan_secrets(c: Cluster) -> list[str]:
+    """Tokens of this run (or the JWT secret) in any cluster log (test_zz_secrets.py checks the
+    same before the end with more care; this also covers what shutdown wrote)."""
+    if not USED_TOKENS or not c.log_dir.is_dir():
+        return []
+    needles = secret_needles(c.secret)
+    return [f"{log.name}: {n[:24]}..." for log in sorted(c.log_dir.glob("*.log"))
+            for n in find_secrets(log.read_bytes(), needles)]
+
+
 def _log_offsets(c: Cluster) -> dict:
     if not c.log_dir.is_dir():
         return {}
@@ -306,6 +318,10 @@ def cluster(request):
     state.notes.extend(f"LeakSanitizer report (not failing the run):\n    {x}" for x in leaks)
     if errors:
         pytest.fail("sanitizer reports in the cluster logs:\n" + "\n".join(errors), pytrace=False)
+    leaked = _scan_secrets(c)
+    if leaked:
+        pytest.fail("tokens or the JWT secret in the cluster logs:\n" + "\n".join(leaked),
+                    pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):

@@ -3,7 +3,8 @@ out by /dev/token or sent by a test), no token signature and not the JWT secret 
 log of the cluster (gateways, persister, HAProxy, Kafka, FerretDB, PostgreSQL, extra gateways
 and persisters of other tests). Before looking it makes sure there is something to find: tokens
 sent by header, query string (through HAProxy, whose log holds request lines), first frame and
-refused ones, log files that exist and are not empty, and a scanner that finds a planted token."""
+refused ones, log files that exist and are not empty, and a scanner that finds a planted token.
+(conftest.py scans the logs once more after the cluster stopped, for what shutdown wrote.)"""
 
 from __future__ import annotations
 
@@ -11,21 +12,8 @@ import time
 
 import pytest
 
-from chat_e2e import USED_TOKENS, expect_http_status, make_jwt, run, unique
-
-
-def find_secrets(data: bytes, needles: list[str]) -> list[str]:
-    return [n for n in needles if n.encode() in data]
-
-
-def needles_of(tokens: list[str], secret: str) -> list[str]:
-    out = set(tokens)
-    for t in tokens:
-        parts = t.split(".")
-        if len(parts) == 3 and len(parts[2]) >= 20:
-            out.add(parts[2])  # the signature alone is what makes a token usable
-    out.add(secret)
-    return sorted(out)
+from chat_e2e import (USED_TOKENS, expect_http_status, find_secrets, make_jwt, run,
+                      secret_needles, unique)
 
 
 @pytest.mark.late(100)
@@ -48,7 +36,7 @@ def test_no_token_or_secret_in_any_log(cluster, tmp_path):
 
     tokens = sorted(USED_TOKENS)
     assert len(tokens) >= 5, f"only {len(tokens)} tokens recorded: the recording is broken"
-    needles = needles_of(tokens, cluster.secret)
+    needles = secret_needles(cluster.secret)
 
     # the scanner finds a token when there is one
     planted = tmp_path / "planted.log"
