@@ -79,8 +79,9 @@ LIMIT=$(ulimit -n)
 
 DATA=$(mktemp -d /tmp/chat-bench-XXXXXX)
 export CHAT_DATA_DIR=$DATA CHAT_PUBLIC_PORT=$BASE CHAT_GATEWAY_PORTS=$((BASE + 1)),$((BASE + 2))
-export CHAT_STATS_PORT=$((BASE + 4)) CHAT_TLS_PORT=$((BASE + 5)) CHAT_KAFKA_PORT=$((BASE + 10)) CHAT_MONGO_PORT=$((BASE + 20))
-export CHAT_PG_PORT=$((BASE + 30))
+export CHAT_STATS_PORT=$((BASE + 4)) CHAT_TLS_PORT=$((BASE + 5)) CHAT_KAFKA_PORT=$((BASE + 10))
+export CHAT_MONGO_PORT=$((BASE + 20)) CHAT_PG_PORT=$((BASE + 30))
+export CHAT_PERSISTER_METRICS_PORT=$((BASE + 6))
 export CHAT_JWT_SECRET=${CHAT_JWT_SECRET:-bench-secret-0123456789abcdef}
 # the load generator's senders send far above a person's rate
 export CHAT_RATE=${CHAT_RATE:-1000000} CHAT_RATE_BURST=${CHAT_RATE_BURST:-1000000}

@@ -31,6 +31,8 @@
 #   CHAT_STATS_PORT=8404          HAProxy stats page (/ and /metrics)
 #   CHAT_CONN_RATE_LIMIT=1000     new connections one client address may open through HAProxy
 #                                 per 10 s (its stick table); more are refused at connect
+#   CHAT_PERSISTER_METRICS_PORT=9464  the persister's GET /metrics (CHAT_METRICS_LISTEN);
+#                                 each gateway serves its own /metrics on its port
 #   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
 #   CHAT_MONGO_PORT=27017         FerretDB
 #   CHAT_PG_PORT=5433             PostgreSQL, FerretDB's backend (127.0.0.1 only, trust auth:
@@ -95,6 +97,7 @@ STARTED=() # what this invocation started, for the cleanup after a failed up
 
 # Variables that configure this script, not the processes: not saved for restarts.
 OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CHAT_MONGO_PORT
+	CHAT_PERSISTER_METRICS_PORT CHAT_METRICS_LISTEN
 	CHAT_PG_PORT CHAT_STORE_BACKEND CHAT_PG_BIN CHAT_DATA_DIR CHAT_BUILD_DIR CHAT_CACHE_DIR
 	CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS
 	CHAT_PUBLIC_BIND CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT
@@ -151,13 +154,15 @@ resolve_settings() {
 	CONN_RATE_LIMIT=${CHAT_CONN_RATE_LIMIT:-1000}
 	[[ $CONN_RATE_LIMIT =~ ^[1-9][0-9]{0,8}$ ]] ||
 		die "bad CHAT_CONN_RATE_LIMIT '$CONN_RATE_LIMIT' (new connections per address per 10 s, 1 or more)"
+	PERSISTER_METRICS_PORT=${CHAT_PERSISTER_METRICS_PORT:-9464}
 	KAFKA_PORT=${CHAT_KAFKA_PORT:-9092}
 	CONTROLLER_PORT=$((KAFKA_PORT + 1))
 	MONGO_PORT=${CHAT_MONGO_PORT:-27017}
 	PG_PORT=${CHAT_PG_PORT:-5433}
 	IFS=', ' read -r -a GW_PORTS <<<"${CHAT_GATEWAY_PORTS:-8081,8082}"
 	local p
-	for p in "$PUBLIC_PORT" "$TLS_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "$PG_PORT" "${GW_PORTS[@]}"; do
+	for p in "$PUBLIC_PORT" "$TLS_PORT" "$STATS_PORT" "$KAFKA_PORT" "$MONGO_PORT" "$PG_PORT" \
+		"$PERSISTER_METRICS_PORT" "${GW_PORTS[@]}"; do
 		[[ $p =~ ^[0-9]+$ ]] && [ "$p" -ge 1 ] && [ "$p" -le 65534 ] || die "bad port '$p'"
 	done
 	STORE_BACKEND=${CHAT_STORE_BACKEND:-pg}
@@ -204,6 +209,7 @@ write_settings() {
 		CHAT_TLS_PORT=$TLS_PORT
 		CHAT_STATS_PORT=$STATS_PORT
 		CHAT_CONN_RATE_LIMIT=$CONN_RATE_LIMIT
+		CHAT_PERSISTER_METRICS_PORT=$PERSISTER_METRICS_PORT
 		CHAT_KAFKA_PORT=$KAFKA_PORT
 		CHAT_KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT
 		CHAT_MONGO_PORT=$MONGO_PORT
@@ -590,11 +596,15 @@ wait_gateway() {
 
 start_persister() {
 	[ -x "$PERSISTER_BIN" ] || die "build first: make build (missing $PERSISTER_BIN)"
-	say "starting persister"
-	launch persister "${CHAT_ENV[@]}" "$PERSISTER_BIN"
+	check_port_free "$PERSISTER_METRICS_PORT" "persister metrics"
+	say "starting persister (metrics on :$PERSISTER_METRICS_PORT)"
+	launch persister "${CHAT_ENV[@]}" "CHAT_METRICS_LISTEN=127.0.0.1:$PERSISTER_METRICS_PORT" \
+		"$PERSISTER_BIN"
 }
-persister_alive_since() { [ $SECONDS -ge "$1" ]; }
-wait_persister() { wait_ready persister persister_alive_since $((SECONDS + 1)); }
+# ready once its metrics listener answers (it starts before the persister reaches Kafka)
+wait_persister() {
+	wait_ready persister http_ok "http://127.0.0.1:$PERSISTER_METRICS_PORT/metrics"
+}
 
 admin_init() {
 	local try log=$LOGS/chat-admin.log

@@ -97,6 +97,7 @@ int main(int argc, char **argv)
         return 2;
     }
     chat_log_init("chat-admin", s.log_level);
+    chat_log_set_format(s.log_format); /* checked by ps_admin_config_load */
 
     rc = admin_create_topic(s.kafka_brokers, s.kafka_topic, (int)s.partitions, (int)s.replication,
                             s.timeout_s * 1000, &created, err, sizeof(err));

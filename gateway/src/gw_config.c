@@ -88,6 +88,8 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_STATS_INTERVAL", CHAT_CFG_INT, "60", 1, 86400, S(stats_interval),
      "seconds between stats lines in the log (also served at /metrics)"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
+    {"CHAT_LOG_FORMAT", CHAT_CFG_STR, "text", 0, 0, S(log_format),
+     "text (one line per event) or json (one JSON object per line)"},
 };
 
 static const char gw_usage[] = "usage: chat-gateway [options]\n"

@@ -45,6 +45,7 @@ typedef struct gw_settings {
     const char *persister_group;
     const char *event_loop; /* "epoll" or "poll" */
     const char *log_level;
+    const char *log_format;
 
     /* derived by gw_settings_load */
     char host[256]; /* from listen */

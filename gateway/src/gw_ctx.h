@@ -10,6 +10,7 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include "chat_metrics.h"
 #include "chat_msgid.h"
 #include "gw_auth.h"
 #include "gw_config.h"
@@ -68,10 +69,19 @@ struct gw_session {
     char close_reason[64];
 };
 
+/* The gateway's counters, served at /metrics (gw_metrics.c renders them; adding one is a field
+ * here, its increment and one row of gw_metrics.c's table). Loop thread only. */
 typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
         store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads;
+    uint64_t deliveries;           /* room message frames written to members */
+    uint64_t bytes_out;            /* bytes of WebSocket frames written to clients */
+    chat_label_counts refused;     /* error replies, by error code */
+    chat_label_counts closes;      /* closes the gateway decided, by close code */
+    chat_label_counts peer_closes; /* close frames from clients, by their code */
+    chat_hist ack_latency;         /* send frame received -> its ack queued, seconds */
+    chat_hist store_read_latency;  /* one MongoDB history read in a worker, seconds */
 } gw_stats;
 
 typedef struct gw_inflight gw_inflight;
@@ -114,8 +124,9 @@ typedef struct gw_ctx {
     volatile sig_atomic_t reload; /* SIGHUP: read the JWKS again */
 } gw_ctx;
 
-/* Monotonic milliseconds. */
+/* Monotonic milliseconds, and microseconds. */
 int64_t gw_now_ms(void);
+int64_t gw_now_us(void);
 /* Wall clock milliseconds since the epoch. */
 int64_t gw_wall_ms(void);
 

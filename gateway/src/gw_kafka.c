@@ -28,7 +28,9 @@ struct gw_kafka {
     int32_t partitions;
     int64_t *start;  /* per partition: where fan-out reading began */
     int64_t *target; /* per partition: the end offset at start; warm once every one is read */
-    int32_t warming; /* partitions not yet read up to their target */
+    int64_t *next;   /* per partition: the offset after the last record fan-out read */
+    chat_hist produce_latency; /* produce() to delivery report, seconds (loop thread) */
+    int32_t warming;           /* partitions not yet read up to their target */
     char epoch[64];
     /* end-offset queries for joins (gw_kafka_sync_*): the loop raises req[p], the sync thread
      * answers with done[p] = the req it saw before querying and hw[p] = the end it found */
@@ -83,6 +85,7 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     gw_kafka *k = opaque;
+    chat_hist_observe(&k->produce_latency, (double)rd_kafka_message_latency(m) / 1e6);
     if (m->err) {
         k->cfg.on_ack(m->_private, NULL, rd_kafka_err2str(m->err), k->cfg.arg);
         return;
@@ -358,6 +361,7 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
     if (!k)
         goto fail;
     k->cfg = *cfg;
+    chat_hist_init(&k->produce_latency, chat_hist_latency_bounds, chat_hist_latency_nbounds);
     k->prod_pipe[0] = k->prod_pipe[1] = k->cons_pipe[0] = k->cons_pipe[1] = -1;
     if ((rc = make_pipe(k->prod_pipe)) || (rc = make_pipe(k->cons_pipe))) {
         chat_errf(err, errlen, "pipe: %s", strerror(-rc));
@@ -400,7 +404,8 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
     k->sync_req = calloc((size_t)parts, sizeof(*k->sync_req));
     k->sync_done = calloc((size_t)parts, sizeof(*k->sync_done));
     k->sync_hw = calloc((size_t)parts, sizeof(*k->sync_hw));
-    if (!k->start || !k->target || !k->sync_req || !k->sync_done || !k->sync_hw) {
+    k->next = calloc((size_t)parts, sizeof(*k->next));
+    if (!k->start || !k->target || !k->sync_req || !k->sync_done || !k->sync_hw || !k->next) {
         rc = -ENOMEM;
         goto fail;
     }
@@ -430,6 +435,7 @@ int gw_kafka_new(gw_kafka **out, const gw_kafka_config *cfg, char *err, size_t e
         }
         k->start[p] = hi - lo > cfg->warm_records ? hi - cfg->warm_records : lo;
         k->target[p] = hi;
+        k->next[p] = k->start[p];
         if (k->start[p] < hi)
             k->warming++;
         rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = k->start[p];
@@ -530,6 +536,7 @@ void gw_kafka_free(gw_kafka *k, int flush_ms)
     pthread_cond_destroy(&k->sync_cv);
     free(k->start);
     free(k->target);
+    free(k->next);
     free(k->sync_req);
     free(k->sync_done);
     free(k->sync_hw);
@@ -618,6 +625,8 @@ bool gw_kafka_serve_consumer(gw_kafka *k, size_t max)
             chat_envelope_clear(&msg.env);
         }
         int32_t p = m->partition;
+        if (p >= 0 && p < k->partitions)
+            k->next[p] = m->offset + 1;
         if (k->warming && p >= 0 && p < k->partitions && k->target[p] > 0 &&
             m->offset + 1 >= k->target[p]) {
             k->target[p] = 0;
@@ -672,4 +681,18 @@ int64_t gw_kafka_committed(gw_kafka *k, int32_t p)
         off = list->elems[0].offset;
     rd_kafka_topic_partition_list_destroy(list);
     return off;
+}
+
+int64_t gw_kafka_lag(gw_kafka *k, int32_t p)
+{
+    int64_t lo = 0, hi = 0;
+    if (p < 0 || p >= k->partitions ||
+        rd_kafka_get_watermark_offsets(k->consumer, k->cfg.topic, p, &lo, &hi) != 0 || hi < 0)
+        return -1;
+    return hi > k->next[p] ? hi - k->next[p] : 0;
+}
+
+const chat_hist *gw_kafka_produce_latency(const gw_kafka *k)
+{
+    return &k->produce_latency;
 }

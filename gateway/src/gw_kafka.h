@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "chat_envelope.h"
+#include "chat_metrics.h"
 
 typedef struct gw_kafka gw_kafka;
 
@@ -87,6 +88,13 @@ int32_t gw_kafka_partition_of(const gw_kafka *k, const char *room);
  * Loop thread. */
 uint64_t gw_kafka_sync_begin(gw_kafka *k, int32_t p);
 bool gw_kafka_sync_done(gw_kafka *k, int32_t p, uint64_t ticket, int64_t *end);
+
+/* Records of partition p that fan-out has not read yet: the high watermark librdkafka last
+ * saw (cached, no round trip) minus the next offset to read; -1 when unknown. Loop thread. */
+int64_t gw_kafka_lag(gw_kafka *k, int32_t p);
+/* Seconds from gw_kafka_produce to the delivery report of each produced message (librdkafka's
+ * rd_kafka_message_latency). Loop thread. */
+const chat_hist *gw_kafka_produce_latency(const gw_kafka *k);
 
 /* The persister group's committed offset of partition p (every record below it is stored), or
  * -1 when unknown. Blocks up to 3 s: worker threads only. */

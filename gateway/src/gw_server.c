@@ -19,6 +19,7 @@
 #include "chat_log.h"
 #include "chat_validate.h"
 #include "gw_kafka.h"
+#include "gw_metrics.h"
 #include "gw_session.h"
 #include "gw_store.h"
 #include "gw_token.h"
@@ -60,6 +61,12 @@ static int64_t ts_ms(clockid_t clk)
 int64_t gw_now_ms(void)
 {
     return ts_ms(CLOCK_MONOTONIC);
+}
+int64_t gw_now_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 int64_t gw_wall_ms(void)
 {
@@ -299,7 +306,8 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
         return http_respond(wsi, pss, 500, "application/json",
                             "{\"error\":\"cannot mint a token\"}");
     }
-    chat_log(CHAT_LOG_INFO, "development token issued for %s", u);
+    chat_log_kv(CHAT_LOG_INFO, CHAT_LOG_FIELDS(CHAT_LOG_STR("user", u)),
+                "development token issued for %s", u);
     int rc = http_respond(wsi, pss, 200, "application/json",
                           "{\"token\":\"%s\",\"user\":\"%s\",\"expires_in\":86400,"
                           "\"warning\":\"development sign-in: anyone can get a token for any "
@@ -309,56 +317,36 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     return rc;
 }
 
-/* Prometheus text format (version 0.0.4) of the gateway's counters and gauges. */
+/* Prometheus text format (version 0.0.4): gw_metrics.c renders the page. */
 static int http_metrics(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 {
-    const gw_stats *st = &ctx->stats;
-    const struct {
-        const char *name, *type, *help;
-        unsigned long long value;
-    } m[] = {
-        {"sessions", "gauge", "Open WebSocket sessions.", st->sessions_open},
-        {"connections_total", "counter", "WebSocket sessions opened.", st->connections},
-        {"frames_received_total", "counter", "Client frames received.", st->frames_in},
-        {"frames_sent_total", "counter", "Frames written to clients.", st->messages_out},
-        {"writes_total", "counter", "Writes to client sockets (several frames each under load).",
-         st->writes},
-        {"messages_produced_total", "counter", "Sends produced to Kafka.", st->produced},
-        {"messages_acked_total", "counter", "Sends acknowledged by Kafka.", st->acked},
-        {"produce_failures_total", "counter", "Sends Kafka refused or lost.", st->produce_failed},
-        {"records_read_total", "counter", "Records read by fan-out.", st->fanout_records},
-        {"slow_reader_closes_total", "counter", "Sessions closed with 4008.", st->dropped_slow},
-        {"joins_total", "counter", "Joins, resumes included.", st->joins},
-        {"joins_from_log_total", "counter", "Joins answered from memory.", st->joins_from_log},
-        {"store_reads_total", "counter", "Reads sent to the store.", st->store_reads},
-        {"store_read_waiters_total", "counter", "Joins that waited for a read under way.",
-         st->store_waiters},
-        {"resumes_total", "counter", "Joins with since.", st->resumes},
-        {"resumes_recovered_total", "counter", "Resumes answered recovered:true.",
-         st->resumes_recovered},
-        {"retries_deduplicated_total", "counter",
-         "Sends answered with the id of an earlier send with the same cid.",
-         st->retries_deduplicated},
-        {"inexact_store_reads_total", "counter", "Store reads not proven complete.",
-         st->inexact_reads},
-        {"room_log_bytes", "gauge", "Bytes held by the room logs.", gw_log_bytes(ctx->log)},
-        {"room_log_entries", "gauge", "Messages held by the room logs.", gw_log_entries(ctx->log)},
-        {"room_log_evicted_total", "counter", "Messages dropped from the room logs.",
-         gw_log_evicted(ctx->log)},
-        {"rooms", "gauge", "Rooms with local members.", gw_rooms_room_count(ctx->rooms)},
-    };
-    char body[GW_HTTP_BODY_MAX];
-    size_t n = 0;
-    for (size_t i = 0; i < sizeof(m) / sizeof(m[0]) && n < sizeof(body); i++) {
-        int k = snprintf(body + n, sizeof(body) - n,
-                         "# HELP chat_gateway_%s %s\n# TYPE chat_gateway_%s %s\n"
-                         "chat_gateway_%s %llu\n",
-                         m[i].name, m[i].help, m[i].name, m[i].type, m[i].name, m[i].value);
-        if (k < 0)
-            return -1;
-        n += (size_t)k;
+    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+                                       *end = hdr + sizeof(hdr) - 1;
+    char *page = NULL;
+    size_t len = 0;
+    int rc = gw_metrics_render(ctx, &page, &len);
+    if (rc != 0) {
+        chat_log(CHAT_LOG_ERROR, "/metrics: %s", rc == -E2BIG ? "page too large" : "no memory");
+        return http_respond(wsi, pss, 500, "text/plain", "metrics unavailable\n");
     }
-    return http_respond(wsi, pss, 200, "text/plain; version=0.0.4", "%s", body);
+    free(pss->http_body);
+    pss->http_body = malloc(LWS_PRE + len);
+    if (!pss->http_body) {
+        free(page);
+        return -1;
+    }
+    memcpy(pss->http_body + LWS_PRE, page, len);
+    free(page);
+    pss->http_len = len;
+    pss->http_status = 200;
+    pss->http_type = "text/plain; version=0.0.4";
+    if (lws_add_http_common_headers(wsi, 200, pss->http_type, pss->http_len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
 }
 
 static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
@@ -527,10 +515,18 @@ static const gw_session_ops lws_session_ops = {
 
 /* --- the protocol callback --------------------------------------------------------------- */
 
+static void on_store_result(gw_store_result *r, void *arg)
+{
+    gw_ctx *ctx = arg;
+    if (r->err != -ECANCELED)
+        chat_hist_observe(&ctx->stats.store_read_latency, r->seconds);
+    gw_session_on_history(r, arg);
+}
+
 static void drain_store(gw_ctx *ctx)
 {
     if (ctx->store)
-        gw_store_drain(ctx->store, gw_session_on_history, ctx);
+        gw_store_drain(ctx->store, on_store_result, ctx);
     if (ctx->log)
         gw_sessions_tick(ctx);
 }
@@ -540,9 +536,13 @@ static void drain_store(gw_ctx *ctx)
  * 1015, 1016-2999; also 1012-1014) with 1002 in that buffer, but echoes codes of 5000 and above
  * unchanged: those are invalid too (7.4.2), so this guard rewrites them to 1002 the same way, in
  * the buffer lws echoes (rx_ubuf, ours to change until we return). */
-static int peer_close(void *in, size_t len)
+static int peer_close(gw_ctx *ctx, void *in, size_t len)
 {
     unsigned char *p = in;
+    char code[16] = "none";
+    if (len >= 2)
+        snprintf(code, sizeof(code), "%d", (p[0] << 8) | p[1]);
+    chat_label_counts_add(&ctx->stats.peer_closes, code, 1);
     if (len >= 2 && ((p[0] << 8) | p[1]) >= 5000) {
         p[0] = LWS_CLOSE_STATUS_PROTOCOL_ERR >> 8;
         p[1] = LWS_CLOSE_STATUS_PROTOCOL_ERR & 0xff;
@@ -625,7 +625,7 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(&pss->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
-        return peer_close(in, len);
+        return peer_close(ctx, in, len);
     case LWS_CALLBACK_CLOSED:
         gw_session_closed(&pss->s);
         return 0;
@@ -807,6 +807,7 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
 {
     ctx->ops = &lws_session_ops;
     ctx->ops_arg = ctx;
+    gw_metrics_init(&ctx->stats);
     ctx->retry.secs_since_valid_ping = (uint16_t)ctx->cfg.ping_interval;
     ctx->retry.secs_since_valid_hangup = (uint16_t)(ctx->cfg.ping_interval * 2);
 

@@ -23,6 +23,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "gw_hash.h"
+#include "gw_metrics.h"
 #include "gw_out.h"
 
 /* What a store read answers: a room's latest page for every joiner waiting (single flight), one
@@ -55,6 +56,7 @@ typedef struct gw_pending_reply {
     int32_t partition; /* a parked join: its room's partition */
     uint64_t ticket;   /* a parked join: its end-offset query */
     bool since_ok;     /* a join: since is an id of this epoch and room */
+    int64_t t0_us;     /* when the frame that asked for it arrived (ack latency) */
 } gw_pending_reply;
 
 /* A send produced by this gateway and not yet seen in the room log, keyed by (room, from,
@@ -76,6 +78,7 @@ static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *r
     if (!r)
         return NULL;
     r->h = gw_handle_ref(s->handle);
+    r->t0_us = gw_now_us();
     snprintf(r->cid, sizeof(r->cid), "%s", cid ? cid : "");
     snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
     return r;
@@ -110,6 +113,7 @@ static void fail_session(gw_session *s, int code, const char *reason)
     if (s->state == GW_S_CLOSING)
         return;
     s->state = GW_S_CLOSING;
+    gw_metrics_close(&s->ctx->stats, code);
     s->close_code = code;
     snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
     gw_sendq_clear(&s->q);
@@ -121,7 +125,9 @@ static void fail_session(gw_session *s, int code, const char *reason)
 static void too_slow(gw_session *s, const char *what)
 {
     s->ctx->stats.dropped_slow++;
-    chat_log(CHAT_LOG_WARN, "session %s: %s; closing with 4008", who(s), what);
+    chat_log_kv(CHAT_LOG_WARN,
+                CHAT_LOG_FIELDS(CHAT_LOG_STR("user", who(s)), CHAT_LOG_INT("code", 4008)),
+                "session %s: %s; closing with 4008", who(s), what);
     fail_session(s, GW_CLOSE_TOO_SLOW, "too slow: reconnect and resume with since");
 }
 
@@ -151,6 +157,7 @@ static void send_new(gw_session *s, gw_buf *b)
 
 static void send_error(gw_session *s, const char *code, const char *message, const char *cid)
 {
+    chat_label_counts_add(&s->ctx->stats.refused, code, 1);
     send_new(s, gw_out_error(code, message, cid));
 }
 
@@ -810,6 +817,7 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
         if (!s)
             continue;
         if (id) {
+            chat_hist_observe(&ctx->stats.ack_latency, (double)(gw_now_us() - w->t0_us) / 1e6);
             send_new(s, gw_out_ack(w->cid, id));
         } else {
             chat_log(CHAT_LOG_WARN, "session %s: delivery failed: %s", who(s), errstr);
@@ -1262,6 +1270,7 @@ static void batch_flush(gw_batch *w, bool more)
     if (ctx->ops->write(w->s->conn, ctx->batch, w->used) != 0)
         w->failed = true;
     ctx->stats.writes++;
+    ctx->stats.bytes_out += w->used;
     w->used = 0;
     if (more && !w->failed && ctx->ops->choked(w->s->conn))
         w->stopped = true;
@@ -1283,6 +1292,7 @@ static int batch_add(gw_batch *w, gw_buf *b)
         if (ctx->ops->write(w->s->conn, f, len) != 0)
             w->failed = true;
         ctx->stats.writes++;
+        ctx->stats.bytes_out += len;
         if (!w->failed && ctx->ops->choked(w->s->conn))
             w->stopped = true;
         return w->failed || w->stopped ? 0 : 1;
@@ -1329,9 +1339,12 @@ int gw_session_writeable(gw_session *s)
         }
         while (sub->next < lr->next_rseq) {
             gw_log_entry *e = gw_log_at(lr, sub->next);
-            int taken = e && e->offset > sub->skip_to ? batch_add(&w, e->frame) : 1;
+            bool deliver = e && e->offset > sub->skip_to;
+            int taken = deliver ? batch_add(&w, e->frame) : 1;
             if (taken >= 0)
                 sub->next++;
+            if (taken >= 0 && deliver)
+                s->ctx->stats.deliveries++;
             if (taken <= 0)
                 goto out;
         }

@@ -86,6 +86,8 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child;
     /* the fence first: what the persister had stored when the query starts is all in it */
     q->r.fence = (s->fence && q->r.partition >= 0) ? s->fence(s->fence_arg, q->r.partition) : -1;
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     /* a forward page (after) reads oldest first; otherwise newest first, reversed below */
     bool forward = q->after[0] != '\0';
     BSON_APPEND_UTF8(&filter, "room", q->r.room);
@@ -124,6 +126,8 @@ static void run_query(gw_store *s, mongoc_client_t *c, gw_store_req *q)
             set_ready(s, true, "");
         }
     }
+    clock_gettime(CLOCK_MONOTONIC, &t1);
+    q->r.seconds = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
     /* newest first from the query; the protocol wants oldest first */
     for (size_t i = 0; !forward && i < q->r.n / 2; i++) {
         chat_message t = q->r.msgs[i];

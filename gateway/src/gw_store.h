@@ -29,6 +29,7 @@ typedef struct gw_store_result {
     int err;            /* 0, or negative: the query failed */
     chat_message *msgs; /* oldest first; owned by the store, valid during the call */
     size_t n;
+    double seconds; /* how long the MongoDB read took (0 when it never ran) */
 } gw_store_result;
 
 typedef void (*gw_store_result_fn)(gw_store_result *r, void *arg);

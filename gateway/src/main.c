@@ -59,6 +59,11 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: CHAT_LOG_LEVEL: unknown level \"%s\"\n", ctx.cfg.log_level);
         return 2;
     }
+    if (chat_log_set_format(ctx.cfg.log_format) != 0) {
+        fprintf(stderr, "chat-gateway: CHAT_LOG_FORMAT: \"%s\" is not text or json\n",
+                ctx.cfg.log_format);
+        return 2;
+    }
     ctx.limits.max_text = (size_t)ctx.cfg.max_text;
     ctx.limits.max_history = 200;
     ctx.limits.default_history = (int)ctx.cfg.history_limit;

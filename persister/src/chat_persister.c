@@ -31,13 +31,16 @@ int main(int argc, char **argv)
         return 2;
     }
     chat_log_init("persister", cfg.log_level);
+    chat_log_set_format(cfg.log_format); /* checked by ps_config_load */
     ps_mask_uri(cfg.mongo_uri, uri, sizeof(uri));
     chat_log(CHAT_LOG_INFO,
              "starting: CHAT_KAFKA_BROKERS=%s CHAT_KAFKA_TOPIC=%s CHAT_KAFKA_GROUP=%s "
              "CHAT_KAFKA_SESSION_MS=%lld CHAT_MONGO_URI=%s (database %s) CHAT_BATCH_SIZE=%lld "
-             "CHAT_BATCH_MS=%lld CHAT_SHUTDOWN_MS=%lld CHAT_LOG_LEVEL=%s",
+             "CHAT_BATCH_MS=%lld CHAT_SHUTDOWN_MS=%lld CHAT_LOG_LEVEL=%s CHAT_LOG_FORMAT=%s "
+             "CHAT_METRICS_LISTEN=%s",
              cfg.kafka_brokers, cfg.kafka_topic, cfg.kafka_group, cfg.kafka_session_ms, uri,
-             cfg.mongo_db, cfg.batch_size, cfg.batch_ms, cfg.shutdown_ms, cfg.log_level);
+             cfg.mongo_db, cfg.batch_size, cfg.batch_ms, cfg.shutdown_ms, cfg.log_level,
+             cfg.log_format, cfg.metrics_listen);
     chat_mongo_route_log();
     mongoc_init();
     rc = ps_persister_run(&cfg, &signals);

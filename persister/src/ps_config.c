@@ -12,6 +12,7 @@
 #include "chat_error.h"
 #include "chat_store_doc.h"
 #include "chat_validate.h"
+#include "ps_http.h"
 
 #define S(f) offsetof(ps_settings, f)
 #define A(f) offsetof(ps_admin_settings, f)
@@ -34,6 +35,10 @@ static const chat_cfg_entry ps_table[] = {
     {"CHAT_SHUTDOWN_MS", CHAT_CFG_INT, "10000", 0, 600000, S(shutdown_ms),
      "ms to keep retrying the last batch at SIGTERM before leaving it for replay"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},
+    {"CHAT_LOG_FORMAT", CHAT_CFG_STR, "text", 0, 0, S(log_format),
+     "text (one line per event) or json (one JSON object per line)"},
+    {"CHAT_METRICS_LISTEN", CHAT_CFG_STR, "127.0.0.1:9464", 0, 0, S(metrics_listen),
+     "address:port of the HTTP listener serving GET /metrics, or off"},
 };
 
 static const char ps_usage[] =
@@ -55,6 +60,8 @@ static const chat_cfg_entry admin_table[] = {
     {"CHAT_TIMEOUT", CHAT_CFG_INT, "15", 1, 600, A(timeout_s),
      "seconds to wait for Kafka and MongoDB to answer (retrying while they start)"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, A(log_level), "debug, info, warn or error"},
+    {"CHAT_LOG_FORMAT", CHAT_CFG_STR, "text", 0, 0, A(log_format),
+     "text (one line per event) or json (one JSON object per line)"},
 };
 
 static const char admin_usage[] =
@@ -122,8 +129,12 @@ void ps_mask_uri(const char *uri, char *out, size_t outlen)
 }
 
 static int check_common(const char *brokers, const char *topic, const char *uri, const char *level,
-                        char *db, size_t dblen, char *err, size_t errlen)
+                        const char *format, char *db, size_t dblen, char *err, size_t errlen)
 {
+    if (!format || (strcasecmp(format, "text") != 0 && strcasecmp(format, "json") != 0)) {
+        chat_errf(err, errlen, "CHAT_LOG_FORMAT: \"%s\" is not text or json", format ? format : "");
+        return CHAT_EINVAL;
+    }
     if (!brokers || !brokers[0]) {
         chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: empty");
         return CHAT_EINVAL;
@@ -155,8 +166,16 @@ int ps_config_load(ps_settings *s, int argc, char **argv, char *err, size_t errl
         chat_errf(err, errlen, "CHAT_KAFKA_GROUP: empty");
         return CHAT_EINVAL;
     }
-    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->mongo_db,
-                        sizeof(s->mongo_db), err, errlen);
+    char host[256], port[8];
+    if (!s->metrics_listen ||
+        (strcmp(s->metrics_listen, "off") != 0 &&
+         ps_http_parse_listen(s->metrics_listen, host, sizeof(host), port, sizeof(port)) != 0)) {
+        chat_errf(err, errlen, "CHAT_METRICS_LISTEN: \"%s\" is not host:port or off",
+                  s->metrics_listen ? s->metrics_listen : "");
+        return CHAT_EINVAL;
+    }
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->log_format,
+                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
 }
 
 int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err, size_t errlen)
@@ -168,6 +187,6 @@ int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
                           admin_usage, err, errlen);
     if (rc != 0)
         return rc;
-    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->mongo_db,
-                        sizeof(s->mongo_db), err, errlen);
+    return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->log_format,
+                        s->mongo_db, sizeof(s->mongo_db), err, errlen);
 }

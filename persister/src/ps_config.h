@@ -19,6 +19,8 @@ typedef struct ps_settings {
     long long batch_ms;
     long long shutdown_ms;
     const char *log_level;
+    const char *log_format;
+    const char *metrics_listen;        /* "host:port" or "off" */
     char mongo_db[PS_DB_NAME_MAX + 1]; /* derived: the URI's database, default "chat" */
 } ps_settings;
 
@@ -30,6 +32,7 @@ typedef struct ps_admin_settings {
     long long replication;
     long long timeout_s;
     const char *log_level;
+    const char *log_format;
     char mongo_db[PS_DB_NAME_MAX + 1];
 } ps_admin_settings;
 

@@ -184,8 +184,16 @@ out:
 
 int64_t ps_consumer_lag(ps_consumer *c)
 {
+    return ps_consumer_lags(c, NULL, 0);
+}
+
+int64_t ps_consumer_lags(ps_consumer *c, int64_t *lags, size_t nlags)
+{
     rd_kafka_topic_partition_list_t *parts = NULL;
     int64_t lag = 0;
+
+    for (size_t i = 0; i < nlags; i++)
+        lags[i] = -1;
 
     if (rd_kafka_assignment(c->rk, &parts) != RD_KAFKA_RESP_ERR_NO_ERROR || !parts)
         return -1;
@@ -207,6 +215,8 @@ int64_t ps_consumer_lag(ps_consumer *c)
          * out: its committed offset would cost a round trip. */
         if (p->offset >= 0 && hi > p->offset)
             lag += hi - p->offset;
+        if (p->offset >= 0 && p->partition >= 0 && (size_t)p->partition < nlags)
+            lags[p->partition] = hi > p->offset ? hi - p->offset : 0;
     }
 out:
     rd_kafka_topic_partition_list_destroy(parts);

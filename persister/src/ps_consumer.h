@@ -37,6 +37,10 @@ int ps_consumer_commit(ps_consumer *c, const ps_batch *b, char *err, size_t errl
  * from cached values (no network round trip); -1 when unknown. */
 int64_t ps_consumer_lag(ps_consumer *c);
 
+/* The same, and lags[p] for each assigned partition p < nlags that has a position (the others
+ * are set to -1). */
+int64_t ps_consumer_lags(ps_consumer *c, int64_t *lags, size_t nlags);
+
 /* Number of partitions currently assigned. */
 int ps_consumer_assigned(ps_consumer *c);
 

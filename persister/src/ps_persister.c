@@ -15,6 +15,8 @@
 #include "chat_store_doc.h"
 #include "ps_batch.h"
 #include "ps_consumer.h"
+#include "ps_http.h"
+#include "ps_metrics.h"
 #include "ps_os.h"
 #include "ps_store.h"
 
@@ -24,6 +26,7 @@
 #define PS_SUMMARY_MS 10000      /* info summary period */
 #define PS_REVOKE_FLUSH_MS 10000 /* how long a rebalance waits for the batch to be stored */
 #define PS_KAFKA_ERR_LOG_MS 10000
+#define PS_LAG_REFRESH_MS 1000 /* how often the metrics' lag gauges are refreshed */
 
 typedef struct ps_counters {
     uint64_t stored, duplicates, skipped, batches, store_failures, commit_failures;
@@ -43,6 +46,10 @@ typedef struct ps_persister {
     int64_t next_summary_ms;
     rd_kafka_resp_err_t last_kafka_err;
     int64_t last_kafka_err_ms;
+    ps_metrics metrics; /* read by the metrics listener's thread */
+    ps_http *http;
+    int64_t next_lag_ms;
+    int64_t lags[PS_METRICS_PARTITIONS]; /* refresh_lag's scratch */
 } ps_persister;
 
 static void note_signal(ps_persister *p, int sig)
@@ -71,11 +78,15 @@ static int store_batch(ps_persister *p, int64_t deadline_ms)
         return 0;
     ps_backoff_reset(&p->backoff);
     for (;;) {
-        int64_t delay, now;
+        int64_t delay, now, t1 = ps_os_now_ms();
 
-        if (ps_store_insert(p->store, p->batch.recs, p->batch.n, &res, err, sizeof(err)) == 0)
+        if (ps_store_insert(p->store, p->batch.recs, p->batch.n, &res, err, sizeof(err)) == 0) {
+            ps_metrics_stored(&p->metrics, p->batch.n, res.inserted, res.duplicates,
+                              (double)(ps_os_now_ms() - t1) / 1000.0);
             break;
+        }
         p->total.store_failures++;
+        ps_metrics_store_failed(&p->metrics);
         delay = ps_backoff_next(&p->backoff);
         now = ps_os_now_ms();
         if (p->stopping && (deadline_ms < 0 || p->stop_deadline_ms < deadline_ms))
@@ -91,10 +102,12 @@ static int store_batch(ps_persister *p, int64_t deadline_ms)
         }
         if (deadline_ms >= 0 && now + delay > deadline_ms)
             delay = deadline_ms - now; /* one last attempt at the deadline */
-        chat_log(CHAT_LOG_WARN,
-                 "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
-                 " ms, committing nothing meanwhile",
-                 p->batch.n, p->backoff.failures, err, delay);
+        chat_log_kv(CHAT_LOG_WARN,
+                    CHAT_LOG_FIELDS(CHAT_LOG_INT("messages", p->batch.n),
+                                    CHAT_LOG_INT("attempt", p->backoff.failures)),
+                    "storing %zu messages failed (attempt %u: %s); retrying in %" PRId64
+                    " ms, committing nothing meanwhile",
+                    p->batch.n, p->backoff.failures, err, delay);
         note_signal(p, ps_os_wait_signal(p->signals, delay));
     }
     if (p->backoff.failures)
@@ -127,7 +140,10 @@ static int flush(ps_persister *p, int64_t deadline_ms)
         if (ps_consumer_commit(p->cons, &p->batch, err, sizeof(err)) != 0) {
             /* Safe: whoever reads these partitions next re-inserts no-ops. */
             p->total.commit_failures++;
+            ps_metrics_committed(&p->metrics, &p->batch, 0);
             chat_log(CHAT_LOG_WARN, "%s (the batch is stored; it may be re-read)", err);
+        } else {
+            ps_metrics_committed(&p->metrics, &p->batch, 1);
         }
     }
     ps_batch_reset(&p->batch);
@@ -195,12 +211,26 @@ static void handle_message(ps_persister *p, rd_kafka_message_t *m, int64_t now)
         chat_errf(err, sizeof(err), "cannot be batched (%s)",
                   rc == -EINVAL ? "partition outside 0..9999" : strerror(-rc));
     }
-    chat_log(CHAT_LOG_WARN, "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic, m->partition,
-             m->offset, err);
+    chat_log_kv(
+        CHAT_LOG_WARN,
+        CHAT_LOG_FIELDS(CHAT_LOG_INT("partition", m->partition), CHAT_LOG_INT("offset", m->offset)),
+        "skipping record %s/%" PRId32 "@%" PRId64 ": %s", topic, m->partition, m->offset, err);
     if (ps_batch_skip(&p->batch, m->partition, m->offset, now) != 0)
         chat_log(CHAT_LOG_ERROR,
                  "cannot track offset %s/%" PRId32 "@%" PRId64 " (it will be re-read)", topic,
                  m->partition, m->offset);
+}
+
+static int metrics_page(void *arg, char **body, size_t *len)
+{
+    return ps_metrics_render(arg, body, len);
+}
+
+/* The lag gauges, from librdkafka's cached watermarks and positions (no round trip). */
+static void refresh_lag(ps_persister *p)
+{
+    int64_t total = ps_consumer_lags(p->cons, p->lags, PS_METRICS_PARTITIONS);
+    ps_metrics_set_lag(&p->metrics, p->lags, total, ps_consumer_assigned(p->cons));
 }
 
 /* Ensures the index, retrying with backoff while MongoDB starts; 0, or -EINTR on a signal. */
@@ -233,6 +263,17 @@ int ps_persister_run(const ps_settings *cfg, const sigset_t *signals)
     memset(&p, 0, sizeof(p));
     p.cfg = cfg;
     p.signals = signals;
+    if ((rc = ps_metrics_init(&p.metrics)) != 0)
+        return rc;
+    if (strcmp(cfg->metrics_listen, "off") != 0) {
+        /* storing messages matters more than being watched: a listener that cannot bind is
+         * logged, and the persister runs without it */
+        if (ps_http_start(&p.http, cfg->metrics_listen, metrics_page, &p.metrics, err,
+                          sizeof(err)) != 0)
+            chat_log(CHAT_LOG_ERROR, "%s; serving no metrics", err);
+        else
+            chat_log(CHAT_LOG_INFO, "metrics at http://%s/metrics", cfg->metrics_listen);
+    }
     ps_backoff_init(&p.backoff, PS_BACKOFF_MIN_MS, PS_BACKOFF_MAX_MS);
     if ((rc = ps_batch_init(&p.batch, (size_t)cfg->batch_size)) != 0) {
         chat_log(CHAT_LOG_ERROR, "out of memory for a batch of %lld", cfg->batch_size);
@@ -266,6 +307,10 @@ int ps_persister_run(const ps_settings *cfg, const sigset_t *signals)
         }
         if (ps_batch_ready(&p.batch, now, cfg->batch_ms))
             flush(&p, -1);
+        if (now >= p.next_lag_ms) {
+            refresh_lag(&p);
+            p.next_lag_ms = now + PS_LAG_REFRESH_MS;
+        }
         if (now >= p.next_summary_ms) {
             summary(&p);
             p.next_summary_ms = now + PS_SUMMARY_MS;
@@ -285,6 +330,8 @@ int ps_persister_run(const ps_settings *cfg, const sigset_t *signals)
     summary(&p);
 out:
     ps_consumer_close(p.cons); /* leaves the group; on_revoke finds the batch empty */
+    ps_http_stop(p.http);
+    ps_metrics_destroy(&p.metrics);
     ps_store_close(p.store);
     ps_batch_free(&p.batch);
     if (rc == 0)

@@ -66,7 +66,8 @@ def persister_rate(client, args):
     # the store a scan)
     env = dict(os.environ, CHAT_MONGO_URI=uri, CHAT_KAFKA_BROKERS=brokers,
                CHAT_KAFKA_GROUP=f"bench-persister-{os.getpid()}-{int(time.time())}",
-               CHAT_BATCH_SIZE=str(args.batch), CHAT_LOG_LEVEL="debug")
+               CHAT_BATCH_SIZE=str(args.batch), CHAT_LOG_LEVEL="debug",
+               CHAT_METRICS_LISTEN="off")  # the cluster's persister has the metrics port
     coll = client[dbname]["messages"]
     coll.create_index([("room", 1), ("_id", -1)], name="room_id_desc")  # chat-admin's index
     log = tempfile.NamedTemporaryFile(prefix="bench-persister-", suffix=".log", delete=False)

@@ -56,6 +56,7 @@ class Cluster:
     owned: bool  # True when this test run started the cluster (and so stops it)
     pg_port: int = 0  # PostgreSQL behind FerretDB (CHAT_PG_PORT)
     tls_port: int = 0  # HAProxy's https and wss (CHAT_TLS_PORT)
+    persister_metrics_port: int = 0  # the persister's GET /metrics (CHAT_PERSISTER_METRICS_PORT)
     _mongo: Any = None
 
     @property
@@ -150,6 +151,32 @@ def unique(prefix: str) -> str:
 # --------------------------------------------------------------------------------------------
 
 
+# Every token this run minted or sent (make_jwt, /dev/token answers, Net.raw, auth frames):
+# test_zz_secrets.py checks that none of them reached any log of the cluster.
+USED_TOKENS: set[str] = set()
+
+
+def note_token(token: Any) -> None:
+    if isinstance(token, str) and len(token) >= 16:
+        USED_TOKENS.add(token)
+
+
+def secret_needles(secret: str) -> list[str]:
+    """What must never be in a log: every used token, each one's signature alone (what makes a
+    token usable) and the JWT secret."""
+    out = set(USED_TOKENS)
+    for t in USED_TOKENS:
+        parts = t.split(".")
+        if len(parts) == 3 and len(parts[2]) >= 20:
+            out.add(parts[2])
+    out.add(secret)
+    return sorted(out)
+
+
+def find_secrets(data: bytes, needles: list[str]) -> list[str]:
+    return [n for n in needles if n.encode() in data]
+
+
 def b64url(data: bytes) -> str:
     return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
 
@@ -183,7 +210,9 @@ def make_jwt(
         else:
             key = secret.encode() if isinstance(secret, str) else secret
             signature = hmac.new(key, signing_input.encode(), _HASHES[how]).digest()
-    return signing_input + "." + b64url(signature)
+    token = signing_input + "." + b64url(signature)
+    note_token(token)
+    return token
 
 
 # --------------------------------------------------------------------------------------------
@@ -218,7 +247,11 @@ def http_get(port: int, path: str, headers: dict | None = None, timeout: float =
     try:
         conn.request("GET", path, headers=headers or {})
         resp = conn.getresponse()
-        return HttpResponse(resp.status, resp.headers, resp.read())
+        r = HttpResponse(resp.status, resp.headers, resp.read())
+        if path.startswith("/dev/token") and r.status == 200:
+            with contextlib.suppress(ValueError, AttributeError):
+                note_token(r.json().get("token"))
+        return r
     finally:
         conn.close()
 
@@ -391,6 +424,8 @@ class Client:
         await self.ws.send(text)
 
     async def send(self, obj: Any) -> None:
+        if isinstance(obj, dict):
+            note_token(obj.get("token"))
         await self.ws.send(json.dumps(obj, ensure_ascii=False))
 
     async def ping(self, after: str = "") -> None:
@@ -466,6 +501,7 @@ class Net:
         """Connects (authenticating by header or query when asked) without waiting for welcome."""
         uri = url or self.cluster.ws_url
         headers = None
+        note_token(token)
         if how == "header":
             headers = {"Authorization": f"Bearer {token}"}
         elif how == "query":
@@ -582,6 +618,28 @@ def extra_gateway(cluster: Cluster, node_id: str, port_index: int = 1, tls_ca: A
         yield gw.port
     finally:
         gw.stop()
+
+
+def scrape(port: int) -> dict:
+    """GET /metrics on port, parsed by prometheus_client's reference parser (which raises on
+    anything that is not valid text format): {family name: Metric}."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    r = http_get(port, "/metrics")
+    assert r.status == 200, f":{port}/metrics answered {r.status}"
+    ctype = r.headers.get("Content-Type", "")
+    assert ctype.startswith("text/plain") and "version=0.0.4" in ctype, ctype
+    return {f.name: f for f in text_string_to_metric_families(r.body.decode("utf-8"))}
+
+
+def sample(families: dict, name: str, **labels: str) -> float:
+    """The value of one sample (by its full name, e.g. x_total or x_bucket) with these labels;
+    0 when the family has no such sample yet (a labelled counter never incremented)."""
+    for f in families.values():
+        for s in f.samples:
+            if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()):
+                return s.value
+    return 0.0
 
 
 def metrics(port: int) -> dict[str, float]:

@@ -14,6 +14,7 @@ Environment:
                          CHAT_PUBLIC_PORT=18080 CHAT_GATEWAY_PORTS=18081,18082 \
                          CHAT_STATS_PORT=18404 CHAT_KAFKA_PORT=19092 CHAT_MONGO_PORT=18017 \
                          CHAT_PG_PORT=15433 CHAT_TLS_PORT=18443 \
+                         CHAT_PERSISTER_METRICS_PORT=18464 \
                          CHAT_RATE=200 CHAT_RATE_BURST=400 CHAT_AUTH_TIMEOUT=2 \
                          CHAT_JWT_SECRET=e2e-secret-0123456789abcdef CHAT_DATA_DIR=/tmp/e2e \
                          CHAT_BUILD_DIR=build-asan scripts/cluster.sh up
@@ -22,7 +23,8 @@ Environment:
                        same CHAT_* variables when set.
 
 At the end of the session every gateway/persister log is checked for AddressSanitizer and
-UBSan reports ("runtime error:"); one fails the run. When anything failed, the tail of every
+UBSan reports ("runtime error:"), and every log for the tokens the run used and the JWT secret;
+one fails the run. When anything failed, the tail of every
 cluster log is printed.
 """
 
@@ -42,7 +44,8 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-from chat_e2e import REPO, Cluster, env_flag, http_get  # noqa: E402
+from chat_e2e import (REPO, USED_TOKENS, Cluster, env_flag, find_secrets,  # noqa: E402
+                      http_get, secret_needles)
 
 TEST_SETTINGS = {
     "CHAT_PUBLIC_PORT": "18080",
@@ -52,6 +55,7 @@ TEST_SETTINGS = {
     "CHAT_KAFKA_PORT": "19092",
     "CHAT_MONGO_PORT": "18017",
     "CHAT_PG_PORT": "15433",
+    "CHAT_PERSISTER_METRICS_PORT": "18464",
     "CHAT_JWT_SECRET": "e2e-secret-0123456789abcdef",
     # moderate rate: the rate test can exceed it, the bulk tests pace themselves below it
     "CHAT_RATE": "200",
@@ -130,7 +134,7 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
         offset = int(os.environ.get("CHAT_E2E_PORT_OFFSET") or 0)
         if offset:
             for k in ("CHAT_PUBLIC_PORT", "CHAT_STATS_PORT", "CHAT_KAFKA_PORT", "CHAT_MONGO_PORT",
-                      "CHAT_PG_PORT", "CHAT_TLS_PORT"):
+                      "CHAT_PG_PORT", "CHAT_TLS_PORT", "CHAT_PERSISTER_METRICS_PORT"):
                 settings[k] = str(int(settings[k]) + offset)
             settings["CHAT_GATEWAY_PORTS"] = ",".join(
                 str(int(p) + offset) for p in settings["CHAT_GATEWAY_PORTS"].split(","))
@@ -162,6 +166,7 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
         kafka_port=int(settings["CHAT_KAFKA_PORT"]),
         mongo_port=int(settings["CHAT_MONGO_PORT"]),
         pg_port=int(settings["CHAT_PG_PORT"]),
+        persister_metrics_port=int(settings["CHAT_PERSISTER_METRICS_PORT"]),
         secret=settings["CHAT_JWT_SECRET"],
         rate=float(settings["CHAT_RATE"]),
         burst=int(settings["CHAT_RATE_BURST"]),
@@ -248,6 +253,16 @@ def _scan_sanitizers(c: Cluster, offsets: dict) -> tuple[list[str], list[str]]:
     return errors, leaks
 
 
+def _scan_secrets(c: Cluster) -> list[str]:
+    """Tokens of this run (or the JWT secret) in any cluster log (test_zz_secrets.py checks the
+    same before the end with more care; this also covers what shutdown wrote)."""
+    if not USED_TOKENS or not c.log_dir.is_dir():
+        return []
+    needles = secret_needles(c.secret)
+    return [f"{log.name}: {n[:24]}..." for log in sorted(c.log_dir.glob("*.log"))
+            for n in find_secrets(log.read_bytes(), needles)]
+
+
 def _log_offsets(c: Cluster) -> dict:
     if not c.log_dir.is_dir():
         return {}
@@ -274,8 +289,9 @@ def cluster(request):
                 pytest.fail(f"{c.build_dir / name} is missing: build it first (cmake -S . -B "
                             f"build-asan -G Ninja -DCHAT_SANITIZE=ON && cmake --build build-asan) "
                             f"or set CHAT_E2E_BUILD_DIR")
-        busy = [p for p in (c.public_port, c.tls_port, *c.gateway_ports, c.stats_port, c.kafka_port,
-                            c.kafka_port + 1, c.mongo_port, c.pg_port) if _port_open(p)]
+        busy = [p for p in (c.public_port, c.tls_port, *c.gateway_ports, c.stats_port,
+                            c.kafka_port, c.kafka_port + 1, c.mongo_port, c.pg_port,
+                            c.persister_metrics_port) if _port_open(p)]
         if busy:
             pytest.fail(f"test ports already in use: {busy}. Another test cluster is running: "
                         f"stop it (CHAT_DATA_DIR=<its dir> scripts/cluster.sh down) or run with "
@@ -305,6 +321,10 @@ def cluster(request):
     state.notes.extend(f"LeakSanitizer report (not failing the run):\n    {x}" for x in leaks)
     if errors:
         pytest.fail("sanitizer reports in the cluster logs:\n" + "\n".join(errors), pytrace=False)
+    leaked = _scan_secrets(c)
+    if leaked:
+        pytest.fail("tokens or the JWT secret in the cluster logs:\n" + "\n".join(leaked),
+                    pytrace=False)
 
 
 def pytest_sessionfinish(session, exitstatus):

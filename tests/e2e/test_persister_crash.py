@@ -100,6 +100,7 @@ def test_replay_of_the_whole_topic_stores_nothing_twice(cluster):
         "CHAT_KAFKA_BROKERS": f"127.0.0.1:{cluster.kafka_port}",
         "CHAT_MONGO_URI": f"mongodb://127.0.0.1:{cluster.mongo_port}/chat",
         "CHAT_KAFKA_GROUP": unique("e2e-replay"),
+        "CHAT_METRICS_LISTEN": "off",  # the cluster's persister has the metrics port
     })
     log_path = cluster.log_dir / "persister-replay.log"
     with open(log_path, "ab") as log:
