@@ -19,6 +19,9 @@ gw_buf *gw_out_pong(void);
 gw_buf *gw_out_left(const char *room);
 /* {"type":"message","id","room","from","text","ts","cid"} (cid left out when empty). */
 gw_buf *gw_out_message(const chat_message *m);
+/* The same frame built with jansson: the reference gw_out_message's one-pass writer is tested
+ * against. */
+gw_buf *gw_out_message_jansson(const chat_message *m);
 /* {"type":type,"room":room,key:[frame,...],extra} from already encoded message frames (oldest
  * first), without decoding them again: how joined and history answers share the frames of the
  * room log. room must need no JSON escaping (a valid room name); extra is NULL or JSON members

@@ -2,6 +2,9 @@
  * and its fields compared; non-ASCII text, quotes and backslashes must survive the trip. */
 #include <jansson.h>
 #include <stdlib.h>
+#include <stdint.h>
+#include <stdbool.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
@@ -125,6 +128,63 @@ static void check_msg(const json_t *o, const chat_message *m)
     CHECK(json_object_get(o, "gateway") == NULL);
 }
 
+/* gw_out_message's one-pass writer writes exactly what jansson writes for the same message. */
+static bool same_as_jansson(const chat_message *m)
+{
+    gw_buf *a = gw_out_message(m), *b = gw_out_message_jansson(m);
+    bool same =
+        a && b && a->len == b->len && memcmp(gw_buf_payload(a), gw_buf_payload(b), a->len) == 0;
+    if (!same)
+        fprintf(stderr, "one-pass: %s\njansson:  %s\n", a ? (char *)gw_buf_payload(a) : "(null)",
+                b ? (char *)gw_buf_payload(b) : "(null)");
+    gw_buf_unref(a);
+    gw_buf_unref(b);
+    return same;
+}
+
+static void test_message_writer(void)
+{
+    char all[160];
+    size_t k = 0;
+    for (int c = 1; c < 0x80; c++) /* every ASCII character but NUL, DEL included */
+        all[k++] = (char)c;
+    all[k] = 0;
+    const char *texts[] = {"x", "say \"hi\" \\o/ </script>", all,
+                           "\xc3\xa9t\xc3\xa9 \xe2\x82\xac \xf0\x9f\x98\x80 \xef\xbf\xbf",
+                           "\xe2\x80\xa8 line and paragraph separators \xe2\x80\xa9"};
+    const char *cids[] = {"", "c-7", "q\"uo\\te/"};
+    const char *froms[] = {"alice", "o'neil \"the\" \xc3\xb8\x01", "a@b.c"};
+    int64_t tss[] = {0, 1, 1764072000123LL, INT64_MAX};
+    for (size_t t = 0; t < sizeof(texts) / sizeof(texts[0]); t++)
+        for (size_t c = 0; c < 3; c++)
+            for (size_t f = 0; f < 3; f++)
+                for (size_t i = 0; i < 4; i++) {
+                    chat_message m = make_msg("0002-00000000000000001234", "dm:a@b.c:bob", froms[f],
+                                              texts[t], tss[i], cids[c]);
+                    CHECK(same_as_jansson(&m));
+                }
+    /* pseudo-random ASCII and 2-byte UTF-8 texts */
+    unsigned x = 12345;
+    char text[300];
+    for (int r = 0; r < 2000; r++) {
+        size_t n = 0, want = (size_t)(r % 290);
+        while (n < want) {
+            x = x * 1103515245u + 12345u;
+            unsigned c = (x >> 16) & 0xff;
+            if (c >= 0xc2 && c <= 0xdf && n + 2 <= want) {
+                text[n++] = (char)c;
+                text[n++] = (char)(0x80 | ((x >> 8) & 0x3f));
+            } else if (c >= 1 && c < 0x80) {
+                text[n++] = (char)c;
+            }
+        }
+        text[n] = 0;
+        chat_message m = make_msg("0000-00000000000000000001", "general", "u", n ? text : "x", r,
+                                  r % 3 ? "cid" : "");
+        CHECK(same_as_jansson(&m));
+    }
+}
+
 static void test_message(void)
 {
     /* quotes, backslashes, control characters, non-ASCII and astral characters */
@@ -236,6 +296,7 @@ int main(void)
     RUN(test_frames);
     RUN(test_simple_frames);
     RUN(test_message);
+    RUN(test_message_writer);
     RUN(test_lists);
     return check_summary();
 }
