@@ -263,7 +263,8 @@ def check_scaling(r, d, resources, hpas):
         low, high = spec.get("minReplicas", 1), spec.get("maxReplicas", 0)
         r.check(1 <= low <= high, d, f"HPA/{name} 1 <= minReplicas {low} <= maxReplicas {high}")
         r.check("replicas" not in dep["spec"], d,
-                f"Deployment/{tname} leaves `replicas` to HPA/{name} (kubectl apply would reset it)")
+                f"Deployment/{tname} leaves `replicas` to HPA/{name} "
+                "(kubectl apply would reset it)")
         cpu = [m for m in spec.get("metrics") or [] if m.get("type") == "Resource"
                and (m.get("resource") or {}).get("name") == "cpu"]
         r.check(bool(cpu), d, f"HPA/{name} scales on CPU")
@@ -342,7 +343,8 @@ def main():
                 r.check(ns == "chat", path, f"{key[0]}/{key[1]} is in namespace chat")
             where_of[key] = path
     r.check(len(KNOWN_SETTINGS) > 20 and "CHAT_DRAIN_MS" in KNOWN_SETTINGS, d,
-            f"read {len(KNOWN_SETTINGS)} settings from the programs' config tables")
+            f"read {len(KNOWN_SETTINGS)} settings from the programs' config tables and "
+            "HAProxy's configs")
     hpas = {}
     for (kind, name), doc in resources.items():
         if kind == "HorizontalPodAutoscaler":
