@@ -5,8 +5,9 @@
 # probe).
 #
 #   1. Debian packages: compilers, the C libraries, HAProxy, docker-compose (config checks only),
-#      Java and Maven (for the Kafka broker), Go (for FerretDB), python3-venv, clang with its
-#      sanitizer and libFuzzer runtimes (libclang-rt-14-dev),
+#      a JDK and Maven (for the Kafka broker and check_manifests.sh's Strimzi check), Go (for
+#      FerretDB), python3-venv, clang with its sanitizer and libFuzzer runtimes
+#      (libclang-rt-14-dev),
 #      Chromium and its chromedriver (the browser e2e test), Node.js (the web client's unit
 #      tests, tests/web: node --test, Node 18 or newer), PostgreSQL 15 (FerretDB's backend in
 #      the local cluster; scripts/cluster.sh runs its own server, not Debian's service).
@@ -68,7 +69,9 @@ install_debian_packages() {
 		# system user the server runs as when cluster.sh runs as root
 		postgresql-15
 	)
-	command -v java >/dev/null 2>&1 || pkgs+=(openjdk-17-jre-headless)
+	# the JDK, not just the JRE: check_manifests.sh runs a .java file with java's source
+	# launcher, which needs the compiler (jdk.compiler); it includes the JRE the broker needs
+	command -v javac >/dev/null 2>&1 || pkgs+=(openjdk-17-jdk-headless)
 	command -v mvn >/dev/null 2>&1 || pkgs+=(maven)
 	command -v go >/dev/null 2>&1 || pkgs+=(golang)
 	command -v node >/dev/null 2>&1 || pkgs+=(nodejs)

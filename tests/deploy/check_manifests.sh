@@ -2,8 +2,12 @@
 # check_manifests.sh: offline checks of everything under deploy/ that no machine here runs
 # (there is no Docker engine and no Kubernetes cluster): the Kubernetes manifests against the
 # real API schemas (kubernetes-validate, strict: unknown fields fail), the project's own rules
-# for them (k8s_policy.py), the HAProxy configs with `haproxy -c`, docker-compose.yml with
-# `docker-compose config -q`, and the Dockerfile's basic shape.
+# for them (k8s_policy.py: also the drain and grace-period arithmetic, the HPA against HAProxy's
+# slots, a PodDisruptionBudget per Deployment), the optional Strimzi KafkaTopic in
+# deploy/k8s/strimzi/ against Strimzi's own Java model and Kafka's topic-config rules
+# (tests/deploy/strimzi-topic/, needs mvn, java and Maven Central or a warm ~/.m2), the HAProxy
+# configs with `haproxy -c`, docker-compose.yml with `docker-compose config -q`, and the
+# Dockerfile's basic shape.
 #
 # Prints one PASS/FAIL/SKIP line per check and exits non-zero when anything failed.
 #
@@ -96,6 +100,80 @@ check_k8s_policy() {
 	else
 		fail "deploy/k8s project rules:"
 		grep -v '^PASS' <<<"$out" | indent
+	fi
+}
+
+# ---------------------------------------------------------------- Strimzi KafkaTopic
+
+check_strimzi() {
+	local dir=$K8S_DIR/strimzi proj=$REPO/tests/deploy/strimzi-topic f v out rc t0 mine theirs
+	local mvn_log=$TMP/strimzi-mvn.log
+	# kubernetes-validate bundles the built-in API schemas only: say so rather than pass
+	for f in "$dir"/*.yaml; do
+		[ "$(basename "$f")" = kustomization.yaml ] && continue
+		for v in $KUBE_VERSIONS; do
+			out=$("$VENV/bin/kubernetes-validate" --strict -k "$v" "$f" 2>&1)
+			rc=$?
+			if grep -q "Couldn't find schema" <<<"$out"; then
+				skip "${f#"$REPO"/} with kubernetes-validate (Kubernetes $v): it has no schemas" \
+					"for custom resources ($(sed -nE 's/.*for kind ([^ ]+) with api version ([^ ]+) .*/\2 \1/p' <<<"$out" | head -1));" \
+					"checked against Strimzi's Java model instead (below)"
+			elif [ $rc -eq 0 ] && ! grep -qvE '^INFO ' <<<"$out"; then
+				pass "${f#"$REPO"/} valid against Kubernetes $v"
+			else
+				fail "${f#"$REPO"/} against Kubernetes $v:"
+				indent <<<"$out"
+			fi
+		done
+	done
+	# the Kafka version of the check's pom is the broker's (deploy/kafka/pom.xml)
+	mine=$(sed -nE 's|.*<kafka.version>(.*)</kafka.version>.*|\1|p' "$proj/pom.xml")
+	theirs=$(sed -nE 's|.*<kafka.version>(.*)</kafka.version>.*|\1|p' "$REPO/deploy/kafka/pom.xml")
+	if [ -n "$mine" ] && [ "$mine" = "$theirs" ]; then
+		pass "tests/deploy/strimzi-topic/pom.xml validates topic settings with Kafka $mine, the broker's"
+	else
+		fail "tests/deploy/strimzi-topic/pom.xml kafka.version '$mine' is not deploy/kafka/pom.xml's '$theirs'"
+	fi
+	if ! command -v mvn >/dev/null 2>&1 || ! command -v javac >/dev/null 2>&1; then
+		fail "deploy/k8s/strimzi against Strimzi's model: mvn or a JDK (javac) not installed" \
+			"(scripts/deps.sh installs maven and openjdk-17-jdk-headless)"
+		return
+	fi
+	t0=$(date +%s)
+	# short-lived JVMs: the C1 compiler alone and the serial GC halve their CPU time here
+	local jvm_opts="-XX:TieredStopAtLevel=1 -XX:+UseSerialGC"
+	# the classpath of the pom (Strimzi's io.strimzi:api, Jackson YAML, kafka-storage): from
+	# ~/.m2, or downloaded from Maven Central the first time. The plugin is named in full so that
+	# a warm ~/.m2 needs no network at all (no plugin-version lookup).
+	if ! MAVEN_OPTS="${MAVEN_OPTS:-} $jvm_opts" mvn -B -q -f "$proj/pom.xml" \
+		org.apache.maven.plugins:maven-dependency-plugin:3.6.1:build-classpath \
+		-Dmdep.outputFile="$TMP/strimzi-cp.txt" >"$mvn_log" 2>&1; then
+		sed -i 's/\x1b\[[0-9;]*m//g' "$mvn_log"
+		if grep -qiE 'Could not transfer|Unknown ?host|Connection refused|timed out|Network is unreachable|No route to host|name resolution' "$mvn_log"; then
+			skip "deploy/k8s/strimzi against Strimzi's model: Maven Central is unreachable and" \
+				"~/.m2 lacks the check's dependencies (io.strimzi:api etc.):" \
+				"$(grep -m1 -iE 'Could not transfer|Unknown ?host|Connection refused|timed out|unreachable|No route|name resolution' "$mvn_log" | cut -c1-300)"
+		else
+			fail "deploy/k8s/strimzi against Strimzi's model: mvn could not resolve tests/deploy/strimzi-topic/pom.xml:"
+			grep -v '^\s*$' "$mvn_log" | tail -n 15 | indent
+		fi
+		return
+	fi
+	# Java's source launcher compiles and runs the one class; stderr (SLF4J's notice) only
+	# when it fails
+	# shellcheck disable=SC2086
+	out=$(java $jvm_opts -cp "$(cat "$TMP/strimzi-cp.txt")" "$proj/StrimziTopicCheck.java" \
+		"$REPO" 2>"$TMP/strimzi-java.err")
+	rc=$?
+	if [ $rc -eq 0 ]; then
+		pass "deploy/k8s/strimzi KafkaTopic against Strimzi's model ($(grep -c '^PASS' <<<"$out") checks," \
+			"tests/deploy/strimzi-topic, $(($(date +%s) - t0)) s)"
+	else
+		fail "deploy/k8s/strimzi KafkaTopic against Strimzi's model (tests/deploy/strimzi-topic):"
+		{
+			grep -v '^PASS' <<<"$out"
+			grep -v '^SLF4J' "$TMP/strimzi-java.err"
+		} | indent
 	fi
 }
 
@@ -239,6 +317,7 @@ check_dockerfile() {
 if ensure_validator; then
 	check_k8s_schemas
 	check_k8s_policy
+	check_strimzi
 else
 	fail "could not install $(kv_pin) into $VENV (see the pip output above)"
 fi
