@@ -81,8 +81,8 @@ static bool permanent(rd_kafka_resp_err_t e)
 
 /* One CreateTopics request. Returns the topic's error code; msg gets the broker's text. */
 static rd_kafka_resp_err_t create_once(rd_kafka_t *rk, const char *topic, int partitions,
-                                       int replication, int64_t timeout_ms, char *msg,
-                                       size_t msglen)
+                                       int replication, const char *const *config,
+                                       int64_t timeout_ms, char *msg, size_t msglen)
 {
     rd_kafka_NewTopic_t *nt = NULL;
     rd_kafka_AdminOptions_t *opts = NULL;
@@ -97,6 +97,12 @@ static rd_kafka_resp_err_t create_once(rd_kafka_t *rk, const char *topic, int pa
         snprintf(msg, msglen, "%s", e);
         return RD_KAFKA_RESP_ERR_INVALID_PARTITIONS;
     }
+    for (size_t i = 0; config && config[i] && config[i + 1]; i += 2)
+        if (rd_kafka_NewTopic_set_config(nt, config[i], config[i + 1])) {
+            snprintf(msg, msglen, "cannot set %s", config[i]);
+            rd_kafka_NewTopic_destroy(nt);
+            return RD_KAFKA_RESP_ERR_INVALID_CONFIG;
+        }
     q = rd_kafka_queue_new(rk);
     opts = rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_CREATETOPICS);
     if (!q || !opts)
@@ -139,8 +145,24 @@ out:
     return rc;
 }
 
+const char *const admin_presence_config[] = {
+    "cleanup.policy", "compact",
+    /* roll and clean segments within minutes (the defaults wait for 1 GiB or 7 days) */
+    "segment.ms", "600000", "min.cleanable.dirty.ratio", "0.1",
+    /* tombstones are kept an hour, then removed: a reader catching up sees the withdrawals
+     * that are recent enough to matter (older keys are gone by then) */
+    "delete.retention.ms", "3600000", NULL};
+
 int admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
                        int64_t timeout_ms, bool *created, char *err, size_t errlen)
+{
+    return admin_create_topic_with(brokers, topic, partitions, replication, NULL, timeout_ms,
+                                   created, err, errlen);
+}
+
+int admin_create_topic_with(const char *brokers, const char *topic, int partitions, int replication,
+                            const char *const *config, int64_t timeout_ms, bool *created, char *err,
+                            size_t errlen)
 {
     int64_t deadline = ps_os_now_ms() + timeout_ms;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -203,7 +225,8 @@ int admin_create_topic(const char *brokers, const char *topic, int partitions, i
             sleep_ms(remaining(deadline) < ADMIN_RETRY_MS ? remaining(deadline) : ADMIN_RETRY_MS);
             continue;
         }
-        kerr = create_once(rk, topic, partitions, replication, remaining(deadline), e, sizeof(e));
+        kerr = create_once(rk, topic, partitions, replication, config, remaining(deadline), e,
+                           sizeof(e));
         if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR) {
             chat_log(CHAT_LOG_INFO, "created topic %s (%d partitions, replication %d)", topic,
                      partitions, replication);

@@ -16,4 +16,14 @@
 int admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
                        int64_t timeout_ms, bool *created, char *err, size_t errlen);
 
+/* The presence topic's configuration: compacted, with segments rolled and cleaned often enough
+ * that a gateway reading it at start reads little more than the live keys. */
+extern const char *const admin_presence_config[];
+
+/* As admin_create_topic, with config (name, value pairs, NULL-terminated) applied at creation.
+ * An existing topic keeps its configuration. */
+int admin_create_topic_with(const char *brokers, const char *topic, int partitions, int replication,
+                            const char *const *config, int64_t timeout_ms, bool *created, char *err,
+                            size_t errlen);
+
 #endif

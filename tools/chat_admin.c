@@ -1,6 +1,7 @@
 /* chat_admin.c: main() of chat-admin. `chat-admin init` prepares a cluster's shared state so
  * gateways and persisters can start: the Kafka topic (admin API; an existing topic with the
- * same partition count is fine) and the MongoDB index room_id_desc. Idempotent; each service
+ * same partition count is fine), the compacted presence topic (1 partition) and the MongoDB
+ * index room_id_desc. Idempotent; each service
  * gets CHAT_TIMEOUT seconds to answer, retrying while it starts. Exit status: 0 done, 1 a
  * service was unreachable or refused, 2 bad usage or settings. The settings (ps_config) and
  * the MongoDB client (ps_store) are the persister's: chat-admin links its pscore library. */
@@ -107,6 +108,15 @@ int main(int argc, char **argv)
     } else if (!created) {
         chat_log(CHAT_LOG_INFO, "topic %s already exists with %lld partitions", s.kafka_topic,
                  s.partitions);
+    }
+    rc = admin_create_topic_with(s.kafka_brokers, s.kafka_presence_topic, 1, (int)s.replication,
+                                 admin_presence_config, s.timeout_s * 1000, &created, err,
+                                 sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "chat-admin: %s\n", err);
+        status = 1;
+    } else if (!created) {
+        chat_log(CHAT_LOG_INFO, "topic %s already exists", s.kafka_presence_topic);
     }
     chat_mongo_route_log();
     mongoc_init();

@@ -22,6 +22,11 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_KAFKA_BROKERS", CHAT_CFG_STR, "127.0.0.1:9092", 0, 0, S(kafka_brokers),
      "Kafka bootstrap servers"},
     {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, S(kafka_topic), "Kafka topic"},
+    {"CHAT_KAFKA_PRESENCE_TOPIC", CHAT_CFG_STR, "chat.presence", 0, 0, S(kafka_presence_topic),
+     "compacted Kafka topic carrying presence between the gateways"},
+    {"CHAT_PRESENCE_MAX_ENTRIES", CHAT_CFG_INT, "1000000", 1000, 100000000, S(presence_max_entries),
+     "(room, user) presence entries a gateway keeps for the whole cluster; past it, new ones "
+     "are not counted"},
     {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, S(mongo_uri),
      "MongoDB URI; the database is the path (default chat)"},
     {"CHAT_MONGO_WORKERS", CHAT_CFG_INT, "2", 1, 64, S(mongo_workers),
@@ -55,6 +60,9 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_MAX_FRAME", CHAT_CFG_INT, "65536", 1024, 1048576, S(max_frame),
      "bytes of a client frame; larger closes with 1009"},
     {"CHAT_MAX_ROOMS", CHAT_CFG_INT, "100", 1, 10000, S(max_rooms), "rooms one session may join"},
+    {"CHAT_MAX_USER_CONNS", CHAT_CFG_INT, "20", 0, 1000000, S(max_user_conns),
+     "connections one user may have across the cluster; the next closes with 4029 (0: no "
+     "limit)"},
     {"CHAT_HISTORY_LIMIT", CHAT_CFG_INT, "50", 1, 200, S(history_limit),
      "messages a join returns when it gives no limit (a join or history asks at most 200)"},
     {"CHAT_RESUME_MAX", CHAT_CFG_INT, "1000", 1, 10000, S(resume_max),
@@ -136,6 +144,13 @@ int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t er
     }
     if (strcmp(s->kafka_topic, "") == 0) {
         chat_errf(err, errlen, "CHAT_KAFKA_TOPIC: must not be empty");
+        return CHAT_EINVAL;
+    }
+    if (!chat_valid_charset(s->kafka_presence_topic, strlen(s->kafka_presence_topic), 249, "._-") ||
+        strcmp(s->kafka_presence_topic, s->kafka_topic) == 0) {
+        chat_errf(err, errlen,
+                  "CHAT_KAFKA_PRESENCE_TOPIC: must be a topic name ([A-Za-z0-9._-]) other than "
+                  "CHAT_KAFKA_TOPIC");
         return CHAT_EINVAL;
     }
     if (s->dev_tokens && strcmp(s->jwt_alg, "HS256") != 0) {

@@ -12,6 +12,8 @@ typedef struct gw_settings {
     const char *node_id;
     const char *kafka_brokers;
     const char *kafka_topic;
+    const char *kafka_presence_topic;
+    long long presence_max_entries;
     const char *mongo_uri;
     long long mongo_workers;
     const char *jwt_alg;
@@ -30,6 +32,7 @@ typedef struct gw_settings {
     long long max_text;
     long long max_frame;
     long long max_rooms;
+    long long max_user_conns;
     long long history_limit;
     long long rate;
     long long rate_burst;

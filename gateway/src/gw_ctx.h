@@ -23,6 +23,8 @@
 
 struct ev_loop;
 typedef struct gw_kafka gw_kafka;
+typedef struct gw_presence gw_presence;
+typedef struct gw_presence_kafka gw_presence_kafka;
 typedef struct gw_store gw_store;
 typedef struct gw_session gw_session;
 
@@ -43,6 +45,7 @@ typedef struct gw_sub {
     int64_t skip_to; /* frames at or below this offset were in the joined history */
     uint32_t gen;    /* which join of this session made it (answers are matched to it) */
     bool live;       /* false while its joined answer waits for the store */
+    bool presence;   /* joined with "presence":true: members and presence frames */
 } gw_sub;
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
@@ -109,6 +112,8 @@ typedef struct gw_ctx {
     uint64_t inflight_key[2];
     gw_kafka *kafka;
     gw_store *store;
+    gw_presence *presence;             /* the cluster's presence; NULL: not tracked */
+    gw_presence_kafka *presence_kafka; /* carries it on the presence topic */
     gw_frame_limits limits;
     gw_session *sessions; /* every open WebSocket session */
     gw_stats stats;

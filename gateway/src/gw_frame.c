@@ -189,6 +189,12 @@ static int parse_join(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
                         "field \"epoch\" must be the epoch string of a welcome");
         out->epoch = s;
     }
+    v = json_object_get(root, "presence");
+    if (v && !json_is_null(v)) {
+        if (!json_is_boolean(v))
+            return fail(err, GW_ERR_INVALID_FIELD, "field \"presence\" must be true or false");
+        out->presence = json_is_true(v);
+    }
     return opt_limit(root, lim, out, err);
 }
 
@@ -242,6 +248,10 @@ static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
     if (str_eq(s, len, "ping")) {
         out->type = GW_FRAME_PING;
         return 0;
+    }
+    if (str_eq(s, len, "members")) {
+        out->type = GW_FRAME_MEMBERS;
+        return need_room(root, out, err);
     }
 
     char shown[33];

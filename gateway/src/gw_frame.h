@@ -6,6 +6,7 @@
 #ifndef GW_FRAME_H
 #define GW_FRAME_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "chat_validate.h"
@@ -18,6 +19,7 @@ typedef enum {
     GW_FRAME_HISTORY,
     GW_FRAME_PING,
     GW_FRAME_REFRESH,
+    GW_FRAME_MEMBERS,
 } gw_frame_type;
 
 /* Error codes of protocol v1 (the "code" of an error frame). */
@@ -36,6 +38,7 @@ typedef enum {
 #define GW_ERR_INTERNAL "internal"                  /* (gateway) a bug or out of memory */
 #define GW_ERR_INVALID_TOKEN "invalid_token"        /* (gateway) refresh: the token is refused */
 #define GW_ERR_TOKEN_MISMATCH "token_mismatch"      /* (gateway) refresh: a token of another sub */
+#define GW_ERR_FORBIDDEN "forbidden"                /* (gateway) the user may not use this room */
 
 #define GW_EPOCH_MAX 64 /* bytes of an epoch string */
 
@@ -59,6 +62,7 @@ typedef struct gw_frame {
     const char *since;  /* join (optional): resume after this message id */
     const char *epoch;  /* join (optional): the epoch since belongs to */
     int limit;          /* join, history: 1..max_history, default_history when absent */
+    bool presence;      /* join (optional, false when absent): members and presence frames */
     void *json_;        /* private: the json_t root */
 } gw_frame;
 

@@ -7,6 +7,8 @@
 
 #include "gw_kafka.h"
 #include "gw_log.h"
+#include "gw_presence.h"
+#include "gw_presence_kafka.h"
 #include "gw_rooms.h"
 #include "gw_store.h"
 
@@ -31,6 +33,9 @@ int gw_metrics_render(gw_ctx *ctx, char **body, size_t *len)
     unsigned long long authed = 0;
     for (const gw_session *s = ctx->sessions; s; s = s->next)
         authed += s->state == GW_S_READY;
+    gw_presence_stats ps = {0};
+    if (ctx->presence)
+        gw_presence_get_stats(ctx->presence, &ps);
     const chat_prom_metric m[] = {
         {G "sessions", "gauge", "Open WebSocket sessions.", (double)st->sessions_open},
         {G "authenticated_sessions", "gauge", "Open WebSocket sessions signed in.", (double)authed},
@@ -75,6 +80,27 @@ int gw_metrics_render(gw_ctx *ctx, char **body, size_t *len)
          ctx->rooms ? (double)gw_rooms_room_count(ctx->rooms) : 0},
         {G "store_queued", "gauge", "Store reads waiting for a worker.",
          ctx->store ? (double)gw_store_queued(ctx->store) : 0},
+        {G "presence_entries", "gauge", "(room, user) presence entries known, cluster-wide.",
+         (double)ps.entries},
+        {G "presence_users", "gauge", "Users with connection counts known, cluster-wide.",
+         (double)ps.users},
+        {G "presence_gateways", "gauge", "Gateway runs known to presence, this one included.",
+         (double)ps.nodes},
+        {G "presence_records_written_total", "counter", "Presence records produced.",
+         (double)ps.records_out},
+        {G "presence_records_read_total", "counter", "Presence records read.",
+         (double)ps.records_in},
+        {G "presence_records_refused_total", "counter", "Presence records refused on decode.",
+         (double)ps.bad_records},
+        {G "presence_entries_dropped_total", "counter",
+         "Presence entries not kept (CHAT_PRESENCE_MAX_ENTRIES or 64 gateway runs reached).",
+         (double)ps.dropped},
+        {G "presence_frames_total", "counter", "Presence frames built (one per room and second).",
+         (double)ps.frames},
+        {G "presence_gateways_dead_total", "counter", "Gateway runs whose heartbeats stopped.",
+         (double)ps.nodes_dead},
+        {G "presence_write_failures_total", "counter", "Presence records Kafka refused or lost.",
+         (double)gw_presence_kafka_failures(ctx->presence_kafka)},
     };
     chat_prom w;
     if (chat_prom_init(&w, GW_METRICS_MAX) != 0)

@@ -9,6 +9,7 @@
 #include "chat_validate.h"
 #include <stdbool.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 /* Sets key to the string val. An optional value that is NULL or "" is left out; a required
@@ -279,4 +280,84 @@ gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf 
     }
     *p++ = '}';
     return b;
+}
+
+/* [{"user","name"}...] or NULL. */
+static json_t *users_arr(const gw_out_user *users, size_t n)
+{
+    json_t *a = json_array();
+    for (size_t i = 0; a && i < n; i++) {
+        json_t *u = json_object();
+        const char *name = users[i].name && *users[i].name ? users[i].name : users[i].user;
+        if (!u || put_str(u, "user", users[i].user, false) || put_str(u, "name", name, false) ||
+            json_array_append_new(a, u)) {
+            json_decref(u);
+            json_decref(a);
+            return NULL;
+        }
+    }
+    return a;
+}
+
+/* Adds "count", "users" and "truncated" to o; 0 or -1. */
+static int put_members(json_t *o, const gw_out_user *users, size_t n, size_t count, bool truncated)
+{
+    json_t *a = users_arr(users, n);
+    if (!a)
+        return -1;
+    if (json_object_set_new(o, "count", json_integer((json_int_t)count)) ||
+        json_object_set_new(o, "users", a) ||
+        json_object_set_new(o, "truncated", json_boolean(truncated)))
+        return -1;
+    return 0;
+}
+
+char *gw_out_members_field(const gw_out_user *users, size_t n, size_t count, bool truncated)
+{
+    json_t *m = json_object();
+    if (!m || put_members(m, users, n, count, truncated)) {
+        json_decref(m);
+        return NULL;
+    }
+    char *body = json_dumps(m, JSON_COMPACT);
+    json_decref(m);
+    if (!body)
+        return NULL;
+    size_t len = strlen(body) + sizeof("\"members\":");
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "\"members\":%s", body);
+    free(body);
+    return out;
+}
+
+gw_buf *gw_out_members(const char *room, const gw_out_user *users, size_t n, size_t count,
+                       bool truncated)
+{
+    json_t *o = frame("members");
+    if (o && (put_str(o, "room", room, false) || put_members(o, users, n, count, truncated))) {
+        json_decref(o);
+        return NULL;
+    }
+    return finish(o);
+}
+
+gw_buf *gw_out_presence(const char *room, const gw_out_user *joined, size_t nj,
+                        const char *const *left, size_t nl, size_t count)
+{
+    json_t *o = frame("presence");
+    if (!o)
+        return NULL;
+    json_t *l = json_array();
+    /* json_*_set_new and append_new take the value's reference even when they fail */
+    int bad = put_str(o, "room", room, false) ||
+              json_object_set_new(o, "joined", users_arr(joined, nj)) ||
+              json_object_set_new(o, "left", l);
+    for (size_t i = 0; !bad && i < nl; i++)
+        bad = json_array_append_new(l, json_string(left[i]));
+    if (bad || json_object_set_new(o, "count", json_integer((json_int_t)count))) {
+        json_decref(o);
+        return NULL;
+    }
+    return finish(o);
 }

@@ -5,6 +5,7 @@
 #ifndef GW_OUT_H
 #define GW_OUT_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -26,6 +27,22 @@ gw_buf *gw_out_message_jansson(const chat_message *m);
  * first), without decoding them again: how joined and history answers share the frames of the
  * room log. room must need no JSON escaping (a valid room name); extra is NULL or JSON members
  * without braces, e.g. "\"recovered\":true". */
+/* A user as presence lists them: {"user","name"}; name NULL or "" is given as the user id. */
+typedef struct gw_out_user {
+    const char *user;
+    const char *name;
+} gw_out_user;
+
+/* "members":{"count","users":[{"user","name"}...],"truncated"}: a malloc'd string (free()) to
+ * put among a joined answer's fields, or NULL on ENOMEM. */
+char *gw_out_members_field(const gw_out_user *users, size_t n, size_t count, bool truncated);
+/* {"type":"members","room","count","users","truncated"} */
+gw_buf *gw_out_members(const char *room, const gw_out_user *users, size_t n, size_t count,
+                       bool truncated);
+/* {"type":"presence","room","joined":[{"user","name"}...],"left":[user...],"count"} */
+gw_buf *gw_out_presence(const char *room, const gw_out_user *joined, size_t nj,
+                        const char *const *left, size_t nl, size_t count);
+
 gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf *const *frames,
                     size_t n, const char *extra);
 

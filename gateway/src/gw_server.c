@@ -20,6 +20,7 @@
 #include "chat_validate.h"
 #include "gw_kafka.h"
 #include "gw_metrics.h"
+#include "gw_presence_kafka.h"
 #include "gw_session.h"
 #include "gw_store.h"
 #include "gw_token.h"
@@ -909,6 +910,8 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
         log_keys(ctx, "read");
         lws_sul_schedule(ctx->lws, 0, &ctx->jwks_sul, jwks_tick, GW_JWKS_POLL_MS * LWS_US_PER_MS);
     }
+    if (ctx->presence_kafka)
+        gw_presence_kafka_start(ctx->presence_kafka);
     return 0;
 }
 

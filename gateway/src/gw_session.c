@@ -25,6 +25,7 @@
 #include "gw_hash.h"
 #include "gw_metrics.h"
 #include "gw_out.h"
+#include "gw_presence.h"
 
 /* What a store read answers: a room's latest page for every joiner waiting (single flight), one
  * session's resume (messages after since) or its history request. */
@@ -33,6 +34,7 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 #define GW_CLOSE_AUTH 4001
 #define GW_CLOSE_EXPIRED 4003
 #define GW_CLOSE_TOO_SLOW 4008
+#define GW_CLOSE_TOO_MANY_CONNS 4029
 #define GW_CLOSE_INTERNAL 1011
 #define GW_SESSION_MAX_READS                                                                       \
     1                             /* history store reads one session may wait for at once (its     \
@@ -186,11 +188,18 @@ static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
     sub->lr = lr;
     sub->skip_to = -1;
     sub->gen = ++s->gen;
+    if (s->ctx->presence) /* full table: the user is not counted here (gw_presence.h) */
+        gw_presence_join(s->ctx->presence, lr->name, s->id.sub, s->id.name);
     return sub;
 }
 
 static void sub_remove(gw_session *s, gw_sub *sub)
 {
+    if (s->ctx->presence) {
+        if (sub->presence)
+            gw_presence_watch(s->ctx->presence, sub->lr->name, -1);
+        gw_presence_leave(s->ctx->presence, sub->lr->name, s->id.sub);
+    }
     gw_log_room_unref(s->ctx->log, sub->lr);
     *sub = s->subs[--s->nsubs];
     if (s->nsubs == 0) {
@@ -340,6 +349,25 @@ static void resume_fields(char *out, size_t len, const char *since, bool recover
                  since, first_id && *first_id ? first_id : since);
 }
 
+/* A join with "presence":true: extra plus the room's "members" snapshot (malloc'd), else NULL
+ * (then extra alone). */
+static char *presence_fields(gw_session *s, gw_sub *sub, const char *extra)
+{
+    if (!sub->presence || !s->ctx->presence)
+        return NULL;
+    gw_presence_view v;
+    gw_presence_members(s->ctx->presence, sub->lr->name, s->id.sub, &v);
+    char *m = gw_out_members_field(v.users, v.n, v.count, v.truncated);
+    if (!m || !*extra)
+        return m;
+    size_t len = strlen(extra) + 1 + strlen(m) + 1;
+    char *out = malloc(len);
+    if (out)
+        snprintf(out, len, "%s,%s", extra, m);
+    free(m);
+    return out;
+}
+
 /* Answers a join with the last `limit` frames of pg (or every one, for a recovered resume),
  * and starts the sub's live stream after them. Returns the answer (a new reference, for a
  * cache) or NULL. */
@@ -352,8 +380,10 @@ static gw_buf *answer_join(gw_session *s, gw_sub *sub, const gw_page *pg, int li
     if (first < pg->n)
         chat_msgid_format(first_id, sub->lr->partition, pg->offsets[first]);
     resume_fields(extra, sizeof(extra), since, recovered, first_id);
-    gw_buf *b =
-        gw_out_list("joined", "history", sub->lr->name, pg->frames + first, pg->n - first, extra);
+    char *fields = presence_fields(s, sub, extra);
+    gw_buf *b = gw_out_list("joined", "history", sub->lr->name, pg->frames + first, pg->n - first,
+                            fields ? fields : extra);
+    free(fields);
     send_new(s, gw_buf_ref(b));
     int64_t last = pg->n ? pg->offsets[pg->n - 1] : -1;
     if (since && *since && recovered) {
@@ -383,7 +413,8 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
     gw_log_room *lr = sub->lr;
     uint64_t key = (lr->next_rseq << 8) ^ (uint64_t)limit;
     s->ctx->stats.joins_from_log++;
-    if ((!since || !*since) && lr->cache && lr->cache_key == key) {
+    bool cacheable = (!since || !*since) && !sub->presence; /* members differ per join */
+    if (cacheable && lr->cache && lr->cache_key == key) {
         send_buf(s, lr->cache);
         int64_t last = -1;
         gw_log_entry *e = gw_log_at(lr, lr->next_rseq - 1);
@@ -402,7 +433,7 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
         return;
     }
     gw_buf *b = answer_join(s, sub, &pg, limit, since, false);
-    if (b && (!since || !*since)) {
+    if (b && cacheable) {
         gw_buf_unref(lr->cache);
         lr->cache = gw_buf_ref(b);
         lr->cache_key = key;
@@ -614,6 +645,9 @@ static void on_join(gw_session *s, const gw_frame *f)
         sub->live = false; /* joined again: a new page, then live from there */
         sub->gen = ++s->gen;
     }
+    if (ctx->presence && sub->presence != f->presence) /* watch the room's presence or stop */
+        gw_presence_watch(ctx->presence, f->room, f->presence ? 1 : -1);
+    sub->presence = f->presence;
     ctx->stats.joins++;
     r->gen = sub->gen;
     r->limit = f->limit;
@@ -1010,6 +1044,69 @@ static void on_refresh(gw_session *s, const gw_frame *f)
     send_new(s, gw_buf_from(buf, (size_t)n));
 }
 
+/* --- presence ---------------------------------------------------------------------------- */
+
+/* The members of any room the user may join, joined or not (docs/protocol.md, "Presence"). */
+static void on_members(gw_session *s, const gw_frame *f)
+{
+    chat_dm dm;
+    if (chat_dm_parse(f->room, strlen(f->room), &dm) && !chat_dm_has_user(&dm, s->id.sub)) {
+        send_error(s, GW_ERR_FORBIDDEN, "this is someone else's direct room", f->cid);
+        return;
+    }
+    gw_presence_view v = {0};
+    if (s->ctx->presence)
+        gw_presence_members(s->ctx->presence, f->room, s->id.sub, &v);
+    send_new(s, gw_out_members(f->room, v.users, v.n, v.count, v.truncated));
+}
+
+typedef struct presence_out {
+    const char *room;
+    gw_buf *frame;
+} presence_out;
+
+/* A presence frame goes to the room's members that asked for presence once their joined answer
+ * is out (that answer's snapshot already holds what came before). */
+static void presence_member(void *member, void *arg)
+{
+    gw_session *s = member;
+    presence_out *o = arg;
+    gw_sub *sub = sub_find(s, o->room);
+    if (sub && sub->presence && sub->live)
+        send_buf(s, o->frame);
+}
+
+void gw_sessions_presence_frame(void *arg, const char *room, gw_buf *frame)
+{
+    gw_ctx *ctx = arg;
+    presence_out o = {room, frame};
+    gw_rooms_foreach(ctx->rooms, room, presence_member, &o);
+}
+
+/* CHAT_MAX_USER_CONNS, counted across the cluster (this gateway's connections of the user, this
+ * one included, and the other gateways' as their latest presence records say): one more closes
+ * with 4029. Returns true when the session is closing for it. */
+static bool too_many_conns(gw_session *s)
+{
+    gw_ctx *ctx = s->ctx;
+    size_t n = gw_users_count(&ctx->users, s->id.sub) + 1;
+    if (ctx->presence)
+        n += gw_presence_remote_conns(ctx->presence, s->id.sub);
+    if (ctx->cfg.max_user_conns <= 0 || n <= (size_t)ctx->cfg.max_user_conns)
+        return false;
+    chat_log(CHAT_LOG_INFO, "session %s: connection %zu of the user; closing with 4029", who(s), n);
+    fail_session(s, GW_CLOSE_TOO_MANY_CONNS, "too many connections for this user");
+    return true;
+}
+
+/* The user's connections on this gateway changed: the cluster hears of it. */
+static void conns_changed(gw_session *s)
+{
+    if (s->ctx->presence)
+        gw_presence_set_conns(s->ctx->presence, s->id.sub,
+                              (uint32_t)gw_users_count(&s->ctx->users, s->id.sub));
+}
+
 static int on_auth(gw_session *s, const gw_frame *f)
 {
     char why[160];
@@ -1020,10 +1117,13 @@ static int on_auth(gw_session *s, const gw_frame *f)
         fail_session(s, GW_CLOSE_AUTH, reason);
         return 0;
     }
+    if (too_many_conns(s))
+        return 0;
     if (gw_users_add(&s->ctx->users, s->id.sub, &s->ulink) != 0) {
         fail_session(s, GW_CLOSE_INTERNAL, "out of memory");
         return 0;
     }
+    conns_changed(s);
     s->state = GW_S_READY;
     watch_expiry(s);
     chat_log(CHAT_LOG_DEBUG, "session %s authenticated by its first frame", who(s));
@@ -1071,6 +1171,9 @@ static void dispatch(gw_session *s, const char *data, size_t len)
     case GW_FRAME_PING:
         send_new(s, gw_out_pong());
         break;
+    case GW_FRAME_MEMBERS:
+        on_members(s, &f);
+        break;
     case GW_FRAME_REFRESH:
         on_refresh(s, &f);
         break;
@@ -1115,10 +1218,13 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *i
     ctx->stats.sessions_open++;
     if (id) {
         s->id = *id;
+        if (too_many_conns(s))
+            return 0;
         if (gw_users_add(&ctx->users, s->id.sub, &s->ulink) != 0) {
             gw_session_closed(s);
             return -1;
         }
+        conns_changed(s);
         s->state = GW_S_READY;
         send_new(s, gw_out_welcome(s->id.sub, ctx->cfg.node_id, s->id.exp,
                                    ctx->ops->epoch(ctx->ops_arg)));
@@ -1138,7 +1244,10 @@ void gw_session_closed(gw_session *s)
     ctx->ops->auth_timer(s, 0);
     ctx->ops->cancel_reads(ctx->ops_arg, s->handle); /* what has not started never will */
     gw_rooms_leave_all(ctx->rooms, s);
+    bool counted = gw_users_sub(&s->ulink) != NULL;
     gw_users_remove(&ctx->users, &s->ulink);
+    if (counted)
+        conns_changed(s);
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);
     gw_sendq_free(&s->q);
@@ -1518,12 +1627,12 @@ static void on_join_flight(gw_ctx *ctx, gw_store_result *res)
             sub_remove(s, sub);
             send_error(s, GW_ERR_UNAVAILABLE,
                        "history is unavailable, so the join failed; try again", w->cid);
-        } else if (sub && !w->since[0] && cached && cached_limit == w->limit) {
+        } else if (sub && !w->since[0] && !sub->presence && cached && cached_limit == w->limit) {
             send_buf(s, cached);
             sub_go_live(s, sub, pg.n ? pg.offsets[pg.n - 1] : -1);
         } else if (sub) {
             gw_buf *b = answer_join(s, sub, &pg, w->limit, w->since, false);
-            if (b && !w->since[0]) {
+            if (b && !w->since[0] && !sub->presence) {
                 gw_buf_unref(cached);
                 cached = gw_buf_ref(b);
                 cached_limit = w->limit;

@@ -72,5 +72,8 @@ void gw_sessions_wake_due(gw_ctx *ctx);
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);
 void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg);
 void gw_session_on_history(gw_store_result *r, void *arg);
+/* gw_presence's deliver: queues frame to the room's local members that joined it with
+ * "presence":true (arg is the gw_ctx). */
+void gw_sessions_presence_frame(void *arg, const char *room, gw_buf *frame);
 
 #endif

@@ -1,7 +1,7 @@
 /* main.c: chat-gateway. Loads the settings, builds the context (auth, room index, Kafka,
  * MongoDB workers, libwebsockets), serves until SIGINT/SIGTERM, then shuts down in order:
- * sessions closed with 1001, the producer flushed, the workers stopped. SIGHUP reads the JWKS
- * (CHAT_JWT_JWKS) again. */
+ * sessions closed with 1001, the producer flushed, this gateway's presence withdrawn, the
+ * workers stopped. SIGHUP reads the JWKS (CHAT_JWT_JWKS) again. */
 #define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
 #include <mongoc/mongoc.h>
 #include <signal.h>
@@ -16,6 +16,7 @@
 #include "gw_config.h"
 #include "gw_ctx.h"
 #include "gw_kafka.h"
+#include "gw_presence_kafka.h"
 #include "gw_server.h"
 #include "gw_session.h"
 #include "gw_store.h"
@@ -125,6 +126,11 @@ int main(int argc, char **argv)
     }
     for (int32_t p = 0; p < parts; p++)
         gw_log_cover(ctx.log, p, gw_kafka_start_offset(ctx.kafka, p));
+    /* the cluster's presence, read back before the first client comes */
+    if (gw_presence_kafka_new(&ctx.presence_kafka, &ctx, 60, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        goto out;
+    }
     gw_store_set_fence(ctx.store, store_fence, &ctx);
     if (gw_server_start(&ctx, err, sizeof(err)) != 0) {
         fprintf(stderr, "chat-gateway: %s\n", err);
@@ -152,7 +158,9 @@ out:
      * left), then the store's unserved results. */
     gw_store_stop(ctx.store);
     gw_kafka_stop(ctx.kafka, 5000);
+    gw_presence_kafka_stop(ctx.presence_kafka, 2000); /* this gateway's users leave */
     gw_server_free(&ctx);
+    gw_presence_kafka_free(ctx.presence_kafka);
     gw_kafka_free(ctx.kafka, 0);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_sessions_free(&ctx);

@@ -51,6 +51,8 @@ static const chat_cfg_entry admin_table[] = {
      "Kafka bootstrap servers (host:port,...)"},
     {"CHAT_KAFKA_TOPIC", CHAT_CFG_STR, "chat.messages", 0, 0, A(kafka_topic),
      "Kafka topic to create"},
+    {"CHAT_KAFKA_PRESENCE_TOPIC", CHAT_CFG_STR, "chat.presence", 0, 0, A(kafka_presence_topic),
+     "compacted Kafka topic of the gateways' presence to create (1 partition)"},
     {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, A(mongo_uri),
      "MongoDB URI; its path names the database (chat when absent)"},
     {"CHAT_PARTITIONS", CHAT_CFG_INT, "12", 1, 10000, A(partitions),
@@ -66,7 +68,8 @@ static const chat_cfg_entry admin_table[] = {
 
 static const char admin_usage[] =
     "usage: chat-admin init [options]\n"
-    "init: creates the Kafka topic (an existing topic with the same partition count is fine)\n"
+    "init: creates the Kafka topic (an existing topic with the same partition count is fine),\n"
+    "      the compacted presence topic (1 partition)"
     "      and the MongoDB index " CHAT_STORE_INDEX_NAME " on " CHAT_STORE_COLLECTION
     ". Idempotent.\n"
     "Every option can also be given as its environment variable.";
@@ -187,6 +190,14 @@ int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
                           admin_usage, err, errlen);
     if (rc != 0)
         return rc;
+    if (!ps_valid_topic(s->kafka_presence_topic) ||
+        strcmp(s->kafka_presence_topic, s->kafka_topic) == 0) {
+        chat_errf(err, errlen,
+                  "CHAT_KAFKA_PRESENCE_TOPIC: \"%s\" is not a valid topic name other than "
+                  "CHAT_KAFKA_TOPIC",
+                  s->kafka_presence_topic ? s->kafka_presence_topic : "");
+        return CHAT_EINVAL;
+    }
     return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->log_format,
                         s->mongo_db, sizeof(s->mongo_db), err, errlen);
 }

@@ -27,6 +27,7 @@ typedef struct ps_settings {
 typedef struct ps_admin_settings {
     const char *kafka_brokers;
     const char *kafka_topic;
+    const char *kafka_presence_topic;
     const char *mongo_uri;
     long long partitions;
     long long replication;

@@ -298,6 +298,7 @@ class Client:
         self.ws = ws
         self.name = name
         self.frames: list[dict] = []
+        self.arrived: list[float] = []  # time.monotonic() when frames[i] was read
         self.pending: list[dict] = []
         self.by_room: dict[str, list[dict]] = defaultdict(list)
         self.acks: dict[str, dict] = {}
@@ -329,6 +330,7 @@ class Client:
                     if not isinstance(frame, dict):
                         frame = {"type": "<not-an-object>", "raw": raw[:200]}
                 self.frames.append(frame)
+                self.arrived.append(time.monotonic())
                 if frame.get("type") == "message":
                     self.by_room[frame.get("room")].append(frame)
                 elif frame.get("type") == "ack" and isinstance(frame.get("cid"), str):

@@ -280,8 +280,10 @@ def test_join_storm_one_store_read(cluster):
     room = unique("storm")
     n = int(os.environ.get("CHAT_E2E_STORM", "1000"))
 
+    # the whole crowd shares one token: no per-user connection limit on this gateway
     with extra_gateway(cluster, "gw-storm", port_index=2, CHAT_LOG_BYTES=SMALL_LOG,
-                       CHAT_LOG_WARM="0", CHAT_RATE="1000", CHAT_RATE_BURST="1000") as port:
+                       CHAT_LOG_WARM="0", CHAT_RATE="1000", CHAT_RATE_BURST="1000",
+                       CHAT_MAX_USER_CONNS="0") as port:
         async def main(net):
             writer = await net.connect(unique("stormer"))
             await writer.join(room)

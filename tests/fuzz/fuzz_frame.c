@@ -34,6 +34,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case GW_FRAME_JOIN:
     case GW_FRAME_LEAVE:
     case GW_FRAME_HISTORY:
+    case GW_FRAME_MEMBERS:
         if (!f.room || !chat_valid_room(f.room, strlen(f.room)))
             abort();
         if (f.type == GW_FRAME_HISTORY && (f.limit < 1 || f.limit > lim.max_history))
@@ -47,6 +48,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     case GW_FRAME_PING:
         break;
     }
+    if (f.presence && f.type != GW_FRAME_JOIN) /* only a join carries presence */
+        abort();
     if (f.cid && !chat_valid_cid(f.cid, strlen(f.cid)))
         abort();
     gw_frame_free(&f);

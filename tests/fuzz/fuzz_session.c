@@ -2,7 +2,8 @@
  * frame reassembly, parsing, dispatch, joins and resumes against the room logs, sends and their
  * retries, store answers, slow readers, closes. The input is a script of steps for a few
  * connections over the fakes of session_harness.h (Kafka and the store answer when the script
- * says so; the room log is tiny, so eviction and 4008 happen). Never crash, leak or misbehave:
+ * says so; the room log is tiny, so eviction and 4008 happen; joins with presence, members
+ * frames and presence frames on the presence table's clock). Never crash, leak or misbehave:
  * every frame written must be a JSON object with a type, and every joined or history answer must
  * list its messages in stream order. */
 #include <jansson.h>
@@ -24,6 +25,15 @@ static void check_frames(h_conn *c)
         json_t *j = json_loads(f, JSON_REJECT_DUPLICATES, NULL);
         if (!j || !json_is_string(json_object_get(j, "type")))
             abort();
+        json_t *mem = json_object_get(j, "members"); /* joined with presence */
+        if (!mem && strcmp(json_string_value(json_object_get(j, "type")), "members") == 0)
+            mem = j;
+        if (mem) { /* at most 100 listed, never more than counted */
+            size_t listed = json_array_size(json_object_get(mem, "users"));
+            json_int_t count = json_integer_value(json_object_get(mem, "count"));
+            if (listed > 100 || (json_int_t)listed > count)
+                abort();
+        }
         json_t *list = json_object_get(j, "history");
         if (!list)
             list = json_object_get(j, "messages");
@@ -90,15 +100,23 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 6:
             h->sync_pending = op & 0x10;
             gw_sessions_tick(&h->ctx);
+            h_presence_tick(h, 100 * (arg % 16)); /* presence frames, heartbeats */
             break;
         case 7: { /* a well-formed frame, to reach deep paths quickly */
             char buf[256], id[CHAT_MSGID_LEN + 1];
             const char *room = rooms[(op >> 3) % 4];
             int limit = 1 + arg % 60;
             chat_msgid_format(id, (op >> 5) % H_PARTS, arg % 64);
-            switch (arg % 8) {
+            switch (arg % 10) {
             case 0:
                 snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\"}", room);
+                break;
+            case 8:
+                snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\",\"presence\":%s}",
+                         room, op & 0x80 ? "true" : "false");
+                break;
+            case 9:
+                snprintf(buf, sizeof(buf), "{\"type\":\"members\",\"room\":\"%s\"}", room);
                 break;
             case 1:
                 snprintf(buf, sizeof(buf),

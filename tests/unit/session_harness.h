@@ -13,6 +13,7 @@
 #include "chat_msgid.h"
 #include "gw_log.h"
 #include "gw_out.h"
+#include "gw_presence.h"
 #include "gw_session.h"
 
 #define H_PARTS 4
@@ -44,10 +45,36 @@ typedef struct harness {
     size_t nreads, total_reads;
     chat_message stored[H_MAX]; /* in offset order per partition: appended as produced */
     size_t nstored;
-    bool persist;      /* h_flush also stores what it delivers */
-    bool store_down;   /* reads fail */
-    bool sync_pending; /* end-offset queries wait for h_sync */
+    bool persist;                                 /* h_flush also stores what it delivers */
+    bool store_down;                              /* reads fail */
+    bool sync_pending;                            /* end-offset queries wait for h_sync */
+    size_t presence_records, presence_tombstones; /* what the presence table wrote */
+    int64_t presence_now;                         /* its clock, moved by h_presence_tick */
 } harness;
+
+static void h_presence_emit(void *arg, const char *key, size_t klen, const uint8_t *val,
+                            size_t vlen)
+{
+    harness *h = arg;
+    (void)key, (void)klen, (void)vlen;
+    if (val)
+        h->presence_records++;
+    else
+        h->presence_tombstones++;
+}
+
+static void h_presence_deliver(void *arg, const char *room, gw_buf *frame)
+{
+    harness *h = arg;
+    gw_sessions_presence_frame(&h->ctx, room, frame);
+}
+
+/* Moves the presence clock on by ms and runs the table's tick (frames go out at each second). */
+static inline void h_presence_tick(harness *h, int64_t ms)
+{
+    h->presence_now += ms;
+    gw_presence_tick(h->ctx.presence, h->presence_now, 1000000 + h->presence_now);
+}
 
 static void h_fail(const char *what)
 {
@@ -251,6 +278,19 @@ static harness *h_new(size_t log_bytes, int64_t start)
         gw_log_cover(h->ctx.log, p, start);
         h->next_offset[p] = start;
     }
+    gw_presence_config pc = {.node_id = "gw-test",
+                             .incarnation = 1,
+                             .max_entries = 1000,
+                             .heartbeat_ms = GW_PRESENCE_HEARTBEAT_MS,
+                             .dead_ms = GW_PRESENCE_DEAD_MS,
+                             .flush_ms = GW_PRESENCE_FLUSH_MS,
+                             .max_changes = GW_PRESENCE_LIST_MAX,
+                             .emit = h_presence_emit,
+                             .deliver = h_presence_deliver,
+                             .arg = h};
+    h->ctx.presence = gw_presence_new(&pc, 0);
+    if (!h->ctx.presence)
+        h_fail("presence");
     h->persist = true;
     return h;
 }
@@ -264,6 +304,7 @@ static h_conn *h_open(harness *h, int i, const char *user)
     if (user)
         snprintf(id.sub, sizeof(id.sub), "%s", user);
     id.exp = 4102444800LL;
+    c->close_code = 0; /* a connection slot may be used again */
     if (gw_session_open(&h->ctx, &c->s, c, user ? &id : NULL) != 0)
         h_fail("open");
     c->open = true;
@@ -408,6 +449,7 @@ static void h_free(harness *h)
     h->persist = false;
     h_flush(h);
     gw_sessions_free(&h->ctx);
+    gw_presence_free(h->ctx.presence);
     gw_rooms_free(h->ctx.rooms);
     gw_auth_free(h->ctx.auth);
     for (size_t k = 0; k < h->nstored; k++)

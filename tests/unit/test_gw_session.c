@@ -6,6 +6,7 @@
 #include <jansson.h>
 
 #include "check.h"
+#include "chat_presence.h"
 #include "session_harness.h"
 
 /* The next frame of c of the given type, parsed (json_decref it), or NULL. */
@@ -449,9 +450,129 @@ static void test_coalescing(void)
     h_free(h);
 }
 
+/* Presence through sessions: joined carries members only when asked (and never from the page
+ * cache of a plain join), presence frames reach the connections that asked once a second, a
+ * user's second connection adds nothing and leaving with one of two says nothing, members
+ * answers for rooms not joined and refuses others' direct rooms. */
+static void test_presence(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob"), *a2 = h_open(h, 2, "alice");
+    h_conn *c = h_open(h, 3, "carol"), *d = h_open(h, 4, "dave");
+    say(h, b, "other", 1, "x");
+    join(h, c, "r", NULL); /* a plain join: its answer is cached for the next plain joiner */
+    h_write_all(h);
+    json_t *j = next_of(c, "joined");
+    CHECK(j && !json_object_get(j, "members"));
+    json_decref(j);
+    join(h, a, "r", "\"presence\":true");
+    h_write_all(h);
+    j = next_of(a, "joined");
+    json_t *m = j ? json_object_get(j, "members") : NULL;
+    CHECK(m && json_integer_value(json_object_get(m, "count")) == 2);
+    CHECK(m && json_is_false(json_object_get(m, "truncated")));
+    json_t *first = json_array_get(json_object_get(m, "users"), 0);
+    CHECK_STR(json_string_value(json_object_get(first, "user")), "alice");
+    CHECK(json_array_size(json_object_get(m, "users")) == 2);
+    json_decref(j);
+    size_t records = h->presence_records;
+    join(h, b, "r", NULL);
+    join(h, a2, "r", NULL); /* alice again: no record */
+    h_write_all(h);
+    CHECK(h->presence_records == records + 1);
+    CHECK(count_of(a, "presence") == 0); /* not before the second */
+    h_presence_tick(h, 1000);
+    h_write_all(h);
+    j = next_of(a, "presence");
+    CHECK(j && json_integer_value(json_object_get(j, "count")) == 3);
+    CHECK(j && json_array_size(json_object_get(j, "joined")) == 1 &&
+          json_array_size(json_object_get(j, "left")) == 0);
+    json_decref(j);
+    CHECK(count_of(b, "presence") == 0 && count_of(c, "presence") == 0);
+    /* alice leaves with one of her two connections: nothing changes */
+    h_frame(h, a2, "{\"type\":\"leave\",\"room\":\"r\"}");
+    h_presence_tick(h, 1000);
+    h_write_all(h);
+    CHECK(count_of(a, "presence") == 0 && h->presence_tombstones == 0);
+    /* members: a room not joined, and another's direct room */
+    h_frame(h, d, "{\"type\":\"members\",\"room\":\"r\"}");
+    h_frame(h, d, "{\"type\":\"members\",\"room\":\"dm:x:y\",\"cid\":\"q\"}");
+    h_write_all(h);
+    j = next_of(d, "members");
+    CHECK(j && json_integer_value(json_object_get(j, "count")) == 3);
+    json_decref(j);
+    j = next_of(d, "error");
+    CHECK(j && strcmp(json_string_value(json_object_get(j, "code")), "forbidden") == 0);
+    json_decref(j);
+    /* a presence join answered from the log while the plain answer is cached */
+    join(h, d, "r", "\"presence\":true");
+    h_write_all(h);
+    j = next_of(d, "joined");
+    m = j ? json_object_get(j, "members") : NULL;
+    CHECK(m && json_integer_value(json_object_get(m, "count")) == 4);
+    json_decref(j);
+    /* bob closes: one tombstone, and the watchers hear it */
+    h_close(h, b);
+    CHECK(h->presence_tombstones == 1);
+    h_presence_tick(h, 1000);
+    h_write_all(h);
+    j = next_of(a, "presence");
+    CHECK(j && json_array_size(json_object_get(j, "left")) == 1);
+    CHECK(j &&
+          strcmp(json_string_value(json_array_get(json_object_get(j, "left"), 0)), "bob") == 0);
+    json_decref(j);
+    h_free(h);
+}
+
+/* CHAT_MAX_USER_CONNS across the cluster: the connections here plus the other gateways' count
+ * (from their presence records); one more closes with 4029 and is not counted. */
+static void test_max_user_conns(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h->ctx.cfg.max_user_conns = 3;
+    h_conn *a[4];
+    for (int i = 0; i < 3; i++)
+        a[i] = h_open(h, i, "alice");
+    h_write_all(h);
+    CHECK(a[2]->open && a[2]->close_code == 0);
+    a[3] = h_open(h, 3, "alice");
+    h_write_all(h);
+    CHECK(a[3]->close_code == 4029);
+    h_close(h, a[3]);
+    h_close(h, a[2]); /* one fewer: room for one */
+    /* but another gateway says alice has one there */
+    chat_presence rec = {.kind = CHAT_PRESENCE_CONNS, .incarnation = 5, .conns = 1};
+    strcpy(rec.node, "gw-other");
+    strcpy(rec.user, "alice");
+    char key[CHAT_PRESENCE_KEY_MAX];
+    uint8_t *val;
+    size_t vlen;
+    int kl = chat_presence_key(&rec, key, sizeof(key));
+    CHECK(kl > 0 && chat_presence_encode(&rec, &val, &vlen, NULL, 0) == 0);
+    CHECK(gw_presence_on_record(h->ctx.presence, key, (size_t)kl, val, vlen, 0, 0) == 0);
+    free(val);
+    a[2] = h_open(h, 2, "alice");
+    h_write_all(h);
+    CHECK(a[2]->close_code == 4029);
+    h_close(h, a[2]);
+    /* the other gateway's count goes: room again; another user is not affected */
+    CHECK(gw_presence_on_record(h->ctx.presence, key, (size_t)kl, NULL, 0, 0, 0) == 0);
+    a[2] = h_open(h, 2, "alice");
+    h_conn *b = h_open(h, 4, "bob");
+    h_write_all(h);
+    CHECK(a[2]->open && a[2]->close_code == 0 && b->open && b->close_code == 0);
+    /* the counts this gateway writes: alice 3 after the tick */
+    size_t records = h->presence_records;
+    h_presence_tick(h, 100);
+    CHECK(h->presence_records == records + 3); /* alice's and bob's counts, the first heartbeat */
+    h_free(h);
+}
+
 int main(void)
 {
     RUN(test_coalescing);
+    RUN(test_presence);
+    RUN(test_max_user_conns);
     RUN(test_join_is_exact_and_waits_for_fan_out);
     RUN(test_resume);
     RUN(test_resume_from_the_store);
