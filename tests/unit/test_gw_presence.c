@@ -369,8 +369,8 @@ static void test_refused_and_bounded(void)
     strcpy(other.node, "gw-a");
     strcpy(other.room, "r");
     strcpy(other.user, "mallory");
-    uint8_t *val;
-    size_t vlen;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
     CHECK(chat_presence_encode(&other, &val, &vlen, NULL, 0) == 0);
     CHECK(gw_presence_on_record(b.p, r->key, r->klen, val, vlen, 0, 0) == CHAT_EINVAL);
     free(val);

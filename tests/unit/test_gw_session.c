@@ -545,8 +545,8 @@ static void test_max_user_conns(void)
     strcpy(rec.node, "gw-other");
     strcpy(rec.user, "alice");
     char key[CHAT_PRESENCE_KEY_MAX];
-    uint8_t *val;
-    size_t vlen;
+    uint8_t *val = NULL;
+    size_t vlen = 0;
     int kl = chat_presence_key(&rec, key, sizeof(key));
     CHECK(kl > 0 && chat_presence_encode(&rec, &val, &vlen, NULL, 0) == 0);
     CHECK(gw_presence_on_record(h->ctx.presence, key, (size_t)kl, val, vlen, 0, 0) == 0);
