@@ -74,7 +74,8 @@ struct gw_session {
 typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
-        store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads;
+        store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads,
+        dm_joins;                  /* implicit joins of direct rooms (gw_session.c dm_reach) */
     uint64_t deliveries;           /* room message frames written to members */
     uint64_t bytes_out;            /* bytes of WebSocket frames written to clients */
     chat_label_counts refused;     /* error replies, by error code */

@@ -597,9 +597,11 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             /* the token is verified once: its identity rides on the wsi (its per-session
              * data does not survive the upgrade) until LWS_CALLBACK_ESTABLISHED takes it */
             gw_identity *keep = malloc(sizeof(*keep));
-            if (!keep)
+            if (!keep) {
+                gw_identity_clear(&id);
                 return -1;
-            *keep = id;
+            }
+            *keep = id; /* keep owns id's claims now */
             lws_set_opaque_user_data(wsi, keep);
         }
         return 0;
@@ -609,13 +611,16 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         gw_identity *checked = lws_get_opaque_user_data(wsi);
         lws_set_opaque_user_data(wsi, NULL);
         int rc = gw_session_open(ctx, &pss->s, wsi, checked) != 0 ? -1 : 0;
-        free(checked);
+        free(checked); /* the session took what it owned */
         return rc;
     }
     case LWS_CALLBACK_WSI_DESTROY:
         /* an upgrade confirmed but never established leaves its identity behind */
         if (lws_get_protocol(wsi) && lws_get_protocol(wsi)->callback == chat_callback) {
-            free(lws_get_opaque_user_data(wsi));
+            gw_identity *left = lws_get_opaque_user_data(wsi);
+            if (left)
+                gw_identity_clear(left);
+            free(left);
             lws_set_opaque_user_data(wsi, NULL);
         }
         return 0;

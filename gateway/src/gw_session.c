@@ -22,6 +22,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "gw_access.h"
 #include "gw_hash.h"
 #include "gw_metrics.h"
 #include "gw_out.h"
@@ -159,6 +160,18 @@ static void send_error(gw_session *s, const char *code, const char *message, con
 {
     chat_label_counts_add(&s->ctx->stats.refused, code, 1);
     send_new(s, gw_out_error(code, message, cid));
+}
+
+/* Whether the session may use room (gw_access.h); when not, answers the frame (cid) with
+ * forbidden or invalid_user. */
+static bool may_use(gw_session *s, const char *room, const char *cid)
+{
+    const char *code = NULL;
+    char why[96];
+    if (gw_access_may_join(&s->id, room, &code, why, sizeof(why)))
+        return true;
+    send_error(s, code, why, cid);
+    return false;
 }
 
 /* --- subscriptions ----------------------------------------------------------------------- */
@@ -586,6 +599,8 @@ static void join_proceed(gw_session *s, gw_sub *sub, gw_pending_reply *r)
 static void on_join(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
+    if (!may_use(s, f->room, f->cid))
+        return;
     gw_sub *sub = sub_find(s, f->room);
     if (!sub && s->nsubs >= (size_t)ctx->cfg.max_rooms) {
         send_error(s, GW_ERR_TOO_MANY_ROOMS, "this session has joined too many rooms", f->cid);
@@ -718,7 +733,10 @@ static void inflight_drop(gw_ctx *ctx, gw_inflight **link)
 static void on_send(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
-    if (!sub_find(s, f->room)) {
+    if (!may_use(s, f->room, f->cid))
+        return;
+    /* a direct room needs no join to send to: it reaches both users' connections anyway */
+    if (!sub_find(s, f->room) && !chat_dm_parse(f->room, strlen(f->room), NULL)) {
         send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
         return;
     }
@@ -911,6 +929,8 @@ void gw_sessions_free(gw_ctx *ctx)
 static void on_history(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
+    if (!may_use(s, f->room, f->cid))
+        return;
     gw_sub *sub = sub_find(s, f->room);
     if (!sub) {
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
@@ -988,6 +1008,22 @@ static void watch_expiry(gw_session *s)
     s->ctx->ops->auth_timer(s, (int)left);
 }
 
+/* After a refresh: leaves (with a left frame) the rooms the new token no longer allows. */
+static void leave_forbidden(gw_session *s)
+{
+    for (uint16_t i = s->nsubs; i-- > 0;) {
+        gw_sub *sub = &s->subs[i];
+        const char *code;
+        if (gw_access_may_join(&s->id, sub->lr->name, &code, NULL, 0))
+            continue;
+        char room[CHAT_ROOM_MAX + 1];
+        snprintf(room, sizeof(room), "%s", sub->lr->name);
+        gw_rooms_leave(s->ctx->rooms, room, s);
+        sub_remove(s, sub);
+        send_new(s, gw_out_left(room));
+    }
+}
+
 static void on_refresh(gw_session *s, const gw_frame *f)
 {
     gw_identity id;
@@ -999,11 +1035,18 @@ static void on_refresh(gw_session *s, const gw_frame *f)
         return;
     }
     if (strcmp(id.sub, s->id.sub) != 0) {
+        gw_identity_clear(&id);
         send_error(s, GW_ERR_TOKEN_MISMATCH, "the token is for another user; the current one stays",
                    f->cid);
         return;
     }
+    /* the new token's claims replace the old ones */
     s->id.exp = id.exp;
+    s->id.server = id.server;
+    free(s->id.rooms);
+    s->id.rooms = id.rooms;
+    id.rooms = NULL;
+    leave_forbidden(s);
     watch_expiry(s);
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}", id.exp);
@@ -1095,14 +1138,17 @@ void gw_session_auth_expired(gw_session *s)
     }
 }
 
-int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id)
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->conn = conn;
     s->handle = calloc(1, sizeof(*s->handle));
-    if (!s->handle)
+    if (!s->handle) {
+        if (id)
+            gw_identity_clear(id);
         return -1;
+    }
     s->handle->s = s;
     s->handle->refs = 1;
     gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes);
@@ -1114,7 +1160,8 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *i
     ctx->stats.connections++;
     ctx->stats.sessions_open++;
     if (id) {
-        s->id = *id;
+        s->id = *id; /* the session owns id's claims from here on */
+        id->rooms = NULL;
         if (gw_users_add(&ctx->users, s->id.sub, &s->ulink) != 0) {
             gw_session_closed(s);
             return -1;
@@ -1144,6 +1191,7 @@ void gw_session_closed(gw_session *s)
     gw_sendq_free(&s->q);
     free(s->rx);
     s->rx = NULL;
+    gw_identity_clear(&s->id);
     if (s->handle) {
         s->handle->s = NULL;
         gw_handle_unref(s->handle);
@@ -1391,6 +1439,55 @@ static void wake_member(void *member, void *arg)
     s->ctx->ops->want_write(s->conn);
 }
 
+/* A direct room's record reaches every connection of both its users on this gateway, joined to
+ * it or not. A connection of a or b that has not joined the room (and may use it) is joined to
+ * it here, its cursor at this record: an implicit join, with no joined answer. From here on it
+ * writes this message and every later one of the room exactly once, in order, as any member
+ * does; a later join frame is answered like a join of a joined room (a new page, then live
+ * after it). A connection at CHAT_MAX_ROOMS gets the frame on its reply queue instead. */
+static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
+{
+    gw_log_room *lr = e->room;
+    chat_dm dm;
+    if (!ctx->users.links || !chat_dm_parse(lr->name, strlen(lr->name), &dm))
+        return;
+    uint64_t rseq = lr->next_rseq - 1;
+    if (gw_log_at(lr, rseq) != e)
+        return; /* dropped at once: larger than the whole log */
+    char user[CHAT_DM_USER_MAX + 1];
+    for (int u = 0; u < 2; u++) {
+        size_t n = u ? dm.blen : dm.alen;
+        memcpy(user, u ? dm.b : dm.a, n);
+        user[n] = '\0';
+        for (gw_user_link *l = gw_users_first(&ctx->users, user); l; l = l->next) {
+            gw_session *s = gw_htab_entry(l, gw_session, ulink);
+            const char *code;
+            if (s->state != GW_S_READY || sub_find(s, lr->name) ||
+                !gw_access_may_join(&s->id, lr->name, &code, NULL, 0))
+                continue;
+            if (s->nsubs >= (size_t)ctx->cfg.max_rooms) {
+                send_buf(s, e->frame);
+                continue;
+            }
+            gw_log_room *ref = gw_log_room_ref(ctx->log, lr->name, lr->partition);
+            gw_sub *sub = ref ? sub_add(s, ref) : NULL;
+            if (!sub || gw_rooms_join(ctx->rooms, lr->name, s) < 0) {
+                if (sub)
+                    sub_remove(s, sub);
+                else if (ref)
+                    gw_log_room_unref(ctx->log, ref);
+                chat_log(CHAT_LOG_ERROR, "session %s: out of memory joining %s", who(s),
+                         lr->name);
+                continue;
+            }
+            sub->live = true;
+            sub->next = rseq;
+            sub->skip_to = e->offset - 1;
+            ctx->stats.dm_joins++;
+        }
+    }
+}
+
 void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg)
 {
     gw_ctx *ctx = arg;
@@ -1412,6 +1509,7 @@ void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offs
         if (inf && inf->id[0])
             inflight_drop(ctx, link); /* the log answers its retries from now on */
     }
+    dm_reach(ctx, e);
     if (gw_rooms_member_count(ctx->rooms, m->env.room) == 0)
         return;
     /* CHAT_COALESCE_MS: a room whose members were woken less than that ago waits for the next

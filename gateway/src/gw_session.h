@@ -38,8 +38,9 @@ struct gw_session_ops {
 
 /* A session's memory is libwebsockets' per-session data. id is NULL when the client will
  * authenticate with its first frame (the auth timer starts), else the identity checked at
- * the upgrade. Returns 0 or -1 (close the connection). */
-int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id);
+ * the upgrade: the session takes what it owns (its rooms claim) in every case, leaving *id
+ * owning nothing. Returns 0 or -1 (close the connection). */
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id);
 /* The auth timer fired. */
 void gw_session_auth_expired(gw_session *s);
 /* The connection is gone: leave every room, drop queued frames, detach pending replies. */
