@@ -1476,8 +1476,7 @@ static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
                     sub_remove(s, sub);
                 else if (ref)
                     gw_log_room_unref(ctx->log, ref);
-                chat_log(CHAT_LOG_ERROR, "session %s: out of memory joining %s", who(s),
-                         lr->name);
+                chat_log(CHAT_LOG_ERROR, "session %s: out of memory joining %s", who(s), lr->name);
                 continue;
             }
             sub->live = true;
