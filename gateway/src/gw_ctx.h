@@ -31,6 +31,11 @@ typedef struct gw_session gw_session;
 typedef struct gw_handle {
     gw_session *s;
     unsigned refs;
+    /* a server API request instead of a session (s NULL): its answer, the frame a session
+     * would get (ack, history or error; NULL when it could not be built), our reference; the
+     * request sets answer NULL when it goes away first */
+    void (*answer)(struct gw_handle *h, gw_buf *frame);
+    void *req;
 } gw_handle;
 
 gw_handle *gw_handle_ref(gw_handle *h);

@@ -73,16 +73,21 @@ struct gw_inflight {
     char cid[CHAT_CID_MAX + 1];
 };
 
-static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
+static gw_pending_reply *reply_on(gw_handle *h, const char *cid, const char *room)
 {
     gw_pending_reply *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->h = gw_handle_ref(s->handle);
+    r->h = gw_handle_ref(h);
     r->t0_us = gw_now_us();
     snprintf(r->cid, sizeof(r->cid), "%s", cid ? cid : "");
     snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
     return r;
+}
+
+static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
+{
+    return reply_on(s->handle, cid, room);
 }
 
 static void reply_free(gw_pending_reply *r)
@@ -160,6 +165,27 @@ static void send_error(gw_session *s, const char *code, const char *message, con
 {
     chat_label_counts_add(&s->ctx->stats.refused, code, 1);
     send_new(s, gw_out_error(code, message, cid));
+}
+
+/* Hands frame b (our reference) to whoever h stands for: a session's reply queue or a server
+ * API request; to nobody when it went away. */
+static void answer(gw_handle *h, gw_buf *b)
+{
+    if (h->s) {
+        send_new(h->s, b);
+        return;
+    }
+    if (h->answer)
+        h->answer(h, b);
+    gw_buf_unref(b);
+}
+
+/* An error answered to h, counted like a session's (send_error). */
+static void answer_error(gw_ctx *ctx, gw_handle *h, const char *code, const char *message,
+                         const char *cid)
+{
+    chat_label_counts_add(&ctx->stats.refused, code, 1);
+    answer(h, gw_out_error(code, message, cid));
 }
 
 /* Whether the session may use room (gw_access.h); when not, answers the frame (cid) with
@@ -424,12 +450,18 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
     page_free(&pg);
 }
 
+static int store_read_for(gw_ctx *ctx, gw_handle *owner, const gw_store_query *q,
+                          gw_pending_reply *r)
+{
+    int rc = ctx->ops->store_read(ctx->ops_arg, q, owner, r);
+    if (rc == 0)
+        ctx->stats.store_reads++;
+    return rc;
+}
+
 static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
 {
-    int rc = s->ctx->ops->store_read(s->ctx->ops_arg, q, s->handle, r);
-    if (rc == 0)
-        s->ctx->stats.store_reads++;
-    return rc;
+    return store_read_for(s->ctx, s->handle, q, r);
 }
 
 static gw_room_state *room_state(gw_log_room *lr)
@@ -730,39 +762,34 @@ static void inflight_drop(gw_ctx *ctx, gw_inflight **link)
     free(f);
 }
 
-static void on_send(gw_session *s, const gw_frame *f)
+/* A send from user from (display name name) answered to h: the original id for a retry (a cid
+ * the log or the in-flight table knows), else produced and answered by its delivery report. */
+static void publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from,
+                    const char *name)
 {
-    gw_ctx *ctx = s->ctx;
-    if (!may_use(s, f->room, f->cid))
-        return;
-    /* a direct room needs no join to send to: it reaches both users' connections anyway */
-    if (!sub_find(s, f->room) && !chat_dm_parse(f->room, strlen(f->room), NULL)) {
-        send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
-        return;
-    }
     gw_inflight *inf = NULL;
-    uint64_t h = 0;
+    uint64_t hh = 0;
     if (f->cid) {
         /* a retry of a send the cluster already has: the original id, nothing produced */
-        const gw_log_entry *e = gw_log_find_cid(ctx->log, f->room, s->id.sub, f->cid);
+        const gw_log_entry *e = gw_log_find_cid(ctx->log, f->room, from, f->cid);
         if (e) {
             char id[CHAT_MSGID_LEN + 1];
             chat_msgid_format(id, e->room->partition, e->offset);
             ctx->stats.retries_deduplicated++;
-            send_new(s, gw_out_ack(f->cid, id));
+            answer(h, gw_out_ack(f->cid, id));
             return;
         }
-        h = inflight_hash(ctx, f->room, s->id.sub, f->cid);
-        inf = inflight_find(ctx, h, f->room, s->id.sub, f->cid, NULL);
+        hh = inflight_hash(ctx, f->room, from, f->cid);
+        inf = inflight_find(ctx, hh, f->room, from, f->cid, NULL);
         if (inf) {
             ctx->stats.retries_deduplicated++;
             if (inf->id[0]) {
-                send_new(s, gw_out_ack(f->cid, inf->id));
+                answer(h, gw_out_ack(f->cid, inf->id));
                 return;
             }
-            gw_pending_reply *w = reply_new(s, f->cid, f->room);
+            gw_pending_reply *w = reply_on(h, f->cid, f->room);
             if (!w) {
-                send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+                answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
                 return;
             }
             w->next = inf->waiters->next; /* the original stays first */
@@ -770,7 +797,7 @@ static void on_send(gw_session *s, const gw_frame *f)
             return;
         }
     }
-    gw_pending_reply *a = reply_new(s, f->cid, f->room);
+    gw_pending_reply *a = reply_on(h, f->cid, f->room);
     if (f->cid && a) {
         inf = calloc(1, sizeof(*inf));
         if (!inf) {
@@ -779,14 +806,14 @@ static void on_send(gw_session *s, const gw_frame *f)
         }
     }
     if (!a) {
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
     }
     chat_envelope e = {
         .version = CHAT_ENVELOPE_VERSION,
         .room = (char *)f->room,
-        .from = s->id.sub,
-        .name = s->id.name,
+        .from = (char *)from,
+        .name = (char *)name,
         .text = (char *)f->text,
         .text_len = f->text_len,
         .ts_ms = gw_wall_ms(),
@@ -794,11 +821,11 @@ static void on_send(gw_session *s, const gw_frame *f)
     };
     char err[256];
     if (inf) {
-        inf->hash = h;
+        inf->hash = hh;
         inf->waiters = a;
         a->inf = inf;
         snprintf(inf->room, sizeof(inf->room), "%s", f->room);
-        snprintf(inf->from, sizeof(inf->from), "%s", s->id.sub);
+        snprintf(inf->from, sizeof(inf->from), "%s", from);
         snprintf(inf->cid, sizeof(inf->cid), "%s", f->cid);
     }
     int rc = ctx->ops->produce(ctx->ops_arg, &e, a, err, sizeof(err));
@@ -806,17 +833,35 @@ static void on_send(gw_session *s, const gw_frame *f)
         reply_free(a);
         free(inf);
         ctx->stats.produce_failed++;
-        chat_log(CHAT_LOG_WARN, "session %s: produce failed: %s", who(s), err);
-        send_error(s, GW_ERR_UNAVAILABLE, "the message could not be queued; try again", f->cid);
+        chat_log(CHAT_LOG_WARN, "send of %s: produce failed: %s", from, err);
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE, "the message could not be queued; try again",
+                     f->cid);
         return;
     }
     if (inf) {
-        gw_inflight **slot = &ctx->inflight[h & (GW_INFLIGHT_SLOTS - 1)];
+        gw_inflight **slot = &ctx->inflight[hh & (GW_INFLIGHT_SLOTS - 1)];
         inf->next = *slot;
         *slot = inf;
         ctx->ninflight++;
     }
     ctx->stats.produced++;
+}
+
+static void on_send(gw_session *s, const gw_frame *f)
+{
+    if (!may_use(s, f->room, f->cid))
+        return;
+    /* a direct room needs no join to send to: it reaches both users' connections anyway */
+    if (!sub_find(s, f->room) && !chat_dm_parse(f->room, strlen(f->room), NULL)) {
+        send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
+        return;
+    }
+    publish(s->ctx, s->handle, f, s->id.sub, s->id.name);
+}
+
+void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from)
+{
+    publish(ctx, h, f, from, "");
 }
 
 /* The delivery report of a send: opaque is its gw_pending_reply; for a send with a cid, the
@@ -831,15 +876,15 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
     else
         ctx->stats.produce_failed++;
     for (gw_pending_reply *w = inf ? inf->waiters : a; w; w = inf ? w->next : NULL) {
-        gw_session *s = w->h->s;
-        if (!s)
+        if (!w->h->s && !w->h->answer)
             continue;
         if (id) {
             chat_hist_observe(&ctx->stats.ack_latency, (double)(gw_now_us() - w->t0_us) / 1e6);
-            send_new(s, gw_out_ack(w->cid, id));
+            answer(w->h, gw_out_ack(w->cid, id));
         } else {
-            chat_log(CHAT_LOG_WARN, "session %s: delivery failed: %s", who(s), errstr);
-            send_error(s, GW_ERR_UNAVAILABLE, "the message was not stored; try again", w->cid);
+            chat_log(CHAT_LOG_WARN, "delivery failed: %s", errstr);
+            answer_error(ctx, w->h, GW_ERR_UNAVAILABLE, "the message was not stored; try again",
+                         w->cid);
         }
     }
     if (!inf) {
@@ -926,9 +971,77 @@ void gw_sessions_free(gw_ctx *ctx)
 
 /* --- history ----------------------------------------------------------------------------- */
 
+/* A history page of room f->room (lr: its log room, or NULL when the log holds none of it; p:
+ * its partition) answered to h: from the log when it covers the page, else by a store read
+ * merged with the log. reads (may be NULL) counts the store reads its owner waits for. */
+static void history_page(gw_ctx *ctx, gw_handle *h, const gw_frame *f, gw_log_room *lr, int32_t p,
+                         uint16_t *reads)
+{
+    int64_t start = 0, next = 0, before = INT64_MAX, after = -1;
+    if (!gw_log_coverage(ctx->log, p, &start, &next))
+        start = INT64_MAX; /* fan-out does not read the partition yet: only the store knows */
+    int32_t bp = p, ap = p;
+    if (f->before)
+        chat_msgid_parse(f->before, &bp, &before);
+    if (f->after)
+        chat_msgid_parse(f->after, &ap, &after);
+    if (bp != p || ap != p) {
+        /* not an id of this room: nothing of the room lies around it */
+        answer(h, gw_out_list("history", "messages", f->room, NULL, 0, NULL));
+        return;
+    }
+    /* from the log when it covers the page */
+    uint64_t lo = lr ? gw_log_after(lr, after) : 0, hi = lr ? gw_log_from(lr, before) : 0,
+             first = lr ? lr->first_rseq : 0;
+    bool covered;
+    if (f->after)
+        covered = start != INT64_MAX && after + 1 >= start;
+    else
+        covered = start == 0 || hi - first >= (uint64_t)f->limit;
+    if (covered) {
+        if (f->after && hi - lo > (uint64_t)f->limit)
+            hi = lo + (uint64_t)f->limit;
+        else if (!f->after && hi - lo > (uint64_t)f->limit)
+            lo = hi - (uint64_t)f->limit;
+        gw_page pg = {0};
+        if (!lr || page_from_log(&pg, lr, lo, hi) == 0)
+            answer(h, gw_out_list("history", "messages", f->room, pg.frames, pg.n, NULL));
+        else
+            answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
+        page_free(&pg);
+        return;
+    }
+    if (reads && *reads >= GW_SESSION_MAX_READS) {
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE,
+                     "a history read is under way on this connection; wait for its "
+                     "answer",
+                     f->cid);
+        return;
+    }
+    gw_pending_reply *r = reply_on(h, f->cid, f->room);
+    gw_store_query q = {.room = f->room,
+                        .before = f->before,
+                        .after = f->after,
+                        .limit = f->limit,
+                        .kind = GW_Q_HISTORY,
+                        .partition = p};
+    if (r) {
+        r->limit = f->limit;
+        snprintf(r->since, sizeof(r->since), "%s", f->after ? f->after : "");
+        snprintf(r->before, sizeof(r->before), "%s", f->before ? f->before : "");
+    }
+    if (!r || store_read_for(ctx, h, &q, r) != 0) {
+        if (r)
+            reply_free(r);
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
+        return;
+    }
+    if (reads)
+        (*reads)++;
+}
+
 static void on_history(gw_session *s, const gw_frame *f)
 {
-    gw_ctx *ctx = s->ctx;
     if (!may_use(s, f->room, f->cid))
         return;
     gw_sub *sub = sub_find(s, f->room);
@@ -936,63 +1049,13 @@ static void on_history(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
         return;
     }
-    gw_log_room *lr = sub->lr;
-    int64_t start = 0, next = 0, before = INT64_MAX, after = -1;
-    gw_log_coverage(ctx->log, lr->partition, &start, &next);
-    int32_t bp = lr->partition, ap = lr->partition;
-    if (f->before)
-        chat_msgid_parse(f->before, &bp, &before);
-    if (f->after)
-        chat_msgid_parse(f->after, &ap, &after);
-    if (bp != lr->partition || ap != lr->partition) {
-        /* not an id of this room: nothing of the room lies around it */
-        send_new(s, gw_out_list("history", "messages", lr->name, NULL, 0, NULL));
-        return;
-    }
-    /* from the log when it covers the page */
-    uint64_t lo = gw_log_after(lr, after), hi = gw_log_from(lr, before);
-    bool covered;
-    if (f->after)
-        covered = after + 1 >= start;
-    else
-        covered = start == 0 || hi - lr->first_rseq >= (uint64_t)f->limit;
-    if (covered) {
-        if (f->after && hi - lo > (uint64_t)f->limit)
-            hi = lo + (uint64_t)f->limit;
-        else if (!f->after && hi - lo > (uint64_t)f->limit)
-            lo = hi - (uint64_t)f->limit;
-        gw_page pg = {0};
-        if (page_from_log(&pg, lr, lo, hi) == 0)
-            send_new(s, gw_out_list("history", "messages", lr->name, pg.frames, pg.n, NULL));
-        else
-            send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
-        page_free(&pg);
-        return;
-    }
-    if (s->reads >= GW_SESSION_MAX_READS) {
-        send_error(s, GW_ERR_UNAVAILABLE,
-                   "a history read is under way on this connection; wait for its answer", f->cid);
-        return;
-    }
-    gw_pending_reply *r = reply_new(s, f->cid, f->room);
-    gw_store_query q = {.room = f->room,
-                        .before = f->before,
-                        .after = f->after,
-                        .limit = f->limit,
-                        .kind = GW_Q_HISTORY,
-                        .partition = lr->partition};
-    if (r) {
-        r->limit = f->limit;
-        snprintf(r->since, sizeof(r->since), "%s", f->after ? f->after : "");
-        snprintf(r->before, sizeof(r->before), "%s", f->before ? f->before : "");
-    }
-    if (!r || store_read(s, &q, r) != 0) {
-        if (r)
-            reply_free(r);
-        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
-        return;
-    }
-    s->reads++;
+    history_page(s->ctx, s->handle, f, sub->lr, sub->lr->partition, &s->reads);
+}
+
+void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f)
+{
+    int32_t p = ctx->ops->partition_of(ctx->ops_arg, f->room);
+    history_page(ctx, h, f, gw_log_room_find(ctx->log, f->room), p, NULL);
 }
 
 /* The session's timer (the auth timer, free once authenticated) watches the token's expiry:
@@ -1672,12 +1735,14 @@ static void on_resume(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
 static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
 {
     gw_session *s = r->h->s;
-    if (!s || s->state == GW_S_CLOSING)
+    if (s && s->state == GW_S_CLOSING)
         return;
-    if (s->reads)
+    if (!s && !r->h->answer)
+        return; /* the session or the server API request went away */
+    if (s && s->reads)
         s->reads--;
     if (res->err) {
-        send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", r->cid);
+        answer_error(ctx, r->h, GW_ERR_UNAVAILABLE, "history is unavailable; try again", r->cid);
         return;
     }
     /* the store may lag the log: merge the log's part of the page in */
@@ -1690,7 +1755,7 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
     gw_page pg = {0};
     if (page_merge(&pg, res->msgs, res->n, lr, after, before) != 0) {
         page_free(&pg);
-        send_error(s, GW_ERR_INTERNAL, "out of memory", r->cid);
+        answer_error(ctx, r->h, GW_ERR_INTERNAL, "out of memory", r->cid);
         return;
     }
     /* the page the request asked for: the first `limit` after, or the last `limit` */
@@ -1700,7 +1765,7 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
             lo = n - (size_t)r->limit;
         n = (size_t)r->limit;
     }
-    send_new(s, gw_out_list("history", "messages", res->room, pg.frames + lo, n, NULL));
+    answer(r->h, gw_out_list("history", "messages", res->room, pg.frames + lo, n, NULL));
     page_free(&pg);
 }
 

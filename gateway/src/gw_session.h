@@ -69,6 +69,14 @@ void gw_sessions_tick(gw_ctx *ctx);
 /* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer). */
 void gw_sessions_wake_due(gw_ctx *ctx);
 
+/* For the server API (gw_api.c): h is the request's handle (h->s NULL, h->answer set, owned by
+ * the request, which also owns the store reads of h: ops->cancel_reads when it goes away); f a
+ * send or history frame gw_frame_parse accepted, access already checked. The answer reaches
+ * h->answer as the frame a session would get: ack (publish: once Kafka holds it; a cid retry
+ * gets the original id), history, or error. */
+void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from);
+void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f);
+
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);
 void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg);

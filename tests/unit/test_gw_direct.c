@@ -229,8 +229,42 @@ static void test_rooms_claim(void)
     h_free(h);
 }
 
+/* The longest direct room (132 bytes): its joined, message and history frames are built. */
+static void test_longest_direct_room(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    char u[65], v[65], room[CHAT_ROOM_MAX + 1], buf[512];
+    memset(u, 'a', 64);
+    memset(v, 'b', 64);
+    u[64] = v[64] = '\0';
+    CHECK(chat_dm_room(u, v, room, sizeof(room)) == CHAT_ROOM_MAX);
+    h_conn *a = h_open(h, 0, u), *b = h_open(h, 1, v);
+    h_write_all(h);
+    skip_all(a);
+    skip_all(b);
+    snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\"}", room);
+    frame(h, a, buf);
+    json_t *j = next_json(a);
+    CHECK_STR(str(j, "type"), "joined");
+    json_decref(j);
+    snprintf(buf, sizeof(buf), "{\"type\":\"send\",\"room\":\"%s\",\"text\":\"long\"}", room);
+    frame(h, b, buf);
+    char got[64];
+    texts(b, got, sizeof(got), NULL, 0);
+    CHECK_STR(got, "long");
+    snprintf(buf, sizeof(buf), "{\"type\":\"history\",\"room\":\"%s\"}", room);
+    frame(h, b, buf);
+    j = next_json(b);
+    CHECK_STR(str(j, "type"), "history");
+    CHECK(json_array_size(json_object_get(j, "messages")) == 1);
+    json_decref(j);
+    CHECK(a->close_code == 0 && b->close_code == 0);
+    h_free(h);
+}
+
 int main(void)
 {
+    RUN(test_longest_direct_room);
     RUN(test_dm_reaches_every_connection);
     RUN(test_third_user_forbidden);
     RUN(test_rooms_claim);
