@@ -496,7 +496,7 @@ static bool aud_matches(json_t *aud, const char *want)
 }
 
 /* A user id: 1..CHAT_USER_MAX bytes of UTF-8 without control characters. */
-static bool valid_sub(const char *s, size_t len)
+bool gw_auth_valid_sub(const char *s, size_t len)
 {
     if (len == 0 || len > CHAT_USER_MAX || !chat_valid_utf8_nonul(s, len))
         return false;
@@ -616,7 +616,7 @@ static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identit
         chat_errf(err, errlen, "token has no subject (sub)");
         return CHAT_EAUTH;
     }
-    if (!json_is_string(v) || !valid_sub(json_string_value(v), json_string_length(v))) {
+    if (!json_is_string(v) || !gw_auth_valid_sub(json_string_value(v), json_string_length(v))) {
         chat_errf(err, errlen, "token subject is invalid");
         return CHAT_EAUTH;
     }

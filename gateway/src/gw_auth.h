@@ -44,6 +44,10 @@ typedef struct gw_identity {
     bool server; /* "role":"server": may use the server API */
 } gw_identity;
 
+/* A user id as a token's sub must be: 1..CHAT_USER_MAX bytes of UTF-8 without control
+ * characters (the server API checks its "from" by the same rule). */
+bool gw_auth_valid_sub(const char *s, size_t len);
+
 /* Frees what id owns and zeroes it. */
 void gw_identity_clear(gw_identity *id);
 

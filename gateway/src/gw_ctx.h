@@ -124,7 +124,7 @@ typedef struct gw_ctx {
     lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
     lws_sorted_usec_list_t jwks_sul;     /* CHAT_JWT_JWKS: looks for a changed file */
     lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
-    struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
+    struct lws_http_mount mounts[7];     /* the web root and the dynamic endpoints */
     volatile sig_atomic_t stopping;      /* set by the signal handler */
     bool draining; /* after stopping: new upgrades refused, /healthz and /readyz 503 */
     volatile sig_atomic_t reload; /* SIGHUP: read the JWKS again */
