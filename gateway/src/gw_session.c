@@ -1045,6 +1045,13 @@ static void on_history(gw_session *s, const gw_frame *f)
     if (!may_use(s, f->room, f->cid))
         return;
     gw_sub *sub = sub_find(s, f->room);
+    if (!sub && chat_dm_parse(f->room, strlen(f->room), NULL)) {
+        /* one's own direct room needs no join */
+        gw_ctx *ctx = s->ctx;
+        history_page(ctx, s->handle, f, gw_log_room_find(ctx->log, f->room),
+                     ctx->ops->partition_of(ctx->ops_arg, f->room), &s->reads);
+        return;
+    }
     if (!sub) {
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
         return;

@@ -109,6 +109,15 @@ static void test_dm_reaches_every_connection(void)
     CHECK_STR(got, "m4");
     texts(a2, got, sizeof(got), NULL, 0);
     CHECK_STR(got, "m4");
+    /* history of one's own direct room needs no join */
+    h_conn *b3 = h_open(h, 6, "bob");
+    h_write_all(h);
+    skip_all(b3);
+    frame(h, b3, "{\"type\":\"history\",\"room\":\"" DM "\",\"limit\":2}");
+    j = next_json(b3);
+    CHECK_STR(str(j, "type"), "history");
+    CHECK(json_array_size(json_object_get(j, "messages")) == 2);
+    json_decref(j);
     /* a connection opened later gets the next message too */
     h_conn *b2 = h_open(h, 5, "bob");
     h_write_all(h);
