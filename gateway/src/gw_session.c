@@ -391,8 +391,8 @@ static gw_buf *answer_join(gw_session *s, gw_sub *sub, const gw_page *pg, int li
     if (first < pg->n)
         chat_msgid_format(first_id, sub->lr->partition, pg->offsets[first]);
     resume_fields(extra, sizeof(extra), since, recovered, first_id);
-    gw_buf *b =
-        gw_out_list("joined", "history", sub->lr->name, pg->frames + first, pg->n - first, extra);
+    gw_buf *b = gw_out_list("joined", "history", sub->lr->name, pg->n ? pg->frames + first : NULL,
+                            pg->n - first, extra);
     send_new(s, gw_buf_ref(b));
     int64_t last = pg->n ? pg->offsets[pg->n - 1] : -1;
     if (since && *since && recovered) {
@@ -1772,7 +1772,7 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
             lo = n - (size_t)r->limit;
         n = (size_t)r->limit;
     }
-    answer(r->h, gw_out_list("history", "messages", res->room, pg.frames + lo, n, NULL));
+    answer(r->h, gw_out_list("history", "messages", res->room, n ? pg.frames + lo : NULL, n, NULL));
     page_free(&pg);
 }
 
