@@ -255,6 +255,8 @@ static int check_request(gw_ctx *ctx, struct lws *wsi, bool post, int *kind, cha
                          gw_identity *id, gw_api_err *e)
 {
     char path[256];
+    if (ctx->draining) /* SIGTERM: the load balancer retries another gateway */
+        return fail(e, 503, GW_ERR_UNAVAILABLE, "this gateway is shutting down; retry");
     if (lws_hdr_copy(wsi, path, sizeof(path), post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
         return fail(e, 404, "not_found", "no such endpoint");
     static const char rooms_prefix[] = "/api/v1/rooms/", history_suffix[] = "/history";
