@@ -40,6 +40,9 @@ static void usage(FILE *f)
             "  --kid KID         key id put in the token's header (a JWKS finds the key by it)\n"
             "  --jwk             print the JSON Web Key of --key's public part (a private or a\n"
             "                    public PEM key) with --kid, for the gateway's CHAT_JWT_JWKS\n"
+            "  --rooms LIST      rooms claim: comma-separated room names or prefixes ending\n"
+            "                    in * (at most 64); \"\" for none; omitted: no claim\n"
+            "  --role ROLE       role claim; \"server\" opens the server API\n"
             "  --help            this text\n");
 }
 
@@ -117,6 +120,7 @@ int main(int argc, char **argv)
         {"audience", required_argument, NULL, 'a'}, {"secret", required_argument, NULL, 'k'},
         {"alg", required_argument, NULL, 'g'},      {"key", required_argument, NULL, 'K'},
         {"kid", required_argument, NULL, 'd'},      {"jwk", no_argument, NULL, 'j'},
+        {"rooms", required_argument, NULL, 'r'},    {"role", required_argument, NULL, 'o'},
         {"help", no_argument, NULL, 'h'},           {NULL, 0, NULL, 0},
     };
     gw_token_claims c = {
@@ -164,6 +168,12 @@ int main(int argc, char **argv)
             break;
         case 'j':
             jwk = 1;
+            break;
+        case 'r':
+            c.rooms = optarg;
+            break;
+        case 'o':
+            c.role = optarg;
             break;
         case 'h':
             usage(stdout);

@@ -33,6 +33,7 @@
 #include <sys/stat.h>
 
 #include "chat_error.h"
+#include "gw_access.h"
 #include "gw_b64.h"
 #include "gw_jwks.h"
 
@@ -495,7 +496,7 @@ static bool aud_matches(json_t *aud, const char *want)
 }
 
 /* A user id: 1..CHAT_USER_MAX bytes of UTF-8 without control characters. */
-static bool valid_sub(const char *s, size_t len)
+bool gw_auth_valid_sub(const char *s, size_t len)
 {
     if (len == 0 || len > CHAT_USER_MAX || !chat_valid_utf8_nonul(s, len))
         return false;
@@ -522,6 +523,57 @@ static void copy_name(char *dst, const char *s, size_t len)
         i += n;
     }
     dst[o] = '\0';
+}
+
+void gw_identity_clear(gw_identity *id)
+{
+    free(id->rooms);
+    memset(id, 0, sizeof(*id));
+}
+
+/* The rooms claim, packed (gw_access.h) into *out (malloc'd), or *out NULL when absent.
+ * Returns 0 or CHAT_EAUTH with a reason. */
+static int rooms_claim(json_t *claims, char **out, char *err, size_t errlen)
+{
+    json_t *v = json_object_get(claims, "rooms"), *r;
+    size_t i, need = 1;
+
+    *out = NULL;
+    if (!v)
+        return 0;
+    if (!json_is_array(v)) {
+        chat_errf(err, errlen, "token rooms claim is not an array");
+        return CHAT_EAUTH;
+    }
+    if (json_array_size(v) > GW_ACCESS_MAX_PATTERNS) {
+        chat_errf(err, errlen, "token rooms claim has more than %d entries",
+                  GW_ACCESS_MAX_PATTERNS);
+        return CHAT_EAUTH;
+    }
+    json_array_foreach(v, i, r)
+    {
+        if (!json_is_string(r) ||
+            !gw_access_valid_pattern(json_string_value(r), json_string_length(r)) ||
+            strlen(json_string_value(r)) != json_string_length(r)) {
+            chat_errf(err, errlen,
+                      "token rooms claim entry %zu is not a room name or a prefix ending in *", i);
+            return CHAT_EAUTH;
+        }
+        need += json_string_length(r) + 1;
+    }
+    char *p = malloc(need);
+    if (!p) {
+        chat_errf(err, errlen, "out of memory");
+        return CHAT_EAUTH;
+    }
+    *out = p;
+    json_array_foreach(v, i, r)
+    {
+        memcpy(p, json_string_value(r), json_string_length(r) + 1);
+        p += json_string_length(r) + 1;
+    }
+    *p = '\0';
+    return 0;
 }
 
 static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identity *id, char *err,
@@ -564,7 +616,7 @@ static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identit
         chat_errf(err, errlen, "token has no subject (sub)");
         return CHAT_EAUTH;
     }
-    if (!json_is_string(v) || !valid_sub(json_string_value(v), json_string_length(v))) {
+    if (!json_is_string(v) || !gw_auth_valid_sub(json_string_value(v), json_string_length(v))) {
         chat_errf(err, errlen, "token subject is invalid");
         return CHAT_EAUTH;
     }
@@ -580,6 +632,15 @@ static int check_claims(const gw_auth *a, json_t *claims, time_t now, gw_identit
         chat_errf(err, errlen, "token audience not accepted");
         return CHAT_EAUTH;
     }
+
+    v = json_object_get(claims, "role");
+    if (v && !json_is_string(v)) {
+        chat_errf(err, errlen, "token role is not a string");
+        return CHAT_EAUTH;
+    }
+    id->server = v && strcmp(json_string_value(v), "server") == 0;
+    if (rooms_claim(claims, &id->rooms, err, errlen) != 0)
+        return CHAT_EAUTH;
 
     v = json_object_get(claims, "sub");
     memcpy(id->sub, json_string_value(v), json_string_length(v) + 1);
@@ -629,6 +690,6 @@ out:
     free(grants);
     jwt_free(jwt);
     if (rc)
-        memset(id, 0, sizeof(*id));
+        gw_identity_clear(id);
     return rc;
 }

@@ -2,7 +2,9 @@
  * libjwt 1.10 verifies only the signature, so this module also refuses any token whose header
  * alg differs from the configured one (alg "none" included), and checks exp (required), nbf
  * (when present), sub (required, 1..CHAT_USER_MAX bytes), name (optional, truncated to
- * CHAT_USER_MAX), and iss/aud when configured (aud may be a string or an array).
+ * CHAT_USER_MAX), and iss/aud when configured (aud may be a string or an array); rooms
+ * (optional: an array of at most GW_ACCESS_MAX_PATTERNS room names or prefixes ending in '*',
+ * see gw_access.h) and role (optional string; "server" opens the server API).
  * RS256/ES256 keys come from one PEM public key, or from a JSON Web Key Set (gw_jwks.h) where
  * the token header's kid picks the key (a token without kid, or with a kid the set does not
  * hold, is refused).
@@ -31,18 +33,31 @@ typedef struct gw_auth_config {
     long leeway_s;               /* clock skew allowed on exp/nbf, seconds */
 } gw_auth_config;
 
+/* What a verified token says. rooms is owned by the identity: NULL when the token has no rooms
+ * claim, else one malloc'd block (gw_access.h's packed form), freed by gw_identity_clear. A
+ * copy of the struct moves that ownership: clear only one of the two. */
 typedef struct gw_identity {
     char sub[CHAT_USER_MAX + 1];
     char name[CHAT_USER_MAX + 1]; /* "" when the token has none */
     long long exp;
+    char *rooms; /* the rooms claim, packed; NULL: no claim */
+    bool server; /* "role":"server": may use the server API */
 } gw_identity;
+
+/* A user id as a token's sub must be: 1..CHAT_USER_MAX bytes of UTF-8 without control
+ * characters (the server API checks its "from" by the same rule). */
+bool gw_auth_valid_sub(const char *s, size_t len);
+
+/* Frees what id owns and zeroes it. */
+void gw_identity_clear(gw_identity *id);
 
 /* Returns 0, or CHAT_EINVAL with a message naming the setting (e.g. "CHAT_JWT_SECRET: ...")
  * when the configuration is unusable. *out is owned by the caller (gw_auth_free). */
 int gw_auth_new(gw_auth **out, const gw_auth_config *cfg, char *err, size_t errlen);
 void gw_auth_free(gw_auth *a);
 
-/* Verifies token at time now. Returns 0 with *id filled, or CHAT_EAUTH with a reason for a
+/* Verifies token at time now. Returns 0 with *id filled (the caller owns it: gw_identity_clear),
+ * or CHAT_EAUTH (*id zeroed, owning nothing) with a reason for a
  * log and a person ("token expired", "algorithm RS256 not accepted", ...). */
 int gw_auth_verify(const gw_auth *a, const char *token, time_t now, gw_identity *id, char *err,
                    size_t errlen);

@@ -33,6 +33,11 @@ typedef struct gw_session gw_session;
 typedef struct gw_handle {
     gw_session *s;
     unsigned refs;
+    /* a server API request instead of a session (s NULL): its answer, the frame a session
+     * would get (ack, history or error; NULL when it could not be built), our reference; the
+     * request sets answer NULL when it goes away first */
+    void (*answer)(struct gw_handle *h, gw_buf *frame);
+    void *req;
 } gw_handle;
 
 gw_handle *gw_handle_ref(gw_handle *h);
@@ -77,7 +82,8 @@ struct gw_session {
 typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
-        store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads;
+        store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads,
+        dm_joins;                  /* implicit joins of direct rooms (gw_session.c dm_reach) */
     uint64_t deliveries;           /* room message frames written to members */
     uint64_t bytes_out;            /* bytes of WebSocket frames written to clients */
     chat_label_counts refused;     /* error replies, by error code */
@@ -123,7 +129,7 @@ typedef struct gw_ctx {
     lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
     lws_sorted_usec_list_t jwks_sul;     /* CHAT_JWT_JWKS: looks for a changed file */
     lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
-    struct lws_http_mount mounts[6];     /* the web root and the dynamic endpoints */
+    struct lws_http_mount mounts[7];     /* the web root and the dynamic endpoints */
     volatile sig_atomic_t stopping;      /* set by the signal handler */
     bool draining; /* after stopping: new upgrades refused, /healthz and /readyz 503 */
     volatile sig_atomic_t reload; /* SIGHUP: read the JWKS again */

@@ -70,6 +70,8 @@ int gw_metrics_render(gw_ctx *ctx, char **body, size_t *len)
          (double)st->retries_deduplicated},
         {G "inexact_store_reads_total", "counter", "Store reads not proven complete.",
          (double)st->inexact_reads},
+        {G "direct_room_joins_total", "counter",
+         "Connections joined to a direct room by its first message to them.", (double)st->dm_joins},
         {G "room_log_bytes", "gauge", "Bytes held by the room logs.",
          ctx->log ? (double)gw_log_bytes(ctx->log) : 0},
         {G "room_log_entries", "gauge", "Messages held by the room logs.",

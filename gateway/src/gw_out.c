@@ -12,6 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_validate.h"
+
 /* Sets key to the string val. An optional value that is NULL or "" is left out; a required
  * NULL is encoded as "". Returns 0 or -1. */
 static int put_str(json_t *o, const char *key, const char *val, bool optional)
@@ -251,7 +253,7 @@ gw_buf *gw_out_message_jansson(const chat_message *m)
 gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf *const *frames,
                     size_t n, const char *extra)
 {
-    char head[160];
+    char head[64 + CHAT_ROOM_MAX]; /* type, key and room: a direct room name is up to 132 bytes */
     int hl =
         snprintf(head, sizeof(head), "{\"type\":\"%s\",\"room\":\"%s\",\"%s\":[", type, room, key);
     size_t xl = extra ? strlen(extra) : 0;

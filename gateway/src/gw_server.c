@@ -18,6 +18,7 @@
 #include "chat_error.h"
 #include "chat_log.h"
 #include "chat_validate.h"
+#include "gw_api.h"
 #include "gw_kafka.h"
 #include "gw_metrics.h"
 #include "gw_presence_kafka.h"
@@ -39,6 +40,10 @@ typedef struct gw_pss {
     const char *http_type;
     size_t http_len;
     char *http_body;
+    gw_api_req *api;    /* a server API request waiting for its body or answer */
+    bool http_deferred; /* the headers are written at the writeable callback too */
+    bool http_close;    /* close once the answer is written */
+    bool http_api;      /* the request is the server API's (its body goes to gw_api) */
 } gw_pss;
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -390,15 +395,48 @@ static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     return http_respond(wsi, pss, 404, "application/json", "{\"error\":\"not found\"}");
 }
 
+/* A server API answer (gw_api_respond_fn): kept whole, headers included, for the writeable
+ * callback, as it may come from another connection's callback (a Kafka or store answer). */
+static int api_respond(struct lws *wsi, unsigned status, const char *json, size_t len, bool close)
+{
+    gw_pss *pss = lws_wsi_user(wsi);
+    free(pss->http_body);
+    pss->http_body = malloc(LWS_PRE + len + 1);
+    if (!pss->http_body)
+        return -1;
+    memcpy(pss->http_body + LWS_PRE, json, len);
+    pss->http_len = len;
+    pss->http_status = status;
+    pss->http_type = "application/json";
+    pss->http_deferred = true;
+    pss->http_close = close;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
 static int http_writeable(struct lws *wsi, gw_pss *pss)
 {
     if (!pss->http_body)
         return 0;
+    if (pss->http_deferred) {
+        unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
+                                           *end = hdr + sizeof(hdr) - 1;
+        pss->http_deferred = false;
+        if (lws_add_http_common_headers(wsi, pss->http_status, pss->http_type, pss->http_len, &p,
+                                        end) ||
+            lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                        (const unsigned char *)"no-store", 8, &p, end) ||
+            (pss->http_close &&
+             lws_add_http_header_by_name(wsi, (const unsigned char *)"connection:",
+                                         (const unsigned char *)"close", 5, &p, end)) ||
+            lws_finalize_write_http_header(wsi, start, &p, end))
+            return -1;
+    }
     int n = lws_write(wsi, (unsigned char *)pss->http_body + LWS_PRE, pss->http_len,
                       LWS_WRITE_HTTP_FINAL);
     free(pss->http_body);
     pss->http_body = NULL;
-    if (n < (int)pss->http_len)
+    if (n < (int)pss->http_len || pss->http_close)
         return -1;
     return lws_http_transaction_completed(wsi) ? -1 : 0;
 }
@@ -598,9 +636,11 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             /* the token is verified once: its identity rides on the wsi (its per-session
              * data does not survive the upgrade) until LWS_CALLBACK_ESTABLISHED takes it */
             gw_identity *keep = malloc(sizeof(*keep));
-            if (!keep)
+            if (!keep) {
+                gw_identity_clear(&id);
                 return -1;
-            *keep = id;
+            }
+            *keep = id; /* keep owns id's claims now */
             lws_set_opaque_user_data(wsi, keep);
         }
         return 0;
@@ -610,13 +650,16 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         gw_identity *checked = lws_get_opaque_user_data(wsi);
         lws_set_opaque_user_data(wsi, NULL);
         int rc = gw_session_open(ctx, &pss->s, wsi, checked) != 0 ? -1 : 0;
-        free(checked);
+        free(checked); /* the session took what it owned */
         return rc;
     }
     case LWS_CALLBACK_WSI_DESTROY:
         /* an upgrade confirmed but never established leaves its identity behind */
         if (lws_get_protocol(wsi) && lws_get_protocol(wsi)->callback == chat_callback) {
-            free(lws_get_opaque_user_data(wsi));
+            gw_identity *left = lws_get_opaque_user_data(wsi);
+            if (left)
+                gw_identity_clear(left);
+            free(left);
             lws_set_opaque_user_data(wsi, NULL);
         }
         return 0;
@@ -631,14 +674,35 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         gw_session_closed(&pss->s);
         return 0;
 
-    case LWS_CALLBACK_HTTP:
+    case LWS_CALLBACK_HTTP: {
+        char uri[300] = "";
+        int t = lws_hdr_total_length(wsi, WSI_TOKEN_POST_URI) > 0 ? WSI_TOKEN_POST_URI
+                                                                  : WSI_TOKEN_GET_URI;
+        if (lws_hdr_copy(wsi, uri, sizeof(uri), t) < 0)
+            uri[0] = '\0';
+        pss->http_deferred = pss->http_close = false;
+        pss->http_api =
+            strncmp(uri, GW_API_PREFIX, strlen(GW_API_PREFIX)) == 0 || strcmp(uri, "/api") == 0;
+        if (pss->http_api)
+            return gw_api_request(ctx, wsi, &pss->api, api_respond) ? -1 : 0;
         return http_request(ctx, wsi, pss) ? -1 : 0;
+    }
+    case LWS_CALLBACK_HTTP_BODY:
+        if (!pss || !pss->http_api)
+            break;
+        /* no request: it was answered already (and closes); the body is dropped */
+        return pss->api && gw_api_body(pss->api, in, len) != 0 ? -1 : 0;
+    case LWS_CALLBACK_HTTP_BODY_COMPLETION:
+        if (!pss || !pss->http_api)
+            break;
+        return pss->api && gw_api_body_done(pss->api) != 0 ? -1 : 0;
     case LWS_CALLBACK_HTTP_WRITEABLE:
         return http_writeable(wsi, pss);
     case LWS_CALLBACK_CLOSED_HTTP:
         if (pss) {
             free(pss->http_body);
             pss->http_body = NULL;
+            gw_api_closed(&pss->api);
         }
         return 0;
 
@@ -826,7 +890,8 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
         m->cache_max_age = 0;
     }
     /* the dynamic endpoints are matched before the file mount by being longer */
-    static const char *const dyn[] = {"/healthz", "/readyz", "/dev/token", "/metrics", "/ws"};
+    static const char *const dyn[] = {"/healthz", "/readyz", "/dev/token",
+                                      "/metrics", "/ws",     "/api"};
     struct lws_http_mount *prev = (ctx->cfg.web_root && *ctx->cfg.web_root) ? m : NULL;
     for (size_t i = 0; i < sizeof(dyn) / sizeof(dyn[0]); i++) {
         struct lws_http_mount *d = &ctx->mounts[1 + i];

@@ -22,6 +22,7 @@
 
 #include "chat_error.h"
 #include "chat_log.h"
+#include "gw_access.h"
 #include "gw_hash.h"
 #include "gw_metrics.h"
 #include "gw_out.h"
@@ -74,16 +75,21 @@ struct gw_inflight {
     char cid[CHAT_CID_MAX + 1];
 };
 
-static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
+static gw_pending_reply *reply_on(gw_handle *h, const char *cid, const char *room)
 {
     gw_pending_reply *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    r->h = gw_handle_ref(s->handle);
+    r->h = gw_handle_ref(h);
     r->t0_us = gw_now_us();
     snprintf(r->cid, sizeof(r->cid), "%s", cid ? cid : "");
     snprintf(r->room, sizeof(r->room), "%s", room ? room : "");
     return r;
+}
+
+static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
+{
+    return reply_on(s->handle, cid, room);
 }
 
 static void reply_free(gw_pending_reply *r)
@@ -161,6 +167,39 @@ static void send_error(gw_session *s, const char *code, const char *message, con
 {
     chat_label_counts_add(&s->ctx->stats.refused, code, 1);
     send_new(s, gw_out_error(code, message, cid));
+}
+
+/* Hands frame b (our reference) to whoever h stands for: a session's reply queue or a server
+ * API request; to nobody when it went away. */
+static void answer(gw_handle *h, gw_buf *b)
+{
+    if (h->s) {
+        send_new(h->s, b);
+        return;
+    }
+    if (h->answer)
+        h->answer(h, b);
+    gw_buf_unref(b);
+}
+
+/* An error answered to h, counted like a session's (send_error). */
+static void answer_error(gw_ctx *ctx, gw_handle *h, const char *code, const char *message,
+                         const char *cid)
+{
+    chat_label_counts_add(&ctx->stats.refused, code, 1);
+    answer(h, gw_out_error(code, message, cid));
+}
+
+/* Whether the session may use room (gw_access.h); when not, answers the frame (cid) with
+ * forbidden or invalid_user. */
+static bool may_use(gw_session *s, const char *room, const char *cid)
+{
+    const char *code = NULL;
+    char why[96];
+    if (gw_access_may_join(&s->id, room, &code, why, sizeof(why)))
+        return true;
+    send_error(s, code, why, cid);
+    return false;
 }
 
 /* --- subscriptions ----------------------------------------------------------------------- */
@@ -381,8 +420,8 @@ static gw_buf *answer_join(gw_session *s, gw_sub *sub, const gw_page *pg, int li
         chat_msgid_format(first_id, sub->lr->partition, pg->offsets[first]);
     resume_fields(extra, sizeof(extra), since, recovered, first_id);
     char *fields = presence_fields(s, sub, extra);
-    gw_buf *b = gw_out_list("joined", "history", sub->lr->name, pg->frames + first, pg->n - first,
-                            fields ? fields : extra);
+    gw_buf *b = gw_out_list("joined", "history", sub->lr->name, pg->n ? pg->frames + first : NULL,
+                            pg->n - first, fields ? fields : extra);
     free(fields);
     send_new(s, gw_buf_ref(b));
     int64_t last = pg->n ? pg->offsets[pg->n - 1] : -1;
@@ -442,12 +481,18 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
     page_free(&pg);
 }
 
+static int store_read_for(gw_ctx *ctx, gw_handle *owner, const gw_store_query *q,
+                          gw_pending_reply *r)
+{
+    int rc = ctx->ops->store_read(ctx->ops_arg, q, owner, r);
+    if (rc == 0)
+        ctx->stats.store_reads++;
+    return rc;
+}
+
 static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
 {
-    int rc = s->ctx->ops->store_read(s->ctx->ops_arg, q, s->handle, r);
-    if (rc == 0)
-        s->ctx->stats.store_reads++;
-    return rc;
+    return store_read_for(s->ctx, s->handle, q, r);
 }
 
 static gw_room_state *room_state(gw_log_room *lr)
@@ -617,6 +662,8 @@ static void join_proceed(gw_session *s, gw_sub *sub, gw_pending_reply *r)
 static void on_join(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
+    if (!may_use(s, f->room, f->cid))
+        return;
     gw_sub *sub = sub_find(s, f->room);
     if (!sub && s->nsubs >= (size_t)ctx->cfg.max_rooms) {
         send_error(s, GW_ERR_TOO_MANY_ROOMS, "this session has joined too many rooms", f->cid);
@@ -749,36 +796,34 @@ static void inflight_drop(gw_ctx *ctx, gw_inflight **link)
     free(f);
 }
 
-static void on_send(gw_session *s, const gw_frame *f)
+/* A send from user from (display name name) answered to h: the original id for a retry (a cid
+ * the log or the in-flight table knows), else produced and answered by its delivery report. */
+static void publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from,
+                    const char *name)
 {
-    gw_ctx *ctx = s->ctx;
-    if (!sub_find(s, f->room)) {
-        send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
-        return;
-    }
     gw_inflight *inf = NULL;
-    uint64_t h = 0;
+    uint64_t hh = 0;
     if (f->cid) {
         /* a retry of a send the cluster already has: the original id, nothing produced */
-        const gw_log_entry *e = gw_log_find_cid(ctx->log, f->room, s->id.sub, f->cid);
+        const gw_log_entry *e = gw_log_find_cid(ctx->log, f->room, from, f->cid);
         if (e) {
             char id[CHAT_MSGID_LEN + 1];
             chat_msgid_format(id, e->room->partition, e->offset);
             ctx->stats.retries_deduplicated++;
-            send_new(s, gw_out_ack(f->cid, id));
+            answer(h, gw_out_ack(f->cid, id));
             return;
         }
-        h = inflight_hash(ctx, f->room, s->id.sub, f->cid);
-        inf = inflight_find(ctx, h, f->room, s->id.sub, f->cid, NULL);
+        hh = inflight_hash(ctx, f->room, from, f->cid);
+        inf = inflight_find(ctx, hh, f->room, from, f->cid, NULL);
         if (inf) {
             ctx->stats.retries_deduplicated++;
             if (inf->id[0]) {
-                send_new(s, gw_out_ack(f->cid, inf->id));
+                answer(h, gw_out_ack(f->cid, inf->id));
                 return;
             }
-            gw_pending_reply *w = reply_new(s, f->cid, f->room);
+            gw_pending_reply *w = reply_on(h, f->cid, f->room);
             if (!w) {
-                send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+                answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
                 return;
             }
             w->next = inf->waiters->next; /* the original stays first */
@@ -786,7 +831,7 @@ static void on_send(gw_session *s, const gw_frame *f)
             return;
         }
     }
-    gw_pending_reply *a = reply_new(s, f->cid, f->room);
+    gw_pending_reply *a = reply_on(h, f->cid, f->room);
     if (f->cid && a) {
         inf = calloc(1, sizeof(*inf));
         if (!inf) {
@@ -795,14 +840,14 @@ static void on_send(gw_session *s, const gw_frame *f)
         }
     }
     if (!a) {
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
         return;
     }
     chat_envelope e = {
         .version = CHAT_ENVELOPE_VERSION,
         .room = (char *)f->room,
-        .from = s->id.sub,
-        .name = s->id.name,
+        .from = (char *)from,
+        .name = (char *)name,
         .text = (char *)f->text,
         .text_len = f->text_len,
         .ts_ms = gw_wall_ms(),
@@ -810,11 +855,11 @@ static void on_send(gw_session *s, const gw_frame *f)
     };
     char err[256];
     if (inf) {
-        inf->hash = h;
+        inf->hash = hh;
         inf->waiters = a;
         a->inf = inf;
         snprintf(inf->room, sizeof(inf->room), "%s", f->room);
-        snprintf(inf->from, sizeof(inf->from), "%s", s->id.sub);
+        snprintf(inf->from, sizeof(inf->from), "%s", from);
         snprintf(inf->cid, sizeof(inf->cid), "%s", f->cid);
     }
     int rc = ctx->ops->produce(ctx->ops_arg, &e, a, err, sizeof(err));
@@ -822,17 +867,35 @@ static void on_send(gw_session *s, const gw_frame *f)
         reply_free(a);
         free(inf);
         ctx->stats.produce_failed++;
-        chat_log(CHAT_LOG_WARN, "session %s: produce failed: %s", who(s), err);
-        send_error(s, GW_ERR_UNAVAILABLE, "the message could not be queued; try again", f->cid);
+        chat_log(CHAT_LOG_WARN, "send of %s: produce failed: %s", from, err);
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE, "the message could not be queued; try again",
+                     f->cid);
         return;
     }
     if (inf) {
-        gw_inflight **slot = &ctx->inflight[h & (GW_INFLIGHT_SLOTS - 1)];
+        gw_inflight **slot = &ctx->inflight[hh & (GW_INFLIGHT_SLOTS - 1)];
         inf->next = *slot;
         *slot = inf;
         ctx->ninflight++;
     }
     ctx->stats.produced++;
+}
+
+static void on_send(gw_session *s, const gw_frame *f)
+{
+    if (!may_use(s, f->room, f->cid))
+        return;
+    /* a direct room needs no join to send to: it reaches both users' connections anyway */
+    if (!sub_find(s, f->room) && !chat_dm_parse(f->room, strlen(f->room), NULL)) {
+        send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
+        return;
+    }
+    publish(s->ctx, s->handle, f, s->id.sub, s->id.name);
+}
+
+void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from)
+{
+    publish(ctx, h, f, from, "");
 }
 
 /* The delivery report of a send: opaque is its gw_pending_reply; for a send with a cid, the
@@ -847,15 +910,15 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
     else
         ctx->stats.produce_failed++;
     for (gw_pending_reply *w = inf ? inf->waiters : a; w; w = inf ? w->next : NULL) {
-        gw_session *s = w->h->s;
-        if (!s)
+        if (!w->h->s && !w->h->answer)
             continue;
         if (id) {
             chat_hist_observe(&ctx->stats.ack_latency, (double)(gw_now_us() - w->t0_us) / 1e6);
-            send_new(s, gw_out_ack(w->cid, id));
+            answer(w->h, gw_out_ack(w->cid, id));
         } else {
-            chat_log(CHAT_LOG_WARN, "session %s: delivery failed: %s", who(s), errstr);
-            send_error(s, GW_ERR_UNAVAILABLE, "the message was not stored; try again", w->cid);
+            chat_log(CHAT_LOG_WARN, "delivery failed: %s", errstr);
+            answer_error(ctx, w->h, GW_ERR_UNAVAILABLE, "the message was not stored; try again",
+                         w->cid);
         }
     }
     if (!inf) {
@@ -942,71 +1005,98 @@ void gw_sessions_free(gw_ctx *ctx)
 
 /* --- history ----------------------------------------------------------------------------- */
 
-static void on_history(gw_session *s, const gw_frame *f)
+/* A history page of room f->room (lr: its log room, or NULL when the log holds none of it; p:
+ * its partition) answered to h: from the log when it covers the page, else by a store read
+ * merged with the log. reads (may be NULL) counts the store reads its owner waits for. */
+static void history_page(gw_ctx *ctx, gw_handle *h, const gw_frame *f, gw_log_room *lr, int32_t p,
+                         uint16_t *reads)
 {
-    gw_ctx *ctx = s->ctx;
-    gw_sub *sub = sub_find(s, f->room);
-    if (!sub) {
-        send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
-        return;
-    }
-    gw_log_room *lr = sub->lr;
     int64_t start = 0, next = 0, before = INT64_MAX, after = -1;
-    gw_log_coverage(ctx->log, lr->partition, &start, &next);
-    int32_t bp = lr->partition, ap = lr->partition;
+    if (!gw_log_coverage(ctx->log, p, &start, &next))
+        start = INT64_MAX; /* fan-out does not read the partition yet: only the store knows */
+    int32_t bp = p, ap = p;
     if (f->before)
         chat_msgid_parse(f->before, &bp, &before);
     if (f->after)
         chat_msgid_parse(f->after, &ap, &after);
-    if (bp != lr->partition || ap != lr->partition) {
+    if (bp != p || ap != p) {
         /* not an id of this room: nothing of the room lies around it */
-        send_new(s, gw_out_list("history", "messages", lr->name, NULL, 0, NULL));
+        answer(h, gw_out_list("history", "messages", f->room, NULL, 0, NULL));
         return;
     }
     /* from the log when it covers the page */
-    uint64_t lo = gw_log_after(lr, after), hi = gw_log_from(lr, before);
+    uint64_t lo = lr ? gw_log_after(lr, after) : 0, hi = lr ? gw_log_from(lr, before) : 0,
+             first = lr ? lr->first_rseq : 0;
     bool covered;
     if (f->after)
-        covered = after + 1 >= start;
+        covered = start != INT64_MAX && after + 1 >= start;
     else
-        covered = start == 0 || hi - lr->first_rseq >= (uint64_t)f->limit;
+        covered = start == 0 || hi - first >= (uint64_t)f->limit;
     if (covered) {
         if (f->after && hi - lo > (uint64_t)f->limit)
             hi = lo + (uint64_t)f->limit;
         else if (!f->after && hi - lo > (uint64_t)f->limit)
             lo = hi - (uint64_t)f->limit;
         gw_page pg = {0};
-        if (page_from_log(&pg, lr, lo, hi) == 0)
-            send_new(s, gw_out_list("history", "messages", lr->name, pg.frames, pg.n, NULL));
+        if (!lr || page_from_log(&pg, lr, lo, hi) == 0)
+            answer(h, gw_out_list("history", "messages", f->room, pg.frames, pg.n, NULL));
         else
-            send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+            answer_error(ctx, h, GW_ERR_INTERNAL, "out of memory", f->cid);
         page_free(&pg);
         return;
     }
-    if (s->reads >= GW_SESSION_MAX_READS) {
-        send_error(s, GW_ERR_UNAVAILABLE,
-                   "a history read is under way on this connection; wait for its answer", f->cid);
+    if (reads && *reads >= GW_SESSION_MAX_READS) {
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE,
+                     "a history read is under way on this connection; wait for its "
+                     "answer",
+                     f->cid);
         return;
     }
-    gw_pending_reply *r = reply_new(s, f->cid, f->room);
+    gw_pending_reply *r = reply_on(h, f->cid, f->room);
     gw_store_query q = {.room = f->room,
                         .before = f->before,
                         .after = f->after,
                         .limit = f->limit,
                         .kind = GW_Q_HISTORY,
-                        .partition = lr->partition};
+                        .partition = p};
     if (r) {
         r->limit = f->limit;
         snprintf(r->since, sizeof(r->since), "%s", f->after ? f->after : "");
         snprintf(r->before, sizeof(r->before), "%s", f->before ? f->before : "");
     }
-    if (!r || store_read(s, &q, r) != 0) {
+    if (!r || store_read_for(ctx, h, &q, r) != 0) {
         if (r)
             reply_free(r);
-        send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
+        answer_error(ctx, h, GW_ERR_UNAVAILABLE, "history is busy; try again", f->cid);
         return;
     }
-    s->reads++;
+    if (reads)
+        (*reads)++;
+}
+
+static void on_history(gw_session *s, const gw_frame *f)
+{
+    if (!may_use(s, f->room, f->cid))
+        return;
+    gw_sub *sub = sub_find(s, f->room);
+    if (!sub && chat_dm_parse(f->room, strlen(f->room), NULL)) {
+        /* one's own direct room needs no join */
+        gw_ctx *ctx = s->ctx;
+        history_page(ctx, s->handle, f, gw_log_room_find(ctx->log, f->room),
+                     ctx->ops->partition_of(ctx->ops_arg, f->room), &s->reads);
+        return;
+    }
+    if (!sub) {
+        send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
+        return;
+    }
+    history_page(s->ctx, s->handle, f, sub->lr, sub->lr->partition, &s->reads);
+}
+
+void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f)
+{
+    int32_t p = ctx->ops->partition_of(ctx->ops_arg, f->room);
+    history_page(ctx, h, f, gw_log_room_find(ctx->log, f->room), p, NULL);
 }
 
 /* The session's timer (the auth timer, free once authenticated) watches the token's expiry:
@@ -1022,6 +1112,22 @@ static void watch_expiry(gw_session *s)
     s->ctx->ops->auth_timer(s, (int)left);
 }
 
+/* After a refresh: leaves (with a left frame) the rooms the new token no longer allows. */
+static void leave_forbidden(gw_session *s)
+{
+    for (uint16_t i = s->nsubs; i-- > 0;) {
+        gw_sub *sub = &s->subs[i];
+        const char *code;
+        if (gw_access_may_join(&s->id, sub->lr->name, &code, NULL, 0))
+            continue;
+        char room[CHAT_ROOM_MAX + 1];
+        snprintf(room, sizeof(room), "%s", sub->lr->name);
+        gw_rooms_leave(s->ctx->rooms, room, s);
+        sub_remove(s, sub);
+        send_new(s, gw_out_left(room));
+    }
+}
+
 static void on_refresh(gw_session *s, const gw_frame *f)
 {
     gw_identity id;
@@ -1033,11 +1139,18 @@ static void on_refresh(gw_session *s, const gw_frame *f)
         return;
     }
     if (strcmp(id.sub, s->id.sub) != 0) {
+        gw_identity_clear(&id);
         send_error(s, GW_ERR_TOKEN_MISMATCH, "the token is for another user; the current one stays",
                    f->cid);
         return;
     }
+    /* the new token's claims replace the old ones */
     s->id.exp = id.exp;
+    s->id.server = id.server;
+    free(s->id.rooms);
+    s->id.rooms = id.rooms;
+    id.rooms = NULL;
+    leave_forbidden(s);
     watch_expiry(s);
     char buf[64];
     int n = snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}", id.exp);
@@ -1198,14 +1311,17 @@ void gw_session_auth_expired(gw_session *s)
     }
 }
 
-int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id)
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
     s->ctx = ctx;
     s->conn = conn;
     s->handle = calloc(1, sizeof(*s->handle));
-    if (!s->handle)
+    if (!s->handle) {
+        if (id)
+            gw_identity_clear(id);
         return -1;
+    }
     s->handle->s = s;
     s->handle->refs = 1;
     gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes);
@@ -1217,7 +1333,8 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *i
     ctx->stats.connections++;
     ctx->stats.sessions_open++;
     if (id) {
-        s->id = *id;
+        s->id = *id; /* the session owns id's claims from here on */
+        id->rooms = NULL;
         if (too_many_conns(s))
             return 0;
         if (gw_users_add(&ctx->users, s->id.sub, &s->ulink) != 0) {
@@ -1253,6 +1370,7 @@ void gw_session_closed(gw_session *s)
     gw_sendq_free(&s->q);
     free(s->rx);
     s->rx = NULL;
+    gw_identity_clear(&s->id);
     if (s->handle) {
         s->handle->s = NULL;
         gw_handle_unref(s->handle);
@@ -1500,6 +1618,54 @@ static void wake_member(void *member, void *arg)
     s->ctx->ops->want_write(s->conn);
 }
 
+/* A direct room's record reaches every connection of both its users on this gateway, joined to
+ * it or not. A connection of a or b that has not joined the room (and may use it) is joined to
+ * it here, its cursor at this record: an implicit join, with no joined answer. From here on it
+ * writes this message and every later one of the room exactly once, in order, as any member
+ * does; a later join frame is answered like a join of a joined room (a new page, then live
+ * after it). A connection at CHAT_MAX_ROOMS gets the frame on its reply queue instead. */
+static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
+{
+    gw_log_room *lr = e->room;
+    chat_dm dm;
+    if (!ctx->users.links || !chat_dm_parse(lr->name, strlen(lr->name), &dm))
+        return;
+    uint64_t rseq = lr->next_rseq - 1;
+    if (gw_log_at(lr, rseq) != e)
+        return; /* dropped at once: larger than the whole log */
+    char user[CHAT_DM_USER_MAX + 1];
+    for (int u = 0; u < 2; u++) {
+        size_t n = u ? dm.blen : dm.alen;
+        memcpy(user, u ? dm.b : dm.a, n);
+        user[n] = '\0';
+        for (gw_user_link *l = gw_users_first(&ctx->users, user); l; l = l->next) {
+            gw_session *s = gw_htab_entry(l, gw_session, ulink);
+            const char *code;
+            if (s->state != GW_S_READY || sub_find(s, lr->name) ||
+                !gw_access_may_join(&s->id, lr->name, &code, NULL, 0))
+                continue;
+            if (s->nsubs >= (size_t)ctx->cfg.max_rooms) {
+                send_buf(s, e->frame);
+                continue;
+            }
+            gw_log_room *ref = gw_log_room_ref(ctx->log, lr->name, lr->partition);
+            gw_sub *sub = ref ? sub_add(s, ref) : NULL;
+            if (!sub || gw_rooms_join(ctx->rooms, lr->name, s) < 0) {
+                if (sub)
+                    sub_remove(s, sub);
+                else if (ref)
+                    gw_log_room_unref(ctx->log, ref);
+                chat_log(CHAT_LOG_ERROR, "session %s: out of memory joining %s", who(s), lr->name);
+                continue;
+            }
+            sub->live = true;
+            sub->next = rseq;
+            sub->skip_to = e->offset - 1;
+            ctx->stats.dm_joins++;
+        }
+    }
+}
+
 void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offset, void *arg)
 {
     gw_ctx *ctx = arg;
@@ -1521,6 +1687,7 @@ void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offs
         if (inf && inf->id[0])
             inflight_drop(ctx, link); /* the log answers its retries from now on */
     }
+    dm_reach(ctx, e);
     if (gw_rooms_member_count(ctx->rooms, m->env.room) == 0)
         return;
     /* CHAT_COALESCE_MS: a room whose members were woken less than that ago waits for the next
@@ -1684,12 +1851,14 @@ static void on_resume(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
 static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
 {
     gw_session *s = r->h->s;
-    if (!s || s->state == GW_S_CLOSING)
+    if (s && s->state == GW_S_CLOSING)
         return;
-    if (s->reads)
+    if (!s && !r->h->answer)
+        return; /* the session or the server API request went away */
+    if (s && s->reads)
         s->reads--;
     if (res->err) {
-        send_error(s, GW_ERR_UNAVAILABLE, "history is unavailable; try again", r->cid);
+        answer_error(ctx, r->h, GW_ERR_UNAVAILABLE, "history is unavailable; try again", r->cid);
         return;
     }
     /* the store may lag the log: merge the log's part of the page in */
@@ -1702,7 +1871,7 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
     gw_page pg = {0};
     if (page_merge(&pg, res->msgs, res->n, lr, after, before) != 0) {
         page_free(&pg);
-        send_error(s, GW_ERR_INTERNAL, "out of memory", r->cid);
+        answer_error(ctx, r->h, GW_ERR_INTERNAL, "out of memory", r->cid);
         return;
     }
     /* the page the request asked for: the first `limit` after, or the last `limit` */
@@ -1712,7 +1881,7 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
             lo = n - (size_t)r->limit;
         n = (size_t)r->limit;
     }
-    send_new(s, gw_out_list("history", "messages", res->room, pg.frames + lo, n, NULL));
+    answer(r->h, gw_out_list("history", "messages", res->room, n ? pg.frames + lo : NULL, n, NULL));
     page_free(&pg);
 }
 

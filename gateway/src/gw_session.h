@@ -38,8 +38,9 @@ struct gw_session_ops {
 
 /* A session's memory is libwebsockets' per-session data. id is NULL when the client will
  * authenticate with its first frame (the auth timer starts), else the identity checked at
- * the upgrade. Returns 0 or -1 (close the connection). */
-int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, const gw_identity *id);
+ * the upgrade: the session takes what it owns (its rooms claim) in every case, leaving *id
+ * owning nothing. Returns 0 or -1 (close the connection). */
+int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id);
 /* The auth timer fired. */
 void gw_session_auth_expired(gw_session *s);
 /* The connection is gone: leave every room, drop queued frames, detach pending replies. */
@@ -67,6 +68,14 @@ void gw_sessions_free(gw_ctx *ctx);
 void gw_sessions_tick(gw_ctx *ctx);
 /* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer). */
 void gw_sessions_wake_due(gw_ctx *ctx);
+
+/* For the server API (gw_api.c): h is the request's handle (h->s NULL, h->answer set, owned by
+ * the request, which also owns the store reads of h: ops->cancel_reads when it goes away); f a
+ * send or history frame gw_frame_parse accepted, access already checked. The answer reaches
+ * h->answer as the frame a session would get: ack (publish: once Kafka holds it; a cid retry
+ * gets the original id), history, or error. */
+void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from);
+void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f);
 
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);

@@ -6,6 +6,7 @@
 #include "gw_token.h"
 
 #include <errno.h>
+#include <jansson.h>
 #include <jwt.h>
 #include <limits.h>
 #include <stdlib.h>
@@ -13,6 +14,7 @@
 
 #include "chat_error.h"
 #include "chat_validate.h"
+#include "gw_access.h"
 
 #define GW_TOKEN_SECRET_MIN 16
 #define GW_TOKEN_TTL_MAX (366L * 24 * 3600) /* a development token lives at most a year */
@@ -28,6 +30,41 @@ static int valid_text(const char *s, size_t max)
         if ((unsigned char)s[i] < 0x20 || s[i] == 0x7f)
             return 0;
     return 1;
+}
+
+/* The rooms claim from a comma list, as a JSON object {"rooms":[...]} for jwt_add_grants_json
+ * (malloc'd). NULL with err when an entry is not a pattern gw_access accepts. */
+static char *rooms_json(const char *list, char *err, size_t errlen)
+{
+    json_t *arr = json_array(), *obj = json_object();
+    char *out = NULL;
+    size_t n = 0;
+    if (!arr || !obj)
+        goto done;
+    for (const char *p = list; *p;) {
+        const char *end = strchr(p, ',');
+        size_t len = end ? (size_t)(end - p) : strlen(p);
+        if (!gw_access_valid_pattern(p, len) || ++n > GW_ACCESS_MAX_PATTERNS) {
+            chat_errf(err, errlen,
+                      "rooms: each entry must be a room name or a prefix ending in *, at most %d",
+                      GW_ACCESS_MAX_PATTERNS);
+            goto done;
+        }
+        json_array_append_new(arr, json_stringn(p, len));
+        p += len + (end ? 1 : 0);
+        if (end && !*p) {
+            chat_errf(err, errlen, "rooms: empty entry");
+            goto done;
+        }
+    }
+    if (json_object_set(obj, "rooms", arr) == 0)
+        out = json_dumps(obj, JSON_COMPACT);
+    if (!out)
+        chat_errf(err, errlen, "out of memory");
+done:
+    json_decref(arr);
+    json_decref(obj);
+    return out;
 }
 
 /* Checks the claims with the verifier's rules. */
@@ -51,6 +88,16 @@ static int check_claims(const gw_token_claims *c, char *err, size_t errlen)
         chat_errf(err, errlen, "ttl must be 1..%ld seconds", GW_TOKEN_TTL_MAX);
         return CHAT_EINVAL;
     }
+    if (c->role && *c->role && !valid_text(c->role, GW_TOKEN_CLAIM_MAX)) {
+        chat_errf(err, errlen, "role must be at most %d bytes of UTF-8 text", GW_TOKEN_CLAIM_MAX);
+        return CHAT_EINVAL;
+    }
+    if (c->rooms) {
+        char *rooms = rooms_json(c->rooms, err, errlen);
+        if (!rooms)
+            return CHAT_EINVAL;
+        free(rooms);
+    }
     return 0;
 }
 
@@ -65,9 +112,20 @@ static jwt_t *new_jwt(const gw_token_claims *c, const char *kid, time_t now)
         (c->name && *c->name && jwt_add_grant(jwt, "name", c->name)) ||
         (c->issuer && *c->issuer && jwt_add_grant(jwt, "iss", c->issuer)) ||
         (c->audience && *c->audience && jwt_add_grant(jwt, "aud", c->audience)) ||
+        (c->role && *c->role && jwt_add_grant(jwt, "role", c->role)) ||
         (kid && jwt_add_header(jwt, "kid", kid))) {
         jwt_free(jwt);
         return NULL;
+    }
+    if (c->rooms) { /* checked by check_claims */
+        char err[160];
+        char *rooms = rooms_json(c->rooms, err, sizeof(err));
+        int rc = rooms ? jwt_add_grants_json(jwt, rooms) : -1;
+        free(rooms);
+        if (rc) {
+            jwt_free(jwt);
+            return NULL;
+        }
     }
     return jwt;
 }

@@ -13,6 +13,8 @@ typedef struct gw_token_claims {
     const char *issuer;   /* optional */
     const char *audience; /* optional */
     long ttl_s;           /* exp = now + ttl_s; > 0 */
+    const char *rooms;    /* optional: the rooms claim as a comma list ("" an empty array) */
+    const char *role;     /* optional: the role claim, e.g. "server" */
 } gw_token_claims;
 
 /* *out is a malloc'd NUL-terminated compact JWT owned by the caller (free()).

@@ -531,12 +531,13 @@ class Net:
         await asyncio.gather(*(c.close() for c in self.clients), return_exceptions=True)
 
 
-async def connect_on(net: Net, gateway: str, user: str, tries: int = 16):
-    """Opens connections through HAProxy until one lands on the given gateway (leastconn)."""
+async def connect_on(net: Net, gateway: str, user: str, tries: int = 16, token: str | None = None):
+    """Opens connections through HAProxy until one lands on the given gateway (leastconn);
+    token: the token to use (default: a plain one for user)."""
     spare = []
     try:
         for i in range(tries):
-            c = await net.connect(user, name=f"{user}@try{i}")
+            c = await net.connect(user, token=token, name=f"{user}@try{i}")
             if c.gateway == gateway:
                 c.name = f"{user}@{gateway}"
                 return c

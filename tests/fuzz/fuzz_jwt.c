@@ -4,7 +4,8 @@
  *         the fuzzer does not know the secret, so acceptance would mean a bypassed signature.
  *   odd:  the rest is a claims payload (any bytes), which this target signs properly with the
  *         secret, so libjwt's payload parsing and our claim checks see arbitrary claims. What is
- *         accepted must satisfy the identity rules (sub, name, exp).
+ *         accepted must satisfy the identity rules (sub, name, exp; a rooms claim of at most
+ *         GW_ACCESS_MAX_PATTERNS valid patterns), and what is refused owns nothing.
  * Nothing may crash, leak or read out of bounds in either mode. */
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
@@ -14,6 +15,7 @@
 
 #include "b64url.h"
 #include "chat_validate.h"
+#include "gw_access.h"
 #include "gw_auth.h"
 
 #define FUZZ_SECRET "fuzz-secret-0123456789abcdef"
@@ -80,7 +82,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             !chat_valid_utf8_nonul(id.sub, sub) || name > CHAT_USER_MAX ||
             !chat_valid_utf8_nonul(id.name, name) || id.exp <= FUZZ_NOW - 30)
             abort();
-    } else if (!err[0] || id.sub[0]) {
+        int n = 0;
+        for (const char *p = id.rooms; p && *p; p += strlen(p) + 1, n++)
+            if (!gw_access_valid_pattern(p, strlen(p)) || n >= GW_ACCESS_MAX_PATTERNS)
+                abort();
+        gw_identity_clear(&id);
+    } else if (!err[0] || id.sub[0] || id.rooms) {
         abort();
     }
     free(tok);

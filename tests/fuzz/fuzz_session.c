@@ -4,11 +4,14 @@
  * connections over the fakes of session_harness.h (Kafka and the store answer when the script
  * says so; the room log is tiny, so eviction and 4008 happen; joins with presence, members
  * frames and presence frames on the presence table's clock). Never crash, leak or misbehave:
- * every frame written must be a JSON object with a type, and every joined or history answer must
- * list its messages in stream order. */
+ * every frame written must be a JSON object with a type, every joined or history answer must
+ * list its messages in stream order, and no connection may ever get a room's message, page or
+ * history that its user may not use (gw_access: the direct room dm:x:y is x's and y's only; one
+ * connection has a rooms claim). */
 #include <jansson.h>
 #include <stdint.h>
 
+#include "gw_access.h"
 #include "session_harness.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -34,6 +37,12 @@ static void check_frames(h_conn *c)
             if (listed > 100 || (json_int_t)listed > count)
                 abort();
         }
+        const char *room = json_string_value(json_object_get(j, "room")), *code;
+        if (room && c->open && c->s.state == GW_S_READY &&
+            (json_object_get(j, "history") || json_object_get(j, "messages") ||
+             json_object_get(j, "text")) &&
+            !gw_access_may_join(&c->s.id, room, &code, NULL, 0))
+            abort(); /* a room this user may not use reached it */
         json_t *list = json_object_get(j, "history");
         if (!list)
             list = json_object_get(j, "messages");
@@ -56,10 +65,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     harness *h = h_new(data[0] & 1 ? 4096 : 1 << 20, data[0] & 2 ? 50 : 0);
-    for (int i = 0; i < NCONN; i++) {
-        h_open(h, i, i == 3 ? NULL : (i == 2 ? "bob" : "alice"));
+    static const char claim[] = "a\0dm:*\0";
+    h_open(h, 0, "x");
+    h_open_rooms(h, 1, "y", claim, sizeof(claim));
+    h_open(h, 2, "bob");
+    h_open(h, 3, NULL);
+    for (int i = 0; i < NCONN; i++)
         h->conns[i].quiet = true;
-    }
     size_t pos = 1;
     while (pos + 2 <= size) {
         uint8_t op = data[pos++], arg = data[pos++];
@@ -93,7 +105,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             if (c->open) {
                 h_close(h, c);
             } else {
-                h_conn *again = h_open(h, arg % NCONN, op & 0x10 ? "alice" : "carol");
+                h_conn *again = h_open(h, arg % NCONN, op & 0x10 ? "x" : "carol");
                 again->quiet = true;
             }
             break;

@@ -311,6 +311,28 @@ static h_conn *h_open(harness *h, int i, const char *user)
     return c;
 }
 
+/* Opens connection i as user with a rooms claim in gw_access.h's packed form (len bytes, the
+ * final empty string included), or without one (packed NULL). */
+static inline h_conn *h_open_rooms(harness *h, int i, const char *user, const char *packed,
+                                   size_t len)
+{
+    h_conn *c = &h->conns[i];
+    gw_identity id;
+    memset(&id, 0, sizeof(id));
+    snprintf(id.sub, sizeof(id.sub), "%s", user);
+    id.exp = 4102444800LL;
+    if (packed) {
+        id.rooms = malloc(len);
+        if (!id.rooms)
+            h_fail("out of memory");
+        memcpy(id.rooms, packed, len);
+    }
+    if (gw_session_open(&h->ctx, &c->s, c, &id) != 0)
+        h_fail("open");
+    c->open = true;
+    return c;
+}
+
 static void h_close(harness *h, h_conn *c)
 {
     (void)h;

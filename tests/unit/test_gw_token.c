@@ -202,8 +202,39 @@ static void test_tool(void)
         CHECK_STR(id.sub, "carol");
         CHECK_STR(id.name, "Carol C");
         CHECK(id.exp > (long long)time(NULL) + 590 && id.exp <= (long long)time(NULL) + 600);
+        CHECK(id.rooms == NULL && !id.server);
+    }
+
+    /* --rooms and --role: the claims the gateway reads */
+    snprintf(cmd, sizeof(cmd), "'%s' --sub svc --rooms 'general,team-*' --role server --secret %s",
+             tool, SECRET);
+    CHECK(run(cmd, line, sizeof(line)) == 0);
+    if (a) {
+        CHECK(gw_auth_verify(a, line, time(NULL), &id, err, sizeof(err)) == CHAT_EAUTH); /* iss */
     }
     gw_auth_free(a);
+    a = auth(SECRET, NULL, NULL);
+    if (a) {
+        CHECK(gw_auth_verify(a, line, time(NULL), &id, err, sizeof(err)) == 0);
+        CHECK(id.server);
+        CHECK(id.rooms && memcmp(id.rooms, "general\0team-*\0", 16) == 0);
+        gw_identity_clear(&id);
+    }
+    snprintf(cmd, sizeof(cmd), "'%s' --sub u --rooms '' --secret %s", tool, SECRET);
+    CHECK(run(cmd, line, sizeof(line)) == 0);
+    if (a) {
+        CHECK(gw_auth_verify(a, line, time(NULL), &id, err, sizeof(err)) == 0);
+        CHECK(id.rooms && id.rooms[0] == '\0'); /* an empty claim: no room */
+        gw_identity_clear(&id);
+    }
+    gw_auth_free(a);
+    static const char *const bad[] = {"'bad room'", "'a,,b'", "'a,'", "'x*y'"};
+    for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+        snprintf(cmd, sizeof(cmd), "'%s' --sub u --rooms %s --secret %s 2>/dev/null", tool, bad[i],
+                 SECRET);
+        CHECK(run(cmd, line, sizeof(line)) == 1);
+        CHECK_STR(line, "");
+    }
 }
 
 int main(void)
