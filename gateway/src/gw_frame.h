@@ -38,7 +38,6 @@ typedef enum {
 #define GW_ERR_INTERNAL "internal"                  /* (gateway) a bug or out of memory */
 #define GW_ERR_INVALID_TOKEN "invalid_token"        /* (gateway) refresh: the token is refused */
 #define GW_ERR_TOKEN_MISMATCH "token_mismatch"      /* (gateway) refresh: a token of another sub */
-#define GW_ERR_FORBIDDEN "forbidden"                /* (gateway) the user may not use this room */
 
 #define GW_EPOCH_MAX 64 /* bytes of an epoch string */
 
