@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # cluster.sh: starts and stops a whole chat cluster on this machine, every process on 127.0.0.1:
-# Kafka (KRaft, one node), FerretDB (MongoDB wire protocol) on a private PostgreSQL 15 server,
+# Kafka (KRaft: one node, or CHAT_KAFKA_NODES combined broker+controller nodes), FerretDB (MongoDB wire protocol) on a private PostgreSQL 15 server,
 # N gateways, the persister and HAProxy in front of the gateways. `make run` uses it with the
 # default ports, the end-to-end tests with their own ports and data directory, so both can run
 # at once.
@@ -21,7 +21,8 @@
 #                   stay up), then exits; `down` stops such leftovers too
 #   status          one line per process; exit 0 when all run, 3 otherwise
 #   env             print the cluster's settings (the content of cluster.env)
-# NAME: kafka, postgres, ferretdb, gateway-1 .. gateway-N, persister, haproxy.
+# NAME: kafka (kafka-1 .. kafka-N when CHAT_KAFKA_NODES > 1), postgres, ferretdb,
+#       gateway-1 .. gateway-N, persister, haproxy.
 #
 # Settings (environment; a relative directory is taken from the repo):
 #   CHAT_PUBLIC_PORT=8080         HAProxy, what browsers use
@@ -34,6 +35,14 @@
 #   CHAT_PERSISTER_METRICS_PORT=9464  the persister's GET /metrics (CHAT_METRICS_LISTEN);
 #                                 each gateway serves its own /metrics on its port
 #   CHAT_KAFKA_PORT=9092          Kafka broker; its KRaft controller listens on the next port
+#   CHAT_KAFKA_NODES=1            Kafka nodes: 1, or 3 (any count up to 9) combined
+#                                 broker+controller nodes kafka-1 .. kafka-N forming one KRaft
+#                                 quorum; node i listens on CHAT_KAFKA_PORT + 2(i-1) and its
+#                                 controller on the port after that (9092/9093, 9094/9095,
+#                                 9096/9097). Then every internal topic and the chat topic (made
+#                                 by chat-admin init, unless CHAT_REPLICATION says otherwise) have
+#                                 min(3, N) replicas with min.insync.replicas 2, and each node's
+#                                 heap is at most 384 MiB (512 MiB for a single node)
 #   CHAT_MONGO_PORT=27017         FerretDB
 #   CHAT_PG_PORT=5433             PostgreSQL, FerretDB's backend (127.0.0.1 only, trust auth:
 #                                 no more open than FerretDB itself; 5433, as Debian's own
@@ -74,6 +83,8 @@
 #   run/haproxy.cfg         generated only when there are not exactly two gateways
 #   run/haproxy-old.pids    HAProxy processes a reload left finishing their connections
 #   kafka/                  server.properties, cluster.id, data/ (formatted on first use)
+#   kafka-1/ .. kafka-N/    the same per node when CHAT_KAFKA_NODES > 1 (server.properties,
+#                           data/), with the cluster id they share in kafka-cluster.id
 #   postgres/               the PostgreSQL data directory (initdb on first use; superuser
 #                           chat, database chat holds FerretDB's collections), owned by the
 #                           postgres system user when this runs as root: PostgreSQL refuses to
@@ -102,7 +113,7 @@ OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CH
 	CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS
 	CHAT_PUBLIC_BIND CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT
 	CHAT_PUBLIC_URL CHAT_WS_URL CHAT_TLS_PORT CHAT_TLS_BIND CHAT_TLS_CRT CHAT_CONN_RATE_LIMIT
-	CHAT_HTTPS_URL CHAT_WSS_URL CHAT_TLS_CA)
+	CHAT_HTTPS_URL CHAT_WSS_URL CHAT_TLS_CA CHAT_KAFKA_NODES)
 
 say() { echo "==> $*"; }
 warn() { echo "cluster.sh: WARNING: $*" >&2; }
@@ -157,6 +168,9 @@ resolve_settings() {
 	PERSISTER_METRICS_PORT=${CHAT_PERSISTER_METRICS_PORT:-9464}
 	KAFKA_PORT=${CHAT_KAFKA_PORT:-9092}
 	CONTROLLER_PORT=$((KAFKA_PORT + 1))
+	KAFKA_NODES=${CHAT_KAFKA_NODES:-1}
+	[[ $KAFKA_NODES =~ ^[1-9]$ ]] || die "bad CHAT_KAFKA_NODES '$KAFKA_NODES' (1 to 9; 3 for a replicated cluster)"
+	[ $((KAFKA_PORT + 2 * KAFKA_NODES - 1)) -le 65535 ] || die "CHAT_KAFKA_PORT $KAFKA_PORT leaves no room for $KAFKA_NODES nodes"
 	MONGO_PORT=${CHAT_MONGO_PORT:-27017}
 	PG_PORT=${CHAT_PG_PORT:-5433}
 	IFS=', ' read -r -a GW_PORTS <<<"${CHAT_GATEWAY_PORTS:-8081,8082}"
@@ -177,7 +191,9 @@ resolve_settings() {
 	BUILD=$(abspath "${CHAT_BUILD_DIR:-build}" "$REPO")
 	UP_TIMEOUT=${CHAT_UP_TIMEOUT:-120}
 	STOP_TIMEOUT=${CHAT_STOP_TIMEOUT:-10}
+	local i
 	KAFKA_BROKERS=127.0.0.1:$KAFKA_PORT
+	for ((i = 2; i <= KAFKA_NODES; i++)); do KAFKA_BROKERS+=",127.0.0.1:$(kafka_port_of "$i")"; done
 	MONGO_URI=mongodb://127.0.0.1:$MONGO_PORT/chat
 	GATEWAY_BIN=$BUILD/gateway/chat-gateway
 	PERSISTER_BIN=$BUILD/persister/chat-persister
@@ -212,6 +228,7 @@ write_settings() {
 		CHAT_PERSISTER_METRICS_PORT=$PERSISTER_METRICS_PORT
 		CHAT_KAFKA_PORT=$KAFKA_PORT
 		CHAT_KAFKA_CONTROLLER_PORT=$CONTROLLER_PORT
+		CHAT_KAFKA_NODES=$KAFKA_NODES
 		CHAT_MONGO_PORT=$MONGO_PORT
 		CHAT_STORE_BACKEND=$STORE_BACKEND
 		CHAT_PG_PORT=$PG_PORT
@@ -252,7 +269,7 @@ jwt_secret_default() {
 # The process names of this cluster, in start order.
 all_names() {
 	local i
-	echo kafka
+	kafka_names
 	[ "$STORE_BACKEND" != pg ] || echo postgres
 	echo ferretdb
 	for i in "${!GW_PORTS[@]}"; do echo "gateway-$((i + 1))"; done
@@ -269,8 +286,10 @@ running_names_stop_order() {
 	done
 	for n in haproxy; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
 	printf '%s\n' "${names[@]}" | grep '^gateway-' | sort -V || true
-	for n in persister kafka ferretdb postgres; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
-	printf '%s\n' "${names[@]}" | grep -vxE 'haproxy|gateway-[0-9]+|persister|kafka|ferretdb|postgres' || true
+	for n in persister; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
+	printf '%s\n' "${names[@]}" | grep -xE 'kafka(-[0-9]+)?' | sort -V || true
+	for n in ferretdb postgres; do printf '%s\n' "${names[@]}" | grep -x "$n" || true; done
+	printf '%s\n' "${names[@]}" | grep -vxE 'haproxy|gateway-[0-9]+|persister|kafka(-[0-9]+)?|ferretdb|postgres' || true
 }
 
 start_time_of() { # the kernel's start time of PID, to tell it from a later process with the same pid
@@ -377,42 +396,97 @@ http_ok() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
 # ---- Kafka
 
-kafka_started_since() { # the broker logged that it is up, after the log offset $1
-	port_busy "$KAFKA_PORT" &&
-		tail -c +"$(($1 + 1))" "$LOGS/kafka.log" 2>/dev/null | grep -q 'Kafka Server started'
+# One node (CHAT_KAFKA_NODES=1) is called kafka and keeps its files in kafka/; with more, node
+# i is kafka-i with its files in kafka-i/. Node i listens for clients on CHAT_KAFKA_PORT +
+# 2(i-1) and for its KRaft controller on the port after that.
+kafka_names() {
+	local i
+	if [ "$KAFKA_NODES" = 1 ]; then
+		echo kafka
+	else
+		for ((i = 1; i <= KAFKA_NODES; i++)); do echo "kafka-$i"; done
+	fi
+}
+kafka_port_of() { echo $((KAFKA_PORT + 2 * ($1 - 1))); }
+kafka_node_of() { # kafka_node_of NAME: the node number of kafka or kafka-N, or an error
+	local name=$1 n
+	if [ "$KAFKA_NODES" = 1 ]; then
+		[ "$name" = kafka ] || die "no $name: CHAT_KAFKA_NODES=1 runs one node, called kafka"
+		echo 1
+		return
+	fi
+	n=${name#kafka-}
+	[[ $name =~ ^kafka-[1-9]$ ]] && [ "$n" -le "$KAFKA_NODES" ] ||
+		die "no $name: CHAT_KAFKA_NODES=$KAFKA_NODES runs kafka-1 .. kafka-$KAFKA_NODES"
+	echo "$n"
+}
+kafka_dir_of() { # kafka_dir_of NODE
+	if [ "$KAFKA_NODES" = 1 ]; then echo "$DATA/kafka"; else echo "$DATA/kafka-$1"; fi
 }
 
+kafka_started_since() { # kafka_started_since NAME PORT OFFSET: NAME logged that it is up after
+	port_busy "$2" && # the log offset OFFSET
+		tail -c +"$(($3 + 1))" "$LOGS/$1.log" 2>/dev/null | grep -q 'Kafka Server started'
+}
+
+declare -A KAFKA_LOG_OFFSET=()
+
+# start_kafka NAME: writes the node's server.properties from deploy/kafka/server.properties.in,
+# formats its storage on first use, launches it.
 start_kafka() {
+	local name=$1 node port ctl i voters="" replicas min_isr
+	node=$(kafka_node_of "$name")
 	compgen -G "$KAFKA_LIBS/kafka_2.13-*.jar" >/dev/null ||
 		die "no Kafka jars in $KAFKA_LIBS: run scripts/deps.sh"
 	command -v "$JAVA" >/dev/null 2>&1 || die "java not found: run scripts/deps.sh"
-	check_port_free "$KAFKA_PORT" "Kafka"
-	check_port_free "$CONTROLLER_PORT" "Kafka controller"
-	local kdir=$DATA/kafka props=$DATA/kafka/server.properties cp="$KAFKA_LIBS/*" offset
+	port=$(kafka_port_of "$node")
+	ctl=$((port + 1))
+	check_port_free "$port" "$name"
+	check_port_free "$ctl" "$name controller"
+	for ((i = 1; i <= KAFKA_NODES; i++)); do
+		voters+="${voters:+,}$i@127.0.0.1:$(($(kafka_port_of "$i") + 1))"
+	done
+	# Internal topics get every node up to 3; two replicas must take a write when there are 3.
+	replicas=$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))
+	min_isr=$((replicas < 3 ? 1 : 2))
+	local kdir props idfile cp="$KAFKA_LIBS/*" offset heap=(-Xms256m -Xmx512m)
+	kdir=$(kafka_dir_of "$node")
+	props=$kdir/server.properties
+	idfile=$kdir/cluster.id
+	[ "$KAFKA_NODES" = 1 ] || { # 2 cores for three JVMs and the rest: keep each small
+		idfile=$DATA/kafka-cluster.id
+		heap=(-Xms128m -Xmx384m)
+	}
 	local log4j="-Dlog4j.configuration=file:$REPO/deploy/kafka/log4j.properties"
-	local jvm=(-Xms256m -Xmx512m -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
+	local jvm=("${heap[@]}" -XX:+UseG1GC -XX:MaxGCPauseMillis=20 -XX:+ExitOnOutOfMemoryError
 		-Djava.awt.headless=true "$log4j")
 	local tool=("$JAVA" -Xmx256m -Djava.awt.headless=true "$log4j" -cp "$cp" kafka.tools.StorageTool)
 	mkdir -p "$kdir/data" "$LOGS"
-	sed -e "s|@KAFKA_PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$CONTROLLER_PORT|g" \
+	sed -e "s|@KAFKA_PORT@|$port|g" -e "s|@CONTROLLER_PORT@|$ctl|g" \
+		-e "s|@NODE_ID@|$node|g" -e "s|@VOTERS@|$voters|g" \
+		-e "s|@REPLICAS@|$replicas|g" -e "s|@MIN_ISR@|$min_isr|g" \
 		-e "s|@DATA@|$kdir/data|g" "$REPO/deploy/kafka/server.properties.in" >"$props"
 	if [ ! -f "$kdir/data/meta.properties" ]; then
 		say "formatting Kafka storage in $kdir/data"
 		local id
-		[ -s "$kdir/cluster.id" ] ||
-			"${tool[@]}" random-uuid >"$kdir/cluster.id" \
-				2>>"$LOGS/kafka.log" || die "kafka.tools.StorageTool random-uuid failed; see $LOGS/kafka.log"
-		id=$(tr -d '[:space:]' <"$kdir/cluster.id")
+		[ -s "$idfile" ] ||
+			"${tool[@]}" random-uuid >"$idfile" \
+				2>>"$LOGS/$name.log" || die "kafka.tools.StorageTool random-uuid failed; see $LOGS/$name.log"
+		id=$(tr -d '[:space:]' <"$idfile")
 		"${tool[@]}" format --ignore-formatted \
-			-t "$id" -c "$props" >>"$LOGS/kafka.log" 2>&1 ||
-			die "formatting Kafka storage failed; see $LOGS/kafka.log"
+			-t "$id" -c "$props" >>"$LOGS/$name.log" 2>&1 ||
+			die "formatting Kafka storage failed; see $LOGS/$name.log"
 	fi
-	offset=$(stat -c %s "$LOGS/kafka.log" 2>/dev/null || echo 0)
-	say "starting kafka on 127.0.0.1:$KAFKA_PORT (controller :$CONTROLLER_PORT)"
-	launch kafka "$JAVA" "${jvm[@]}" -cp "$cp" kafka.Kafka "$props"
-	KAFKA_LOG_OFFSET=$offset
+	offset=$(stat -c %s "$LOGS/$name.log" 2>/dev/null || echo 0)
+	say "starting $name on 127.0.0.1:$port (controller :$ctl)"
+	launch "$name" "$JAVA" "${jvm[@]}" -cp "$cp" kafka.Kafka "$props"
+	KAFKA_LOG_OFFSET[$name]=$offset
 }
-wait_kafka() { wait_ready kafka kafka_started_since "${KAFKA_LOG_OFFSET:-0}"; }
+wait_kafka() { # wait_kafka NAME
+	local node
+	node=$(kafka_node_of "$1")
+	wait_ready "$1" kafka_started_since "$1" "$(kafka_port_of "$node")" "${KAFKA_LOG_OFFSET[$1]:-0}"
+}
 
 # ---- PostgreSQL (FerretDB's backend when CHAT_STORE_BACKEND=pg)
 
@@ -612,7 +686,10 @@ admin_init() {
 	# chat-admin waits for Kafka and MongoDB itself; retry only in case of a hiccup.
 	for try in 1 2 3; do
 		echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: chat-admin init (try $try)" >>"$log"
-		if "${CHAT_ENV[@]}" "$ADMIN_BIN" init >>"$log" 2>&1 </dev/null; then
+		# The topic gets a replica on every Kafka node, up to 3 (chat-admin then sets its
+		# min.insync.replicas to 2), unless CHAT_REPLICATION says otherwise.
+		if "${CHAT_ENV[@]}" "CHAT_REPLICATION=${CHAT_REPLICATION:-$((KAFKA_NODES < 3 ? KAFKA_NODES : 3))}" \
+			"$ADMIN_BIN" init >>"$log" 2>&1 </dev/null; then
 			return 0
 		fi
 		sleep 2
@@ -750,20 +827,20 @@ start_name() { # start_name NAME [nowait]
 		return 0
 	fi
 	case "$name" in
-	kafka) start_kafka ;;
+	kafka | kafka-*) start_kafka "$name" ;;
 	postgres) start_postgres ;;
 	ferretdb) start_ferretdb ;;
 	gateway-*) start_gateway "${name#gateway-}" ;;
 	persister) start_persister ;;
 	haproxy) start_haproxy ;;
-	*) die "unknown process '$name' (kafka, postgres, ferretdb, gateway-N, persister, haproxy)" ;;
+	*) die "unknown process '$name' ($(kafka_names | paste -sd, -), postgres, ferretdb, gateway-N, persister, haproxy)" ;;
 	esac
 	[ "${2:-}" = nowait ] || wait_name "$name"
 }
 
 wait_name() {
 	case "$1" in
-	kafka) wait_kafka ;;
+	kafka | kafka-*) wait_kafka "$1" ;;
 	postgres) wait_postgres ;;
 	ferretdb) wait_ferretdb ;;
 	gateway-*) wait_gateway "${1#gateway-}" ;;
@@ -779,7 +856,7 @@ wait_name() {
 stop_name() {
 	local name=$1 sig=${2:-TERM} pid timeout=$STOP_TIMEOUT deadline
 	case "$name" in
-	kafka) timeout=$((STOP_TIMEOUT * 3)) ;;
+	kafka | kafka-*) timeout=$((STOP_TIMEOUT * 3)) ;;
 	postgres)
 		timeout=$((STOP_TIMEOUT * 3))
 		[ "$sig" != TERM ] || sig=INT
@@ -818,11 +895,14 @@ cmd_services() {
 	resolve_settings
 	command -v curl >/dev/null 2>&1 || die "curl not found: run scripts/deps.sh"
 	write_settings
-	local started=()
-	is_running kafka || {
-		start_name kafka nowait
-		started+=(kafka)
-	}
+	local started=() k
+	# Every Kafka node first, then the waits: a node of a quorum is up only once a majority is.
+	for k in $(kafka_names); do
+		is_running "$k" || {
+			start_name "$k" nowait
+			started+=("$k")
+		}
+	done
 	# FerretDB's backend first (a second or two; initdb adds a few on first use).
 	[ "$STORE_BACKEND" != pg ] || start_name postgres
 	is_running ferretdb || {
@@ -871,7 +951,7 @@ cmd_down() {
 	for n in "${names[@]}"; do
 		case "$n" in
 		gateway-*) stop_name "$n" & pids+=($!) ;;
-		kafka | ferretdb | postgres) ;;
+		kafka | kafka-* | ferretdb | postgres) ;;
 		*)
 			for p in "${pids[@]}"; do wait "$p" || true; done
 			pids=()
@@ -882,10 +962,16 @@ cmd_down() {
 	for p in "${pids[@]}"; do wait "$p" || true; done
 	pids=()
 	has() { printf '%s\n' "${names[@]}" | grep -qx "$1"; }
-	if has kafka; then
-		stop_name kafka &
-		pids+=($!)
-	fi
+	# Kafka nodes together: each one's controlled shutdown needs the quorum, which stopping them
+	# one by one would lose before the last one.
+	for n in "${names[@]}"; do
+		case "$n" in
+		kafka | kafka-*)
+			stop_name "$n" &
+			pids+=($!)
+			;;
+		esac
+	done
 	if has ferretdb || has postgres; then
 		{
 			! has ferretdb || stop_name ferretdb

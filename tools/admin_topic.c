@@ -154,9 +154,12 @@ const char *const admin_presence_config[] = {
     "delete.retention.ms", "3600000", NULL};
 
 int admin_create_topic(const char *brokers, const char *topic, int partitions, int replication,
-                       int64_t timeout_ms, bool *created, char *err, size_t errlen)
+                       int min_insync, int64_t timeout_ms, bool *created, char *err, size_t errlen)
 {
-    return admin_create_topic_with(brokers, topic, partitions, replication, NULL, timeout_ms,
+    char isr[16];
+    snprintf(isr, sizeof(isr), "%d", min_insync);
+    const char *const config[] = {"min.insync.replicas", isr, NULL};
+    return admin_create_topic_with(brokers, topic, partitions, replication, config, timeout_ms,
                                    created, err, errlen);
 }
 
@@ -245,6 +248,146 @@ int admin_create_topic_with(const char *brokers, const char *topic, int partitio
         sleep_ms(remaining(deadline) < ADMIN_RETRY_MS ? remaining(deadline) : ADMIN_RETRY_MS);
     }
 out:
+    rd_kafka_destroy(rk);
+    return rc;
+}
+
+/* The topic's min.insync.replicas as the brokers report it (DescribeConfigs), into val. */
+static rd_kafka_resp_err_t min_isr_of(rd_kafka_t *rk, const char *topic, int64_t timeout_ms,
+                                      char *val, size_t vallen)
+{
+    rd_kafka_ConfigResource_t *res = rd_kafka_ConfigResource_new(RD_KAFKA_RESOURCE_TOPIC, topic);
+    rd_kafka_AdminOptions_t *opts =
+        rd_kafka_AdminOptions_new(rk, RD_KAFKA_ADMIN_OP_DESCRIBECONFIGS);
+    rd_kafka_queue_t *q = rd_kafka_queue_new(rk);
+    rd_kafka_event_t *ev = NULL;
+    rd_kafka_resp_err_t rc = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    char e[256];
+
+    snprintf(val, vallen, "?");
+    if (!res || !opts || !q)
+        goto out;
+    rd_kafka_AdminOptions_set_request_timeout(opts, (int)timeout_ms, e, sizeof(e));
+    rd_kafka_DescribeConfigs(rk, &res, 1, opts, q);
+    ev = rd_kafka_queue_poll(q, (int)timeout_ms + 1000);
+    if (!ev)
+        goto out;
+    if ((rc = rd_kafka_event_error(ev)) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        goto out;
+    const rd_kafka_DescribeConfigs_result_t *r = rd_kafka_event_DescribeConfigs_result(ev);
+    size_t nres = 0, nent = 0;
+    const rd_kafka_ConfigResource_t **rs =
+        r ? rd_kafka_DescribeConfigs_result_resources(r, &nres) : NULL;
+    if (!rs || nres < 1) {
+        rc = RD_KAFKA_RESP_ERR__BAD_MSG;
+        goto out;
+    }
+    if ((rc = rd_kafka_ConfigResource_error(rs[0])) != RD_KAFKA_RESP_ERR_NO_ERROR)
+        goto out;
+    const rd_kafka_ConfigEntry_t **ents = rd_kafka_ConfigResource_configs(rs[0], &nent);
+    for (size_t i = 0; i < nent; i++) {
+        const char *v = rd_kafka_ConfigEntry_value(ents[i]);
+        if (strcmp(rd_kafka_ConfigEntry_name(ents[i]), "min.insync.replicas") == 0 && v)
+            snprintf(val, vallen, "%s", v);
+    }
+out:
+    if (ev)
+        rd_kafka_event_destroy(ev);
+    if (q)
+        rd_kafka_queue_destroy(q);
+    if (opts)
+        rd_kafka_AdminOptions_destroy(opts);
+    if (res)
+        rd_kafka_ConfigResource_destroy(res);
+    return rc;
+}
+
+static void print_ids(FILE *out, const int32_t *ids, int n)
+{
+    for (int i = 0; i < n; i++)
+        fprintf(out, "%s%d", i ? "," : "", (int)ids[i]);
+    if (n == 0)
+        fputs("-", out);
+}
+
+int admin_describe_topic(const char *brokers, const char *topic, int64_t timeout_ms, FILE *out,
+                         char *err, size_t errlen)
+{
+    int64_t deadline = ps_os_now_ms() + timeout_ms;
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    const struct rd_kafka_metadata *md = NULL;
+    rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
+    rd_kafka_t *rk = NULL;
+    char e[256];
+    int rc = 0;
+
+    if (!conf) {
+        chat_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof(e)) ||
+        rd_kafka_conf_set(conf, "client.id", "chat-admin", e, sizeof(e))) {
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return CHAT_EINVAL;
+    }
+    rd_kafka_conf_set_log_cb(conf, admin_log_cb);
+    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!rk) {
+        chat_errf(err, errlen, "kafka: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return CHAT_EINVAL;
+    }
+    /* A broker that was just killed may still be the first one tried: retry until one answers. */
+    while (remaining(deadline) > 0) {
+        int64_t left = remaining(deadline);
+        kerr = rd_kafka_metadata(rk, 1, NULL, &md,
+                                 (int)(left < ADMIN_METADATA_MS ? left : ADMIN_METADATA_MS));
+        if (kerr == RD_KAFKA_RESP_ERR_NO_ERROR)
+            break;
+        sleep_ms(remaining(deadline) < ADMIN_RETRY_MS ? remaining(deadline) : ADMIN_RETRY_MS);
+    }
+    if (kerr != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        chat_errf(err, errlen, "Kafka at %s is unreachable within %lld s: %s", brokers,
+                  (long long)(timeout_ms / 1000), rd_kafka_err2str(kerr));
+        rc = -ETIMEDOUT;
+        goto out;
+    }
+    const rd_kafka_metadata_topic_t *t = NULL;
+    for (int i = 0; i < md->topic_cnt; i++)
+        if (strcmp(md->topics[i].topic, topic) == 0 &&
+            md->topics[i].err != RD_KAFKA_RESP_ERR_UNKNOWN_TOPIC_OR_PART)
+            t = &md->topics[i];
+    if (!t) {
+        chat_errf(err, errlen, "topic %s does not exist (chat-admin init creates it)", topic);
+        rc = CHAT_EINVAL;
+        goto out;
+    }
+    int under = 0, leaderless = 0;
+    for (int k = 0; k < t->partition_cnt; k++) {
+        under += t->partitions[k].isr_cnt < t->partitions[k].replica_cnt;
+        leaderless += t->partitions[k].leader < 0;
+    }
+    char isr[32];
+    int64_t left = remaining(deadline);
+    if (min_isr_of(rk, topic, left > 1000 ? left : 1000, isr, sizeof(isr)) !=
+        RD_KAFKA_RESP_ERR_NO_ERROR)
+        snprintf(isr, sizeof(isr), "?");
+    fprintf(out,
+            "topic %s partitions %d min.insync.replicas %s under_replicated %d leaderless %d\n",
+            topic, t->partition_cnt, isr, under, leaderless);
+    for (int k = 0; k < t->partition_cnt; k++) {
+        const rd_kafka_metadata_partition_t *p = &t->partitions[k];
+        fprintf(out, "partition %d leader %d replicas ", (int)p->id, (int)p->leader);
+        print_ids(out, p->replicas, p->replica_cnt);
+        fputs(" isr ", out);
+        print_ids(out, p->isrs, p->isr_cnt);
+        fputc('\n', out);
+    }
+    fflush(out);
+out:
+    if (md)
+        rd_kafka_metadata_destroy(md);
     rd_kafka_destroy(rk);
     return rc;
 }

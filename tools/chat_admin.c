@@ -1,9 +1,11 @@
 /* chat_admin.c: main() of chat-admin. `chat-admin init` prepares a cluster's shared state so
  * gateways and persisters can start: the Kafka topic (admin API; an existing topic with the
- * same partition count is fine), the compacted presence topic (1 partition) and the MongoDB
- * index room_id_desc. Idempotent; each service
- * gets CHAT_TIMEOUT seconds to answer, retrying while it starts. Exit status: 0 done, 1 a
- * service was unreachable or refused, 2 bad usage or settings. The settings (ps_config) and
+ * same partition count is fine; a new one gets CHAT_REPLICATION replicas and CHAT_MIN_INSYNC),
+ * the compacted presence topic (1 partition) and the MongoDB index room_id_desc. Idempotent;
+ * each service gets CHAT_TIMEOUT seconds to answer, retrying while it starts. `chat-admin
+ * describe` prints the topic's partitions with their leaders and in-sync replicas. Exit
+ * status: 0 done, 1 a service was unreachable or refused, 2 bad usage or settings. The
+ * settings (ps_config) and
  * the MongoDB client (ps_store) are the persister's: chat-admin links its pscore library. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -57,6 +59,7 @@ out:
 static void usage(FILE *f)
 {
     fprintf(f, "usage: chat-admin init [options]   (chat-admin init --help lists the options)\n"
+               "       chat-admin describe [options]\n"
                "       chat-admin --help | --version\n");
 }
 
@@ -77,7 +80,8 @@ int main(int argc, char **argv)
         rc = ps_admin_config_load(&s, argc, argv, err, sizeof(err)); /* prints them */
         return rc == 1 ? 0 : 2;
     }
-    if (strcmp(argv[1], "init") != 0) {
+    bool describe = strcmp(argv[1], "describe") == 0;
+    if (strcmp(argv[1], "init") != 0 && !describe) {
         fprintf(stderr, "chat-admin: unknown command '%s'\n", argv[1]);
         usage(stderr);
         return 2;
@@ -99,9 +103,17 @@ int main(int argc, char **argv)
     }
     chat_log_init("chat-admin", s.log_level);
     chat_log_set_format(s.log_format); /* checked by ps_admin_config_load */
+    if (describe) {
+        rc = admin_describe_topic(s.kafka_brokers, s.kafka_topic, s.timeout_s * 1000, stdout, err,
+                                  sizeof(err));
+        if (rc != 0)
+            fprintf(stderr, "chat-admin: %s\n", err);
+        return rc == 0 ? 0 : 1;
+    }
 
     rc = admin_create_topic(s.kafka_brokers, s.kafka_topic, (int)s.partitions, (int)s.replication,
-                            s.timeout_s * 1000, &created, err, sizeof(err));
+                            (int)ps_admin_min_insync(&s), s.timeout_s * 1000, &created, err,
+                            sizeof(err));
     if (rc != 0) {
         fprintf(stderr, "chat-admin: %s\n", err);
         status = 1;

@@ -105,6 +105,9 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
     int rc = 0;
     if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen)) ||
+        /* A message is acked to its sender only once every in-sync replica holds it (at least
+         * the topic's min.insync.replicas); idempotence requires it anyway. */
+        (rc = chat_kafka_conf_set(conf, "acks", "all", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "linger.ms", "2", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "message.timeout.ms", "15000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||

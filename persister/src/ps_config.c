@@ -59,6 +59,10 @@ static const chat_cfg_entry admin_table[] = {
      "partitions of the topic (fixed once created)"},
     {"CHAT_REPLICATION", CHAT_CFG_INT, "1", 1, 32767, A(replication),
      "replication factor of the topic"},
+    {"CHAT_MIN_INSYNC", CHAT_CFG_INT, "0", 0, 32767, A(min_insync),
+     "min.insync.replicas of the topic: replicas that must hold a message before it is acked "
+     "(the gateways produce with acks=all); 0: 2 when the replication factor is 3 or more, "
+     "else 1"},
     {"CHAT_TIMEOUT", CHAT_CFG_INT, "15", 1, 600, A(timeout_s),
      "seconds to wait for Kafka and MongoDB to answer (retrying while they start)"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, A(log_level), "debug, info, warn or error"},
@@ -67,11 +71,13 @@ static const chat_cfg_entry admin_table[] = {
 };
 
 static const char admin_usage[] =
-    "usage: chat-admin init [options]\n"
+    "usage: chat-admin init|describe [options]\n"
     "init: creates the Kafka topic (an existing topic with the same partition count is fine),\n"
     "      the compacted presence topic (1 partition)"
     "      and the MongoDB index " CHAT_STORE_INDEX_NAME " on " CHAT_STORE_COLLECTION
     ". Idempotent.\n"
+    "describe: prints the topic's min.insync.replicas and each partition's leader, replicas\n"
+    "      and in-sync replicas (Kafka metadata); exit status 1 when Kafka does not answer.\n"
     "Every option can also be given as its environment variable.";
 
 bool ps_valid_topic(const char *s)
@@ -198,6 +204,20 @@ int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
                   s->kafka_presence_topic ? s->kafka_presence_topic : "");
         return CHAT_EINVAL;
     }
+    if (s->min_insync > s->replication) {
+        chat_errf(err, errlen,
+                  "CHAT_MIN_INSYNC: %lld is more than the replication factor %lld (no write "
+                  "could succeed)",
+                  s->min_insync, s->replication);
+        return CHAT_EINVAL;
+    }
     return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->log_format,
                         s->mongo_db, sizeof(s->mongo_db), err, errlen);
+}
+
+long long ps_admin_min_insync(const ps_admin_settings *s)
+{
+    if (s->min_insync > 0)
+        return s->min_insync;
+    return s->replication >= 3 ? 2 : 1;
 }

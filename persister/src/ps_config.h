@@ -31,6 +31,7 @@ typedef struct ps_admin_settings {
     const char *mongo_uri;
     long long partitions;
     long long replication;
+    long long min_insync; /* 0: ps_admin_min_insync picks */
     long long timeout_s;
     const char *log_level;
     const char *log_format;
@@ -42,6 +43,10 @@ typedef struct ps_admin_settings {
  * argv or static defaults. */
 int ps_config_load(ps_settings *s, int argc, char **argv, char *err, size_t errlen);
 int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err, size_t errlen);
+
+/* The topic's min.insync.replicas: CHAT_MIN_INSYNC, or when it is 0, 2 for a replication
+ * factor of 3 or more (one replica may be lost without refusing a write) and 1 below. */
+long long ps_admin_min_insync(const ps_admin_settings *s);
 
 /* The database named by a MongoDB URI's path ("chat" when it names none) into out.
  * Returns 0 or CHAT_EINVAL with a reason naming CHAT_MONGO_URI. */

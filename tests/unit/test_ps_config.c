@@ -12,7 +12,8 @@
 static const char *const vars[] = {
     "CHAT_KAFKA_BROKERS", "CHAT_KAFKA_TOPIC", "CHAT_KAFKA_GROUP", "CHAT_MONGO_URI",
     "CHAT_BATCH_SIZE",    "CHAT_BATCH_MS",    "CHAT_LOG_LEVEL",   "CHAT_PARTITIONS",
-    "CHAT_REPLICATION",   "CHAT_TIMEOUT",     "CHAT_SHUTDOWN_MS", "CHAT_KAFKA_SESSION_MS"};
+    "CHAT_REPLICATION",   "CHAT_TIMEOUT",     "CHAT_SHUTDOWN_MS", "CHAT_KAFKA_SESSION_MS",
+    "CHAT_MIN_INSYNC"};
 
 static void clear_env(void)
 {
@@ -41,6 +42,7 @@ static void test_defaults(void)
     CHECK(ps_admin_config_load(&a, 1, argv, err, sizeof(err)) == 0);
     CHECK(a.partitions == 12);
     CHECK(a.replication == 1);
+    CHECK(a.min_insync == 0 && ps_admin_min_insync(&a) == 1);
     CHECK(a.timeout_s == 15);
     CHECK_STR(a.mongo_db, "chat");
 }
@@ -70,6 +72,22 @@ static void test_overrides(void)
     CHECK_STR(s.kafka_group, "g2");
     CHECK(ps_admin_config_load(&a, 4, aargv, err, sizeof(err)) == 0);
     CHECK(a.partitions == 3 && a.replication == 2);
+    CHECK(ps_admin_min_insync(&a) == 1);
+
+    /* min.insync.replicas: 2 of 3 replicas by default, what CHAT_MIN_INSYNC says otherwise,
+     * never more than the replicas */
+    char *r3[] = {"a", "--replication", "3", NULL};
+    CHECK(ps_admin_config_load(&a, 3, r3, err, sizeof(err)) == 0);
+    CHECK(ps_admin_min_insync(&a) == 2);
+    char *r5[] = {"a", "--replication", "5", "--min-insync", "3", NULL};
+    CHECK(ps_admin_config_load(&a, 5, r5, err, sizeof(err)) == 0);
+    CHECK(ps_admin_min_insync(&a) == 3);
+    char *bad[] = {"a", "--replication", "2", "--min-insync", "3", NULL};
+    CHECK(ps_admin_config_load(&a, 5, bad, err, sizeof(err)) == CHAT_EINVAL);
+    CHECK(strstr(err, "CHAT_MIN_INSYNC") != NULL);
+    setenv("CHAT_MIN_INSYNC", "1", 1);
+    CHECK(ps_admin_config_load(&a, 3, r3, err, sizeof(err)) == 0);
+    CHECK(ps_admin_min_insync(&a) == 1);
     clear_env();
 }
 
