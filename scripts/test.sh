@@ -14,13 +14,26 @@
 #   7. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway
 #                                      cluster (scripts/cluster.sh up) from build-asan/ on the
 #                                      test ports, and stops it at the end
+#   8. pytest tests/faults             the fault tests: their own cluster with three Kafka
+#                                      brokers (CHAT_KAFKA_NODES=3, ports 50 above the e2e ones),
+#                                      where a broker, a gateway, the persister or the store
+#                                      fails while messages stream (about 5 minutes on a 2-core
+#                                      machine: the store stays down 60 s, the rolling restart
+#                                      of the three brokers takes 75 s). They run when
+#                                      CHAT_FAULT_TESTS=1, never with 0; by default (auto) when
+#                                      the machine can afford three more JVMs: at least 2 cores
+#                                      and 4 GiB of available memory (each broker takes 300 to
+#                                      450 MiB). The end-to-end cluster is down by then, so the
+#                                      two never run at once; with them, `make test` takes about
+#                                      10 minutes instead of 5
 #
 # A failing step does not stop the later ones that do not depend on it; the exit status is
 # non-zero when anything failed, and the last lines name what failed.
 #
 # Usage: scripts/test.sh [--fuzz-only]
 # Environment: CHAT_CACHE_DIR (as deps.sh), CHAT_FUZZ_SECONDS, CHAT_E2E_ARGS (extra pytest
-# arguments, e.g. "-k persister -x"), JOBS (parallel compile jobs).
+# arguments, e.g. "-k persister -x"), CHAT_FAULT_TESTS (auto, 1 or 0: step 8),
+# CHAT_FAULTS_ARGS (extra pytest arguments for step 8), JOBS (parallel compile jobs).
 set -uo pipefail
 
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -203,6 +216,51 @@ else
 	5) failed "pytest collected no tests" ;;
 	*) failed "pytest exit $rc" ;;
 	esac
+fi
+
+# ---------------------------------------------------------------- 8. fault tests
+
+# Whether the fault tests run (step 8 above): prints the reason when they do not.
+fault_tests_wanted() {
+	local want=${CHAT_FAULT_TESTS:-auto} mem cores
+	case "$want" in
+	1 | yes | true | on) return 0 ;;
+	0 | no | false | off)
+		echo "skipped (CHAT_FAULT_TESTS=$want)"
+		return 1
+		;;
+	auto) ;;
+	*)
+		echo "CHAT_FAULT_TESTS='$want' is not auto, 1 or 0: running them"
+		return 0
+		;;
+	esac
+	mem=$(awk '/^MemAvailable:/ { print int($2 / 1024) }' /proc/meminfo 2>/dev/null || echo 0)
+	cores=$(nproc 2>/dev/null || echo 1)
+	if [ "$cores" -lt 2 ] || [ "$mem" -lt 4096 ]; then
+		echo "skipped: $cores core(s) and ${mem} MiB available; three brokers need 2 cores and" \
+			"4096 MiB (CHAT_FAULT_TESTS=1 runs them anyway)"
+		return 1
+	fi
+	return 0
+}
+
+stage "fault tests"
+if [ $BUILT = 0 ]; then
+	failed "not built"
+elif [ ! -d tests/faults ]; then
+	failed "no tests/faults"
+elif fault_tests_wanted; then
+	# shellcheck disable=SC2086
+	"$CACHE/venv/bin/python" -m pytest -v -s tests/faults ${CHAT_FAULTS_ARGS:-}
+	rc=$?
+	case $rc in
+	0) ok ;;
+	5) failed "pytest collected no tests" ;;
+	*) failed "pytest exit $rc" ;;
+	esac
+else
+	ok
 fi
 
 finish

@@ -108,6 +108,12 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
         /* A message is acked to its sender only once every in-sync replica holds it (at least
          * the topic's min.insync.replicas); idempotence requires it anyway. */
         (rc = chat_kafka_conf_set(conf, "acks", "all", err, errlen)) ||
+        /* One produce request in flight per broker: with several, a leader change can make
+         * librdkafka (2.0.2, and later: its issue #4953) bump the producer epoch and send again
+         * a batch the old leader had already written, and the topic then holds the message
+         * twice under two ids (tests/faults caught it in a rolling restart). */
+        (rc = chat_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err,
+                                  errlen)) ||
         (rc = chat_kafka_conf_set(conf, "linger.ms", "2", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "message.timeout.ms", "15000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
@@ -289,8 +295,7 @@ static void *sync_main(void *arg)
         rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)n);
         for (int32_t p = 0; l && p < n; p++)
             if (want[p])
-                rd_kafka_topic_partition_list_add(l, k->cfg.topic, p)->offset =
-                    RD_KAFKA_OFFSET_END;
+                rd_kafka_topic_partition_list_add(l, k->cfg.topic, p)->offset = RD_KAFKA_OFFSET_END;
         bool ok = l && rd_kafka_offsets_for_times(k->consumer, l, 2000) == 0;
         pthread_mutex_lock(&k->sync_mu);
         for (int32_t p = 0; p < n; p++) {
