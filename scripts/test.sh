@@ -15,7 +15,7 @@
 #                                      cluster (scripts/cluster.sh up) from build-asan/ on the
 #                                      test ports, and stops it at the end
 #   8. pytest tests/faults             the fault tests: their own cluster with three Kafka
-#                                      brokers (CHAT_KAFKA_NODES=3, ports 50 above the e2e ones),
+#                                      brokers (CHAT_KAFKA_NODES=3, ports 30 above the e2e ones),
 #                                      where a broker, a gateway, the persister or the store
 #                                      fails while messages stream (about 5 minutes on a 2-core
 #                                      machine: the store stays down 60 s, the rolling restart

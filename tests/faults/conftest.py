@@ -3,9 +3,11 @@ ASan-built gateways behind HAProxy, the persister, FerretDB on PostgreSQL) but w
 brokers (CHAT_KAFKA_NODES=3: a three-voter KRaft quorum, the topic replicated 3 times with
 min.insync.replicas 2), started with scripts/cluster.sh and always stopped again.
 
-Ports: the end-to-end suite's test ports plus 50 (so both can run at once), plus
-CHAT_E2E_PORT_OFFSET: HAProxy 18130, gateways 18131 and 18132, stats 18454, Kafka 19142,
-19144 and 19146 (controllers on the next ports), FerretDB 18067, PostgreSQL 15483.
+Ports: every port of the end-to-end suite's test settings plus 30, plus CHAT_E2E_PORT_OFFSET:
+HAProxy 18110 (TLS 18473), gateways 18111 and 18112, stats 18434, Kafka 19122, 19124 and 19126
+(controllers on the next ports), FerretDB 18047, PostgreSQL 15463, the persister's metrics
+18494. None ends in the same two digits as an end-to-end port, so a fault cluster never takes a
+port of an end-to-end cluster, whatever the two offsets (multiples of 100).
 
 Environment: CHAT_E2E_BUILD_DIR, CHAT_E2E_KEEP_DATA and CHAT_E2E_PORT_OFFSET as in
 tests/e2e/conftest.py; CHAT_FAULTS_DATA_DIR, the data directory (default: a new
@@ -38,7 +40,7 @@ _spec = importlib.util.spec_from_file_location("e2e_conftest", E2E / "conftest.p
 e2e = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(e2e)
 
-PORT_SHIFT = 50
+PORT_SHIFT = 30  # no fault port ends in the same two digits as an end-to-end port
 KAFKA_NODES = 3
 SETTINGS = dict(e2e.TEST_SETTINGS)
 SETTINGS.update({
@@ -75,8 +77,7 @@ def _port_open(port: int) -> bool:
 def _make_cluster() -> tuple[Cluster, bool, list[int]]:
     shift = PORT_SHIFT + int(os.environ.get("CHAT_E2E_PORT_OFFSET") or 0)
     settings = dict(SETTINGS)
-    for k in ("CHAT_PUBLIC_PORT", "CHAT_STATS_PORT", "CHAT_KAFKA_PORT", "CHAT_MONGO_PORT",
-              "CHAT_PG_PORT"):
+    for k in [k for k in settings if k.endswith("_PORT")]:
         settings[k] = str(int(settings[k]) + shift)
     settings["CHAT_GATEWAY_PORTS"] = ",".join(
         str(int(p) + shift) for p in settings["CHAT_GATEWAY_PORTS"].split(","))
@@ -100,6 +101,8 @@ def _make_cluster() -> tuple[Cluster, bool, list[int]]:
         public_port=int(settings["CHAT_PUBLIC_PORT"]),
         gateway_ports=[int(p) for p in settings["CHAT_GATEWAY_PORTS"].split(",")],
         stats_port=int(settings["CHAT_STATS_PORT"]),
+        tls_port=int(settings.get("CHAT_TLS_PORT") or 0),
+        persister_metrics_port=int(settings.get("CHAT_PERSISTER_METRICS_PORT") or 0),
         kafka_port=kafka,
         mongo_port=int(settings["CHAT_MONGO_PORT"]),
         pg_port=int(settings["CHAT_PG_PORT"]),
@@ -110,6 +113,7 @@ def _make_cluster() -> tuple[Cluster, bool, list[int]]:
         owned=True,
     )
     ports = [c.public_port, *c.gateway_ports, c.stats_port, c.mongo_port, c.pg_port,
+             *(p for p in (c.tls_port, c.persister_metrics_port) if p),
              *range(kafka, kafka + 2 * KAFKA_NODES)]
     return c, created, ports
 
