@@ -17,15 +17,15 @@
 #   8. pytest tests/faults             the fault tests: their own cluster with three Kafka
 #                                      brokers (CHAT_KAFKA_NODES=3, ports 30 above the e2e ones),
 #                                      where a broker, a gateway, the persister or the store
-#                                      fails while messages stream (about 5 minutes on a 2-core
-#                                      machine: the store stays down 60 s, the rolling restart
-#                                      of the three brokers takes 75 s). They run when
+#                                      fails while messages stream (3.5 to 4.5 minutes on a
+#                                      2-core machine: the store stays down 60 s, the rolling
+#                                      restart of the three brokers takes 35 to 80 s). They run when
 #                                      CHAT_FAULT_TESTS=1, never with 0; by default (auto) when
 #                                      the machine can afford three more JVMs: at least 2 cores
 #                                      and 4 GiB of available memory (each broker takes 300 to
 #                                      450 MiB). The end-to-end cluster is down by then, so the
 #                                      two never run at once; with them, `make test` takes about
-#                                      10 minutes instead of 5
+#                                      9 minutes instead of 5
 #
 # A failing step does not stop the later ones that do not depend on it; the exit status is
 # non-zero when anything failed, and the last lines name what failed.
