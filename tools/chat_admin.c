@@ -130,6 +130,19 @@ int main(int argc, char **argv)
     } else if (!created) {
         chat_log(CHAT_LOG_INFO, "topic %s already exists", s.kafka_presence_topic);
     }
+    /* the events topic: same partition count, short retention (nothing replays it) */
+    char retention[32];
+    snprintf(retention, sizeof(retention), "%lld", s.events_retention_ms);
+    const char *const events_config[] = {"retention.ms", retention, NULL};
+    rc = admin_create_topic_with(s.kafka_brokers, s.kafka_events_topic, (int)s.partitions,
+                                 (int)s.replication, events_config, s.timeout_s * 1000, &created,
+                                 err, sizeof(err));
+    if (rc != 0) {
+        fprintf(stderr, "chat-admin: %s\n", err);
+        status = 1;
+    } else if (!created) {
+        chat_log(CHAT_LOG_INFO, "topic %s already exists", s.kafka_events_topic);
+    }
     chat_mongo_route_log();
     mongoc_init();
     rc = init_mongo(&s, err, sizeof(err));

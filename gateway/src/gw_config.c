@@ -27,6 +27,8 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_PRESENCE_MAX_ENTRIES", CHAT_CFG_INT, "1000000", 1000, 100000000, S(presence_max_entries),
      "(room, user) presence entries a gateway keeps for the whole cluster; past it, new ones "
      "are not counted"},
+    {"CHAT_KAFKA_EVENTS_TOPIC", CHAT_CFG_STR, "chat.events", 0, 0, S(kafka_events_topic),
+     "Kafka topic of ephemeral cluster events (typing, read state; never stored)"},
     {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, S(mongo_uri),
      "MongoDB URI; the database is the path (default chat)"},
     {"CHAT_MONGO_WORKERS", CHAT_CFG_INT, "2", 1, 64, S(mongo_workers),
@@ -140,6 +142,11 @@ int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t er
     }
     if (strlen(s->node_id) > 63 || !chat_valid_cid(s->node_id, strlen(s->node_id))) {
         chat_errf(err, errlen, "CHAT_NODE_ID: must be 1..63 printable ASCII characters");
+        return CHAT_EINVAL;
+    }
+    if (strcmp(s->kafka_events_topic, "") == 0 ||
+        strcmp(s->kafka_events_topic, s->kafka_topic) == 0) {
+        chat_errf(err, errlen, "CHAT_KAFKA_EVENTS_TOPIC: must be set and differ from CHAT_KAFKA_TOPIC");
         return CHAT_EINVAL;
     }
     if (strcmp(s->kafka_topic, "") == 0) {

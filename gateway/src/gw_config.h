@@ -14,6 +14,7 @@ typedef struct gw_settings {
     const char *kafka_topic;
     const char *kafka_presence_topic;
     long long presence_max_entries;
+    const char *kafka_events_topic;
     const char *mongo_uri;
     long long mongo_workers;
     const char *jwt_alg;

@@ -19,6 +19,7 @@
 #include "gw_rate.h"
 #include "gw_rooms.h"
 #include "gw_sendq.h"
+#include "gw_throttle.h"
 #include "gw_users.h"
 
 struct ev_loop;
@@ -106,6 +107,8 @@ typedef struct gw_ctx {
     gw_auth *auth;
     gw_rooms *rooms;
     gw_users users;            /* the authenticated sessions of each user (gw_sessions_init) */
+    gw_throttle typing;        /* on:true forwarded per (user, room) (gw_typing.h) */
+    struct gw_events *events;  /* the events topic (gw_events.h); NULL in unit tests */
     const gw_session_ops *ops; /* what sessions reach outside themselves (gw_session.h) */
     void *ops_arg;
     gw_log *log;          /* the room logs; made once the partition count is known */
@@ -125,6 +128,7 @@ typedef struct gw_ctx {
     gw_stats stats;
     lws_sorted_usec_list_t stats_sul;
     lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */
+    lws_sorted_usec_list_t events_sul;   /* continue draining the events consumer */
     lws_sorted_usec_list_t inflight_sul; /* expires settled sends the log never showed */
     lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
     lws_sorted_usec_list_t jwks_sul;     /* CHAT_JWT_JWKS: looks for a changed file */

@@ -198,6 +198,32 @@ static int parse_join(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
     return opt_limit(root, lim, out, err);
 }
 
+/* typing: room and the boolean on, both required. */
+static int parse_typing(json_t *root, gw_frame *out, gw_frame_error *err)
+{
+    int rc = need_room(root, out, err);
+    if (rc)
+        return rc;
+    json_t *v = json_object_get(root, "on");
+    if (!v)
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"on\" is required");
+    if (!json_is_boolean(v))
+        return fail(err, GW_ERR_INVALID_FIELD, "field \"on\" must be true or false");
+    out->on = json_is_true(v);
+    return 0;
+}
+
+/* read: room and upto (a message id), both required. */
+static int parse_read(json_t *root, gw_frame *out, gw_frame_error *err)
+{
+    int rc = need_room(root, out, err);
+    if (rc)
+        return rc;
+    if (!json_object_get(root, "upto") || json_is_null(json_object_get(root, "upto")))
+        return fail(err, GW_ERR_MISSING_FIELD, "field \"upto\" is required");
+    return opt_msgid(root, "upto", &out->upto, err);
+}
+
 /* Validates a parsed root. On failure the caller still owns root. */
 static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, gw_frame_error *err)
 {
@@ -252,6 +278,18 @@ static int parse_root(json_t *root, const gw_frame_limits *lim, gw_frame *out, g
     if (str_eq(s, len, "members")) {
         out->type = GW_FRAME_MEMBERS;
         return need_room(root, out, err);
+    }
+    if (str_eq(s, len, "typing")) {
+        out->type = GW_FRAME_TYPING;
+        return parse_typing(root, out, err);
+    }
+    if (str_eq(s, len, "read")) {
+        out->type = GW_FRAME_READ;
+        return parse_read(root, out, err);
+    }
+    if (str_eq(s, len, "rooms")) {
+        out->type = GW_FRAME_ROOMS;
+        return 0;
     }
 
     char shown[33];

@@ -20,6 +20,9 @@ typedef enum {
     GW_FRAME_PING,
     GW_FRAME_REFRESH,
     GW_FRAME_MEMBERS,
+    GW_FRAME_TYPING, /* room, on */
+    GW_FRAME_READ,   /* room, upto */
+    GW_FRAME_ROOMS,  /* no fields */
 } gw_frame_type;
 
 /* Error codes of protocol v1 (the "code" of an error frame). */
@@ -62,6 +65,8 @@ typedef struct gw_frame {
     const char *epoch;  /* join (optional): the epoch since belongs to */
     int limit;          /* join, history: 1..max_history, default_history when absent */
     bool presence;      /* join (optional, false when absent): members and presence frames */
+    const char *upto;   /* read: a message id, validated with chat_msgid_parse */
+    bool on;            /* typing */
     void *json_;        /* private: the json_t root */
 } gw_frame;
 

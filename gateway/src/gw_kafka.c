@@ -85,6 +85,12 @@ static void dr_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     (void)rk;
     gw_kafka *k = opaque;
+    if (!m->_private) { /* gw_kafka_produce_raw: nobody waits for it */
+        if (m->err)
+            chat_log(CHAT_LOG_WARN, "kafka: an event was not delivered: %s",
+                     rd_kafka_err2str(m->err));
+        return;
+    }
     chat_hist_observe(&k->produce_latency, (double)rd_kafka_message_latency(m) / 1e6);
     if (m->err) {
         k->cfg.on_ack(m->_private, NULL, rd_kafka_err2str(m->err), k->cfg.arg);
@@ -583,6 +589,24 @@ int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *er
         RD_KAFKA_V_OPAQUE(opaque), RD_KAFKA_V_END);
     if (ke) {
         free(buf);
+        chat_errf(err, errlen, "%s", rd_kafka_err2str(ke));
+        return ke == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
+    }
+    return 0;
+}
+
+int gw_kafka_produce_raw(gw_kafka *k, const char *topic, const char *key, const void *value,
+                         size_t len, char *err, size_t errlen)
+{
+    if (!k->producer) {
+        chat_errf(err, errlen, "the producer is being recreated");
+        return -EAGAIN;
+    }
+    rd_kafka_resp_err_t ke = rd_kafka_producev(
+        k->producer, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, strlen(key)),
+        RD_KAFKA_V_VALUE((void *)(uintptr_t)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_OPAQUE(NULL), RD_KAFKA_V_END);
+    if (ke) {
         chat_errf(err, errlen, "%s", rd_kafka_err2str(ke));
         return ke == RD_KAFKA_RESP_ERR__QUEUE_FULL ? -ENOBUFS : -EIO;
     }

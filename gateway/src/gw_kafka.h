@@ -60,6 +60,12 @@ int gw_kafka_consumer_fd(const gw_kafka *k);
  * full, producer unusable) returns a negative code with err and never calls on_ack. */
 int gw_kafka_produce(gw_kafka *k, const chat_envelope *e, void *opaque, char *err, size_t errlen);
 
+/* Queues one record of another topic (the events topic) on the same producer, fire and forget:
+ * no on_ack (a failed delivery is logged and counted by the caller's count). Returns 0, or a
+ * negative code with err (queue full, producer unusable). Loop thread. */
+int gw_kafka_produce_raw(gw_kafka *k, const char *topic, const char *key, const void *value,
+                         size_t len, char *err, size_t errlen);
+
 /* Serves delivery reports and producer errors; recreates the producer after a fatal error. */
 void gw_kafka_serve_producer(gw_kafka *k);
 /* Hands at most max records to on_record. Returns true when it stopped at max (call again

@@ -363,3 +363,63 @@ gw_buf *gw_out_presence(const char *room, const gw_out_user *joined, size_t nj,
     }
     return finish(o);
 }
+
+gw_buf *gw_out_typing(const char *room, const char *user, bool on)
+{
+    json_t *o = frame("typing");
+    if (o && (put_str(o, "room", room, false) || put_str(o, "user", user, false) ||
+              json_object_set_new(o, "on", json_boolean(on)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return finish(o);
+}
+
+gw_buf *gw_out_read(const char *room, const char *upto, unsigned unread)
+{
+    json_t *o = frame("read");
+    if (o && (put_str(o, "room", room, false) || put_str(o, "upto", upto, false) ||
+              json_object_set_new(o, "unread", json_integer(unread)))) {
+        json_decref(o);
+        return NULL;
+    }
+    return finish(o);
+}
+
+gw_buf *gw_out_receipt(const char *room, const char *user, const char *upto)
+{
+    json_t *o = frame("receipt");
+    if (o && (put_str(o, "room", room, false) || put_str(o, "user", user, false) ||
+              put_str(o, "upto", upto, false))) {
+        json_decref(o);
+        return NULL;
+    }
+    return finish(o);
+}
+
+/* val, or JSON null when it is NULL or "". */
+static json_t *str_or_null(const char *val)
+{
+    return val && *val ? json_string(val) : json_null();
+}
+
+gw_buf *gw_out_rooms(const gw_out_room *rooms, size_t n)
+{
+    json_t *o = frame("rooms");
+    json_t *arr = json_array();
+    if (!o || !arr || json_object_set_new(o, "rooms", arr)) {
+        json_decref(o);
+        return NULL;
+    }
+    for (size_t i = 0; i < n; i++) {
+        json_t *r = json_object();
+        if (!r || json_array_append_new(arr, r) || put_str(r, "room", rooms[i].room, false) ||
+            json_object_set_new(r, "unread", json_integer(rooms[i].unread)) ||
+            json_object_set_new(r, "read_upto", str_or_null(rooms[i].read_upto)) ||
+            json_object_set_new(r, "last", str_or_null(rooms[i].last))) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return finish(o);
+}

@@ -46,4 +46,20 @@ gw_buf *gw_out_presence(const char *room, const gw_out_user *joined, size_t nj,
 gw_buf *gw_out_list(const char *type, const char *key, const char *room, gw_buf *const *frames,
                     size_t n, const char *extra);
 
+/* {"type":"typing","room","user","on"} */
+gw_buf *gw_out_typing(const char *room, const char *user, bool on);
+/* {"type":"read","room","upto","unread"} (to the reader's other connections) */
+gw_buf *gw_out_read(const char *room, const char *upto, unsigned unread);
+/* {"type":"receipt","room","user","upto"} (to the other user of a direct room) */
+gw_buf *gw_out_receipt(const char *room, const char *user, const char *upto);
+/* One entry of a rooms answer. upto and last may be "" (then null). */
+typedef struct gw_out_room {
+    const char *room;
+    const char *read_upto;
+    const char *last;
+    unsigned unread;
+} gw_out_room;
+/* {"type":"rooms","rooms":[{"room","unread","read_upto","last"}...]} */
+gw_buf *gw_out_rooms(const gw_out_room *rooms, size_t n);
+
 #endif

@@ -19,6 +19,7 @@
 #include "chat_log.h"
 #include "chat_validate.h"
 #include "gw_api.h"
+#include "gw_events.h"
 #include "gw_kafka.h"
 #include "gw_metrics.h"
 #include "gw_presence_kafka.h"
@@ -535,6 +536,22 @@ static void op_arm(void *arg, int ms)
                      (lws_usec_t)(ms > 0 ? ms : 0) * LWS_US_PER_MS);
 }
 
+static int op_publish(void *arg, chat_event *e, char *err, size_t errlen)
+{
+    gw_ctx *ctx = arg;
+    if (!ctx->events) {
+        snprintf(err, errlen, "no events topic");
+        return -EAGAIN;
+    }
+    return gw_events_publish(ctx->events, e, err, errlen);
+}
+
+static int op_store_job(void *arg, gw_store_run_fn run, void *job, int kind, const void *owner,
+                        size_t max_per_owner, void *opaque)
+{
+    return gw_store_job(((gw_ctx *)arg)->store, run, job, kind, owner, max_per_owner, opaque);
+}
+
 static const gw_session_ops lws_session_ops = {
     .want_write = op_want_write,
     .write = op_write,
@@ -550,6 +567,8 @@ static const gw_session_ops lws_session_ops = {
     .store_read = op_store_read,
     .cancel_reads = op_cancel_reads,
     .arm = op_arm,
+    .publish = op_publish,
+    .store_job = op_store_job,
 };
 
 /* --- the protocol callback --------------------------------------------------------------- */
@@ -726,8 +745,23 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
 /* --- Kafka wake-ups ---------------------------------------------------------------------- */
 
-enum { GW_WAKE_PRODUCER = 1, GW_WAKE_CONSUMER = 2 };
-static const int wake_producer = GW_WAKE_PRODUCER, wake_consumer = GW_WAKE_CONSUMER;
+enum { GW_WAKE_PRODUCER = 1, GW_WAKE_CONSUMER = 2, GW_WAKE_EVENTS = 3 };
+static const int wake_producer = GW_WAKE_PRODUCER, wake_consumer = GW_WAKE_CONSUMER,
+                 wake_events = GW_WAKE_EVENTS;
+
+static void events_continue(lws_sorted_usec_list_t *sul);
+
+/* The events topic, drained like fan-out: at most a batch per turn, then again soon. */
+static void serve_events(gw_ctx *ctx)
+{
+    if (ctx->events && gw_events_serve(ctx->events, GW_FANOUT_BATCH))
+        lws_sul_schedule(ctx->lws, 0, &ctx->events_sul, events_continue, 1);
+}
+
+static void events_continue(lws_sorted_usec_list_t *sul)
+{
+    serve_events(lws_container_of(sul, gw_ctx, events_sul));
+}
 
 static void serve_consumer(gw_ctx *ctx);
 
@@ -755,6 +789,8 @@ static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void
             gw_kafka_serve_producer(ctx->kafka);
         else if (which == &wake_consumer)
             serve_consumer(ctx);
+        else if (which == &wake_events)
+            serve_events(ctx);
         return 0;
     }
     case LWS_CALLBACK_RAW_CLOSE_FILE:
@@ -966,7 +1002,9 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     }
     int rc;
     if ((rc = adopt(ctx, gw_kafka_producer_fd(ctx->kafka), &wake_producer, err, errlen)) ||
-        (rc = adopt(ctx, gw_kafka_consumer_fd(ctx->kafka), &wake_consumer, err, errlen)))
+        (rc = adopt(ctx, gw_kafka_consumer_fd(ctx->kafka), &wake_consumer, err, errlen)) ||
+        (ctx->events &&
+         (rc = adopt(ctx, gw_events_fd(ctx->events), &wake_events, err, errlen))))
         return rc;
     lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
                      ctx->cfg.stats_interval * LWS_US_PER_SEC);
@@ -1059,6 +1097,7 @@ void gw_server_free(gw_ctx *ctx)
     if (ctx->lws) {
         lws_sul_cancel(&ctx->stats_sul);
         lws_sul_cancel(&ctx->kafka_sul);
+        lws_sul_cancel(&ctx->events_sul);
         lws_sul_cancel(&ctx->inflight_sul);
         lws_sul_cancel(&ctx->wake_sul);
         lws_sul_cancel(&ctx->jwks_sul);

@@ -27,6 +27,8 @@
 #include "gw_metrics.h"
 #include "gw_out.h"
 #include "gw_presence.h"
+#include "gw_reads.h"
+#include "gw_typing.h"
 
 /* What a store read answers: a room's latest page for every joiner waiting (single flight), one
  * session's resume (messages after since) or its history request. */
@@ -202,6 +204,19 @@ static bool may_use(gw_session *s, const char *room, const char *cid)
     return false;
 }
 
+void gw_session_push(gw_session *s, gw_buf *b)
+{
+    if (!b)
+        send_new(s, NULL);
+    else
+        send_buf(s, b);
+}
+
+void gw_session_error(gw_session *s, const char *code, const char *message, const char *cid)
+{
+    send_error(s, code, message, cid);
+}
+
 /* --- subscriptions ----------------------------------------------------------------------- */
 
 static gw_sub *sub_find(gw_session *s, const char *room)
@@ -230,6 +245,11 @@ static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
     if (s->ctx->presence) /* full table: the user is not counted here (gw_presence.h) */
         gw_presence_join(s->ctx->presence, lr->name, s->id.sub, s->id.name);
     return sub;
+}
+
+bool gw_session_in_room(gw_session *s, const char *room)
+{
+    return sub_find(s, room) != NULL;
 }
 
 static void sub_remove(gw_session *s, gw_sub *sub)
@@ -969,7 +989,8 @@ int gw_sessions_init(gw_ctx *ctx, int32_t partitions)
     ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
     ctx->batch_cap = GW_BATCH_BYTES;
     ctx->batch = malloc(ctx->batch_cap);
-    if (!ctx->log || !ctx->inflight || !ctx->batch || gw_users_init(&ctx->users) != 0)
+    if (!ctx->log || !ctx->inflight || !ctx->batch || gw_users_init(&ctx->users) != 0 ||
+        gw_throttle_init(&ctx->typing, GW_TYPING_BUCKETS, GW_TYPING_WINDOW_MS) != 0)
         return -ENOMEM;
     gw_hash_seed(ctx->inflight_key, ctx);
     return 0;
@@ -1001,6 +1022,7 @@ void gw_sessions_free(gw_ctx *ctx)
     free(ctx->batch);
     ctx->batch = NULL;
     gw_users_free(&ctx->users);
+    gw_throttle_free(&ctx->typing);
 }
 
 /* --- history ----------------------------------------------------------------------------- */
@@ -1290,6 +1312,15 @@ static void dispatch(gw_session *s, const char *data, size_t len)
     case GW_FRAME_REFRESH:
         on_refresh(s, &f);
         break;
+    case GW_FRAME_TYPING:
+        gw_typing_on_frame(s, &f);
+        break;
+    case GW_FRAME_READ:
+        gw_reads_on_read(s, &f);
+        break;
+    case GW_FRAME_ROOMS:
+        gw_reads_on_rooms(s, &f);
+        break;
     }
     gw_frame_free(&f);
 }
@@ -1360,6 +1391,7 @@ void gw_session_closed(gw_session *s)
         return; /* never opened */
     ctx->ops->auth_timer(s, 0);
     ctx->ops->cancel_reads(ctx->ops_arg, s->handle); /* what has not started never will */
+    ctx->ops->cancel_reads(ctx->ops_arg, gw_reads_owner(s));
     gw_rooms_leave_all(ctx->rooms, s);
     bool counted = gw_users_sub(&s->ulink) != NULL;
     gw_users_remove(&ctx->users, &s->ulink);
@@ -1885,10 +1917,22 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
     page_free(&pg);
 }
 
+void gw_session_on_event(const chat_event *e, void *arg)
+{
+    if (e->kind == CHAT_EVENT_TYPING)
+        gw_typing_on_event(arg, e);
+    else if (e->kind == CHAT_EVENT_READ)
+        gw_reads_on_event(arg, e);
+}
+
 void gw_session_on_history(gw_store_result *res, void *arg)
 {
     gw_ctx *ctx = arg;
     gw_pending_reply *r = res->opaque;
+    if (res->kind >= GW_READS_KIND_FIRST) {
+        gw_reads_on_result(ctx, res); /* the read state's jobs */
+        return;
+    }
     if (res->kind == GW_Q_JOIN)
         on_join_flight(ctx, res);
     else if (res->kind == GW_Q_RESUME)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "gw_ctx.h"
+#include "chat_event.h"
 #include "gw_kafka.h"
 #include "gw_store.h"
 
@@ -34,6 +35,11 @@ struct gw_session_ops {
     int (*store_read)(void *arg, const gw_store_query *q, const void *owner, void *opaque);
     void (*cancel_reads)(void *arg, const void *owner);
     void (*arm)(void *arg, int ms); /* call gw_sessions_wake_due once, ms from now */
+    /* typing and read state (gw_typing.c, gw_reads.c): publish a cluster event
+     * (gw_events_publish), and queue a store job (gw_store_job). NULL: not available. */
+    int (*publish)(void *arg, chat_event *e, char *err, size_t errlen);
+    int (*store_job)(void *arg, gw_store_run_fn run, void *job, int kind, const void *owner,
+                     size_t max_per_owner, void *opaque);
 };
 
 /* A session's memory is libwebsockets' per-session data. id is NULL when the client will
@@ -76,6 +82,12 @@ void gw_sessions_wake_due(gw_ctx *ctx);
  * gets the original id), history, or error. */
 void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from);
 void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f);
+/* For the modules that add frames beside the session's own (gw_typing, gw_reads): queue a
+ * reply (a new reference is taken on b; a full queue closes the session with 4008; NULL b
+ * closes it with 1011), answer an error, ask whether the session joined room. */
+void gw_session_push(gw_session *s, gw_buf *b);
+void gw_session_error(gw_session *s, const char *code, const char *message, const char *cid);
+bool gw_session_in_room(gw_session *s, const char *room);
 
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);
@@ -84,5 +96,7 @@ void gw_session_on_history(gw_store_result *r, void *arg);
 /* gw_presence's deliver: queues frame to the room's local members that joined it with
  * "presence":true (arg is the gw_ctx). */
 void gw_sessions_presence_frame(void *arg, const char *room, gw_buf *frame);
+/* An event of another gateway (gw_events): typing or read state. */
+void gw_session_on_event(const chat_event *e, void *arg);
 
 #endif

@@ -26,6 +26,8 @@ typedef struct gw_store_req {
     char before[CHAT_MSGID_LEN + 1]; /* "" = newest */
     char after[CHAT_MSGID_LEN + 1];  /* "" = no lower bound */
     int limit;
+    gw_store_run_fn run; /* a job (gw_store_job), else a history read */
+    void *job;
 } gw_store_req;
 
 /* One owner's queued requests, oldest first; the ring is circular (ring points at the next owner
@@ -238,7 +240,13 @@ static void *worker_main(void *arg)
         pthread_mutex_unlock(&s->mu);
 
         mongoc_client_t *c = mongoc_client_pool_pop(s->pool);
-        run_query(s, c, q);
+        if (q->run) {
+            q->r.err = q->run(c, s->db, q->job);
+            if (q->r.err == 0 || q->r.err == -EIO)
+                set_ready(s, q->r.err == 0, "a read-state query failed");
+        } else {
+            run_query(s, c, q);
+        }
         mongoc_client_pool_push(s->pool, c);
 
         pthread_mutex_lock(&s->mu);
@@ -339,6 +347,24 @@ void gw_store_set_fence(gw_store *s, int64_t (*fence)(void *arg, int32_t partiti
     s->fence_arg = arg;
 }
 
+static int enqueue(gw_store *s, gw_store_req *q, size_t max_per_owner);
+
+int gw_store_job(gw_store *s, gw_store_run_fn run, void *job, int kind, const void *owner,
+                 size_t max_per_owner, void *opaque)
+{
+    gw_store_req *q = calloc(1, sizeof(*q));
+    if (!q)
+        return -ENOMEM;
+    q->r.opaque = opaque;
+    q->r.kind = kind;
+    q->r.partition = -1;
+    q->r.fence = -1;
+    q->run = run;
+    q->job = job;
+    q->owner = owner;
+    return enqueue(s, q, max_per_owner);
+}
+
 int gw_store_history(gw_store *s, const gw_store_query *query, const void *owner, void *opaque)
 {
     gw_store_req *q = calloc(1, sizeof(*q));
@@ -353,9 +379,15 @@ int gw_store_history(gw_store *s, const gw_store_query *query, const void *owner
     snprintf(q->after, sizeof(q->after), "%s", query->after ? query->after : "");
     q->limit = query->limit;
     q->owner = owner;
+    return enqueue(s, q, s->max_per_owner);
+}
+
+static int enqueue(gw_store *s, gw_store_req *q, size_t max_per_owner)
+{
+    const void *owner = q->owner;
     pthread_mutex_lock(&s->mu);
     gw_store_owner *o = owner_find(s, owner);
-    if (s->req_count >= s->max_queue || (o && o->n >= s->max_per_owner) ||
+    if (s->req_count >= s->max_queue || (o && o->n >= max_per_owner) ||
         (!o && !(o = calloc(1, sizeof(*o))))) {
         pthread_mutex_unlock(&s->mu);
         free(q);

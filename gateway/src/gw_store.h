@@ -62,6 +62,17 @@ typedef struct gw_store_query {
  * are served in turn). Returns 0, or -ENOBUFS when max_queue requests, or max_per_owner of this
  * owner's, are already waiting. */
 int gw_store_history(gw_store *s, const gw_store_query *q, const void *owner, void *opaque);
+/* A job other than a history read (the read state, gw_reads.c): run(client, db, job) runs on a
+ * worker with a mongoc_client_t (as void *, so this header needs no libmongoc) and the database
+ * name, and returns 0 or a negative code, which comes back as the result's err through
+ * gw_store_drain with kind and opaque as given (a job cancelled or never run: -ECANCELED, run not
+ * called). The job belongs to the caller; the worker only passes it to run. Queued like a
+ * history read for owner, with at most max_per_owner of this owner's waiting. Returns 0 or
+ * -ENOBUFS / -ENOMEM. */
+typedef int (*gw_store_run_fn)(void *client, const char *db, void *job);
+int gw_store_job(gw_store *s, gw_store_run_fn run, void *job, int kind, const void *owner,
+                 size_t max_per_owner, void *opaque);
+
 /* Drops the owner's requests that have not started (its connection closed): they come back
  * through gw_store_drain with err -ECANCELED, so their opaque pointers can be released. */
 void gw_store_cancel(gw_store *s, const void *owner);

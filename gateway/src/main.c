@@ -15,6 +15,7 @@
 #include "chat_mongo.h"
 #include "gw_config.h"
 #include "gw_ctx.h"
+#include "gw_events.h"
 #include "gw_kafka.h"
 #include "gw_presence_kafka.h"
 #include "gw_server.h"
@@ -118,6 +119,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "chat-gateway: %s\n", err);
         goto out;
     }
+    gw_events_config ec = {.brokers = ctx.cfg.kafka_brokers,
+                           .topic = ctx.cfg.kafka_events_topic,
+                           .node_id = ctx.cfg.node_id,
+                           .wait_topic_s = 60,
+                           .kafka = ctx.kafka,
+                           .on_event = gw_session_on_event,
+                           .arg = &ctx};
+    if (gw_events_new(&ctx.events, &ec, err, sizeof(err)) != 0) {
+        fprintf(stderr, "chat-gateway: %s\n", err);
+        goto out;
+    }
     /* the room logs cover every partition from where fan-out starts reading it */
     int32_t parts = gw_kafka_partitions(ctx.kafka);
     if (gw_sessions_init(&ctx, parts) != 0) {
@@ -161,6 +173,7 @@ out:
     gw_presence_kafka_stop(ctx.presence_kafka, 2000); /* this gateway's users leave */
     gw_server_free(&ctx);
     gw_presence_kafka_free(ctx.presence_kafka);
+    gw_events_free(ctx.events);
     gw_kafka_free(ctx.kafka, 0);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_sessions_free(&ctx);

@@ -53,6 +53,10 @@ static const chat_cfg_entry admin_table[] = {
      "Kafka topic to create"},
     {"CHAT_KAFKA_PRESENCE_TOPIC", CHAT_CFG_STR, "chat.presence", 0, 0, A(kafka_presence_topic),
      "compacted Kafka topic of the gateways' presence to create (1 partition)"},
+    {"CHAT_KAFKA_EVENTS_TOPIC", CHAT_CFG_STR, "chat.events", 0, 0, A(kafka_events_topic),
+     "Kafka topic of ephemeral cluster events (typing, read state) to create"},
+    {"CHAT_EVENTS_RETENTION_MS", CHAT_CFG_INT, "3600000", 60000, 604800000,
+     A(events_retention_ms), "retention.ms of the events topic when it is created"},
     {"CHAT_MONGO_URI", CHAT_CFG_STR, "mongodb://127.0.0.1:27017/chat", 0, 0, A(mongo_uri),
      "MongoDB URI; its path names the database (chat when absent)"},
     {"CHAT_PARTITIONS", CHAT_CFG_INT, "12", 1, 10000, A(partitions),
@@ -73,7 +77,8 @@ static const chat_cfg_entry admin_table[] = {
 static const char admin_usage[] =
     "usage: chat-admin init|describe [options]\n"
     "init: creates the Kafka topic (an existing topic with the same partition count is fine),\n"
-    "      the compacted presence topic (1 partition)"
+    "      the compacted presence topic (1 partition),\n"
+    "      the events topic (short retention)\n"
     "      and the MongoDB index " CHAT_STORE_INDEX_NAME " on " CHAT_STORE_COLLECTION
     ". Idempotent.\n"
     "describe: prints the topic's min.insync.replicas and each partition's leader, replicas\n"
@@ -209,6 +214,14 @@ int ps_admin_config_load(ps_admin_settings *s, int argc, char **argv, char *err,
                   "CHAT_MIN_INSYNC: %lld is more than the replication factor %lld (no write "
                   "could succeed)",
                   s->min_insync, s->replication);
+        return CHAT_EINVAL;
+    }
+    if (!ps_valid_topic(s->kafka_events_topic) ||
+        strcmp(s->kafka_events_topic, s->kafka_topic) == 0) {
+        chat_errf(err, errlen,
+                  "CHAT_KAFKA_EVENTS_TOPIC: \"%s\" is not a valid topic name distinct from "
+                  "CHAT_KAFKA_TOPIC",
+                  s->kafka_events_topic ? s->kafka_events_topic : "");
         return CHAT_EINVAL;
     }
     return check_common(s->kafka_brokers, s->kafka_topic, s->mongo_uri, s->log_level, s->log_format,

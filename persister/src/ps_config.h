@@ -28,6 +28,8 @@ typedef struct ps_admin_settings {
     const char *kafka_brokers;
     const char *kafka_topic;
     const char *kafka_presence_topic;
+    const char *kafka_events_topic;
+    long long events_retention_ms;
     const char *mongo_uri;
     long long partitions;
     long long replication;

@@ -107,6 +107,21 @@ int ps_store_ensure_index(ps_store *s, char *err, size_t errlen)
         rc = -EIO;
     }
     bson_destroy(&cmd);
+    if (rc)
+        return rc;
+    /* the read state's collection and index (chat_store_doc.h) */
+    bson_init(&cmd);
+    BSON_APPEND_UTF8(&cmd, "createIndexes", CHAT_READS_COLLECTION);
+    BSON_APPEND_ARRAY_BEGIN(&cmd, "indexes", &indexes);
+    BSON_APPEND_DOCUMENT_BEGIN(&indexes, "0", &index);
+    chat_reads_doc_index(&index);
+    bson_append_document_end(&indexes, &index);
+    bson_append_array_end(&cmd, &indexes);
+    if (!mongoc_database_write_command_with_opts(s->db, &cmd, NULL, NULL, &berr)) {
+        chat_errf(err, errlen, "createIndexes %s: %s", CHAT_READS_INDEX_NAME, berr.message);
+        rc = -EIO;
+    }
+    bson_destroy(&cmd);
     return rc;
 }
 

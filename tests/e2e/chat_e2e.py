@@ -289,6 +289,10 @@ def _short(obj: Any, limit: int = 300) -> str:
     return s if len(s) <= limit else s[:limit] + f"...({len(s)} chars)"
 
 
+# Frames a connection receives without asking: never the answer to its last request.
+UNSOLICITED = ("message", "ack", "typing", "read", "receipt")
+
+
 class Client:
     """One chat connection. A reader task decodes every frame into .frames (all of them, in
     order) and .pending (not yet consumed by expect*); messages are also indexed by room and
@@ -390,7 +394,7 @@ class Client:
     async def next_reply(self, what: str = "a reply", timeout: float = 10) -> dict:
         """Consumes the next frame that is not a room message (acks and messages from other
         members can interleave; this is the answer to the last request)."""
-        return await self.expect(lambda f: f.get("type") not in ("message", "ack"), what, timeout)
+        return await self.expect(lambda f: f.get("type") not in UNSOLICITED, what, timeout)
 
     async def expect_error(self, codes: str | set, cid: str | None = None, *, after: str = "",
                            timeout: float = 10) -> dict:

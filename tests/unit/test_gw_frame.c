@@ -397,8 +397,59 @@ static void test_cid_echo(void)
     CHECK_STR(e.cid, "");
 }
 
+/* typing, read and rooms (protocol v2): their fields and each error they can give. */
+static void test_typing_read_rooms(void)
+{
+    gw_frame f;
+    gw_frame_error e;
+    CHECK(ok("{\"type\":\"typing\",\"room\":\"general\",\"on\":true}", &f) == 0);
+    CHECK(f.type == GW_FRAME_TYPING);
+    CHECK_STR(f.room, "general");
+    CHECK(f.on == true);
+    gw_frame_free(&f);
+    CHECK(ok("{\"type\":\"typing\",\"room\":\"dm:alice:bob\",\"on\":false}", &f) == 0);
+    CHECK(f.type == GW_FRAME_TYPING && f.on == false);
+    gw_frame_free(&f);
+    e = bad("{\"type\":\"typing\",\"room\":\"general\"}");
+    CHECK_STR(e.code, GW_ERR_MISSING_FIELD);
+    e = bad("{\"type\":\"typing\",\"room\":\"general\",\"on\":1,\"cid\":\"t1\"}");
+    CHECK_STR(e.code, GW_ERR_INVALID_FIELD);
+    CHECK_STR(e.cid, "t1");
+    e = bad("{\"type\":\"typing\",\"room\":\"general\",\"on\":null}");
+    CHECK_STR(e.code, GW_ERR_INVALID_FIELD);
+    e = bad("{\"type\":\"typing\",\"on\":true}");
+    CHECK_STR(e.code, GW_ERR_MISSING_FIELD);
+    e = bad("{\"type\":\"typing\",\"room\":\"a b\",\"on\":true}");
+    CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
+
+    CHECK(ok("{\"type\":\"read\",\"room\":\"general\",\"upto\":\"0003-00000000000000000042\"}",
+             &f) == 0);
+    CHECK(f.type == GW_FRAME_READ);
+    CHECK_STR(f.upto, "0003-00000000000000000042");
+    gw_frame_free(&f);
+    e = bad("{\"type\":\"read\",\"room\":\"general\"}");
+    CHECK_STR(e.code, GW_ERR_MISSING_FIELD);
+    e = bad("{\"type\":\"read\",\"room\":\"general\",\"upto\":null}");
+    CHECK_STR(e.code, GW_ERR_MISSING_FIELD);
+    e = bad("{\"type\":\"read\",\"room\":\"general\",\"upto\":\"42\",\"cid\":\"r1\"}");
+    CHECK_STR(e.code, GW_ERR_INVALID_FIELD);
+    CHECK_STR(e.cid, "r1");
+    e = bad("{\"type\":\"read\",\"room\":\"general\",\"upto\":42}");
+    CHECK_STR(e.code, GW_ERR_INVALID_FIELD);
+    e = bad("{\"type\":\"read\",\"room\":\"dm:bad\",\"upto\":\"0003-00000000000000000042\"}");
+    CHECK_STR(e.code, GW_ERR_INVALID_ROOM);
+
+    CHECK(ok("{\"type\":\"rooms\"}", &f) == 0);
+    CHECK(f.type == GW_FRAME_ROOMS);
+    gw_frame_free(&f);
+    CHECK(ok("{\"type\":\"rooms\",\"cid\":\"x\"}", &f) == 0);
+    CHECK_STR(f.cid, "x");
+    gw_frame_free(&f);
+}
+
 int main(void)
 {
+    RUN(test_typing_read_rooms);
     RUN(test_valid_frames);
     RUN(test_invalid_json);
     RUN(test_missing_field);

@@ -291,8 +291,62 @@ static void test_frames(void)
     }
 }
 
+/* typing, read, receipt and rooms (protocol v2). */
+static void test_v2_frames(void)
+{
+    json_t *j = parse(gw_out_typing("general", "ällice", true));
+    CHECK_STR(str(j, "type"), "typing");
+    CHECK_STR(str(j, "room"), "general");
+    CHECK_STR(str(j, "user"), "ällice");
+    CHECK(json_is_true(json_object_get(j, "on")));
+    CHECK(json_object_size(j) == 4);
+    json_decref(j);
+    j = parse(gw_out_typing("general", "bob", false));
+    CHECK(json_is_false(json_object_get(j, "on")));
+    json_decref(j);
+
+    j = parse(gw_out_read("dm:alice:bob", "0003-00000000000000000042", 17));
+    CHECK_STR(str(j, "type"), "read");
+    CHECK_STR(str(j, "room"), "dm:alice:bob");
+    CHECK_STR(str(j, "upto"), "0003-00000000000000000042");
+    CHECK(json_integer_value(json_object_get(j, "unread")) == 17);
+    CHECK(json_object_size(j) == 4);
+    json_decref(j);
+
+    j = parse(gw_out_receipt("dm:alice:bob", "alice", "0003-00000000000000000042"));
+    CHECK_STR(str(j, "type"), "receipt");
+    CHECK_STR(str(j, "user"), "alice");
+    CHECK_STR(str(j, "upto"), "0003-00000000000000000042");
+    CHECK(json_object_size(j) == 4);
+    json_decref(j);
+
+    gw_out_room rooms[2] = {
+        {.room = "general", .read_upto = "0003-00000000000000000042",
+         .last = "0003-00000000000000000050", .unread = 8},
+        {.room = "dm:alice:bob", .read_upto = "", .last = NULL, .unread = 0},
+    };
+    j = parse(gw_out_rooms(rooms, 2));
+    CHECK_STR(str(j, "type"), "rooms");
+    json_t *a = json_object_get(j, "rooms");
+    CHECK(json_array_size(a) == 2);
+    json_t *r = json_array_get(a, 0);
+    CHECK_STR(str(r, "room"), "general");
+    CHECK_STR(str(r, "read_upto"), "0003-00000000000000000042");
+    CHECK_STR(str(r, "last"), "0003-00000000000000000050");
+    CHECK(json_integer_value(json_object_get(r, "unread")) == 8);
+    r = json_array_get(a, 1);
+    CHECK(json_is_null(json_object_get(r, "read_upto")));
+    CHECK(json_is_null(json_object_get(r, "last")));
+    CHECK(json_integer_value(json_object_get(r, "unread")) == 0);
+    json_decref(j);
+    j = parse(gw_out_rooms(NULL, 0));
+    CHECK(json_array_size(json_object_get(j, "rooms")) == 0);
+    json_decref(j);
+}
+
 int main(void)
 {
+    RUN(test_v2_frames);
     RUN(test_frames);
     RUN(test_simple_frames);
     RUN(test_message);

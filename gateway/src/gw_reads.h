@@ -1,0 +1,34 @@
+/* gw_reads.h: read state (docs/protocol.md, "Read state"): the read frame moves a user's
+ * position in a room forward, the rooms frame lists the user's rooms with their unread counts.
+ * The gateway writes the state itself, through its store worker threads (gw_store_job; the loop
+ * never blocks): one atomic forward-only update per read ({$max: {upto}} on the document of
+ * (room, user), chat_store_doc.h), whose previous value says whether it moved. When it moved,
+ * the gateway tells the user's other connections (read, with the unread count) and, in a
+ * direct room, the other user's (receipt): on this gateway at once, on the others through the
+ * events topic. An older upto changes nothing and is not answered.
+ * Unread counts come from the room log when it holds every message after upto, else from a
+ * store count (at most CHAT_UNREAD_MAX).
+ * Loop thread only (the run functions are the workers'). */
+#ifndef GW_READS_H
+#define GW_READS_H
+
+#include "chat_event.h"
+#include "gw_ctx.h"
+#include "gw_frame.h"
+#include "gw_store.h"
+
+#define GW_READS_KIND_FIRST 16 /* gw_store result kinds from here on are the read state's */
+#define GW_READS_ROOMS_MAX 100 /* rooms a rooms answer lists at most */
+#define GW_READS_PER_CONN 16   /* read-state jobs waiting per connection */
+
+void gw_reads_on_read(gw_session *s, const gw_frame *f);
+void gw_reads_on_rooms(gw_session *s, const gw_frame *f);
+/* A store result of kind >= GW_READS_KIND_FIRST (its job is freed here). */
+void gw_reads_on_result(gw_ctx *ctx, gw_store_result *res);
+/* A read event of another gateway. */
+void gw_reads_on_event(gw_ctx *ctx, const chat_event *e);
+/* The store owner of s's read-state jobs (apart from its history reads, so neither lane fills
+ * the other's bound); cancel it when s closes. */
+const void *gw_reads_owner(const gw_session *s);
+
+#endif
