@@ -137,6 +137,22 @@ int chat_reads_doc_update(const char *room, const char *user, const char *upto, 
     return ok ? 0 : -ENOMEM;
 }
 
+int chat_reads_doc_touch(const char *room, const char *user, bson_t *selector, bson_t *update)
+{
+    char id[CHAT_READS_ID_MAX + 1];
+    bson_t child;
+    bool ok = true;
+
+    if (chat_reads_doc_id(room, user, id, sizeof(id)) != 0)
+        return CHAT_EINVAL;
+    ok = ok && BSON_APPEND_UTF8(selector, "_id", id);
+    ok = ok && BSON_APPEND_DOCUMENT_BEGIN(update, "$setOnInsert", &child);
+    ok = ok && BSON_APPEND_UTF8(&child, "room", room);
+    ok = ok && BSON_APPEND_UTF8(&child, "user", user);
+    ok = ok && bson_append_document_end(update, &child);
+    return ok ? 0 : -ENOMEM;
+}
+
 /* Copies the string field key of doc into out (size outlen); false when missing, not a string,
  * empty or too long. */
 static bool copy_utf8(const bson_t *doc, const char *key, char *out, size_t outlen)

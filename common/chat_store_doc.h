@@ -57,6 +57,11 @@ int chat_reads_doc_id(const char *room, const char *user, char *out, size_t outl
  * -ENOMEM. */
 int chat_reads_doc_update(const char *room, const char *user, const char *upto, int64_t ts_ms,
                           bson_t *selector, bson_t *update);
+/* The upsert that makes sure (room, user) has a document without moving it: selector {_id} and
+ * update {$setOnInsert: {room, user}}. The persister does it for both users of every direct
+ * room it stores messages of, so that a direct room is listed for a user who has not read it.
+ * Returns 0, CHAT_EINVAL or -ENOMEM. */
+int chat_reads_doc_touch(const char *room, const char *user, bson_t *selector, bson_t *update);
 /* Parses a reads document. Returns 0, or CHAT_EINVAL when room, user or (a present) upto is not
  * what chat_reads_doc_update writes. */
 int chat_reads_doc_parse(const bson_t *doc, chat_read_state *out);

@@ -52,6 +52,7 @@ typedef struct gw_sub {
     uint32_t gen;    /* which join of this session made it (answers are matched to it) */
     bool live;       /* false while its joined answer waits for the store */
     bool presence;   /* joined with "presence":true: members and presence frames */
+    struct gw_join_read *rd; /* while a join waits: the user's read state of the room */
 } gw_sub;
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };

@@ -9,13 +9,27 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_error.h"
 #include "chat_log.h"
 #include "chat_store_doc.h"
 #include "gw_access.h"
 #include "gw_out.h"
 #include "gw_session.h"
 
-enum { GW_Q_READ_SET = GW_READS_KIND_FIRST, GW_Q_READ_ROOMS };
+enum { GW_Q_READ_SET = GW_READS_KIND_FIRST, GW_Q_READ_ROOMS, GW_Q_READ_JOIN };
+
+/* A join's lookup of (room, user). */
+typedef struct join_job {
+    gw_handle *h;
+    uint32_t gen; /* the join it is for */
+    char room[CHAT_ROOM_MAX + 1];
+    char user[CHAT_USER_MAX + 1];
+    int64_t log_start; /* where the log's coverage of the room's partition began */
+    bool count_all;    /* a direct room: with no read state every message is unread */
+    /* the worker's answer */
+    char upto[CHAT_MSGID_LEN + 1];
+    int store_unread; /* -1: the log counts */
+} join_job;
 
 /* A read frame's update: filled by the loop, answered by a worker. */
 typedef struct read_job {
@@ -230,7 +244,136 @@ static int run_rooms(void *client, const char *db, void *arg)
     return rc;
 }
 
+/* The read document of (room, user); with an upto the log cannot count after, the store's
+ * count. */
+static int run_join(void *client, const char *db, void *arg)
+{
+    mongoc_client_t *c = client;
+    join_job *j = arg;
+    char id[CHAT_READS_ID_MAX + 1];
+    j->store_unread = -1;
+    if (chat_reads_doc_id(j->room, j->user, id, sizeof(id)) != 0)
+        return CHAT_EINVAL;
+    bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER;
+    BSON_APPEND_UTF8(&filter, "_id", id);
+    BSON_APPEND_INT64(&opts, "limit", 1);
+    mongoc_collection_t *coll = mongoc_client_get_collection(c, db, CHAT_READS_COLLECTION);
+    mongoc_cursor_t *cur = mongoc_collection_find_with_opts(coll, &filter, &opts, NULL);
+    const bson_t *doc;
+    bson_error_t e;
+    chat_read_state st = {0};
+    if (mongoc_cursor_next(cur, &doc))
+        chat_reads_doc_parse(doc, &st);
+    int rc = mongoc_cursor_error(cur, &e) ? -EIO : 0;
+    mongoc_cursor_destroy(cur);
+    mongoc_collection_destroy(coll);
+    bson_destroy(&filter);
+    bson_destroy(&opts);
+    if (rc)
+        return rc;
+    memcpy(j->upto, st.upto, sizeof(j->upto));
+    int64_t off = -1;
+    if (j->upto[0] ? chat_msgid_parse(j->upto, NULL, &off) == 0 && off + 1 < j->log_start
+                   : j->count_all && j->log_start > 0) {
+        int64_t n = store_unread(c, db, j->room, j->upto);
+        if (n < 0)
+            return -EIO;
+        j->store_unread = (int)n;
+    }
+    return 0;
+}
+
 /* --- loop side ----------------------------------------------------------------------------- */
+
+void gw_reads_join_begin(gw_session *s, gw_sub *sub)
+{
+    gw_ctx *ctx = s->ctx;
+    if (!ctx->ops->store_job || sub->rd)
+        return;
+    gw_join_read *rd = calloc(1, sizeof(*rd));
+    join_job *j = rd ? calloc(1, sizeof(*j)) : NULL;
+    if (!j) {
+        free(rd);
+        return;
+    }
+    chat_dm dm;
+    int64_t next = 0;
+    j->h = gw_handle_ref(s->handle);
+    j->gen = sub->gen;
+    snprintf(j->room, sizeof(j->room), "%s", sub->lr->name);
+    snprintf(j->user, sizeof(j->user), "%s", s->id.sub);
+    j->log_start = INT64_MAX;
+    gw_log_coverage(ctx->log, sub->lr->partition, &j->log_start, &next);
+    j->count_all = chat_dm_parse(j->room, strlen(j->room), &dm);
+    /* one lookup per join under way at most: a connection's joins are bounded by its rooms */
+    if (ctx->ops->store_job(ctx->ops_arg, run_join, j, GW_Q_READ_JOIN, gw_reads_owner(s),
+                            (size_t)ctx->cfg.max_rooms + GW_READS_PER_CONN, j) != 0) {
+        gw_handle_unref(j->h);
+        free(j);
+        free(rd);
+        return; /* the store is busy: joined comes without the read state */
+    }
+    rd->pending = true;
+    rd->store_unread = -1;
+    sub->rd = rd;
+}
+
+bool gw_reads_join_pending(const gw_sub *sub)
+{
+    return sub->rd && sub->rd->pending;
+}
+
+void gw_reads_join_end(gw_sub *sub)
+{
+    free(sub->rd);
+    sub->rd = NULL;
+}
+
+/* Every message of room from the log, when it holds the partition from its start; -1 else. */
+static int log_count_all(gw_ctx *ctx, const gw_log_room *lr)
+{
+    int64_t start = 0, next = 0;
+    if (!gw_log_coverage(ctx->log, lr->partition, &start, &next) || start > 0)
+        return -1;
+    uint64_t n = lr->next_rseq - lr->first_rseq;
+    return n > CHAT_UNREAD_MAX ? CHAT_UNREAD_MAX : (int)n;
+}
+
+void gw_reads_join_fields(gw_ctx *ctx, const gw_sub *sub, char *out, size_t outlen)
+{
+    const gw_join_read *rd = sub->rd;
+    out[0] = '\0';
+    if (!rd || !rd->ok)
+        return;
+    chat_dm dm;
+    int n;
+    if (rd->upto[0])
+        n = log_unread(ctx, sub->lr->name, rd->upto);
+    else if (chat_dm_parse(sub->lr->name, strlen(sub->lr->name), &dm))
+        n = log_count_all(ctx, sub->lr);
+    else
+        n = 0; /* a room never read: nothing counts as unread */
+    if (n < 0)
+        n = rd->store_unread > 0 ? rd->store_unread : 0;
+    if (rd->upto[0])
+        snprintf(out, outlen, "\"read_upto\":\"%s\",\"unread\":%d", rd->upto, n);
+    else
+        snprintf(out, outlen, "\"read_upto\":null,\"unread\":%d", n);
+}
+
+static void on_join_lookup(gw_ctx *ctx, gw_store_result *res, join_job *j)
+{
+    gw_session *s = j->h->s;
+    gw_sub *sub = s && s->state != GW_S_CLOSING ? gw_session_sub(s, j->room) : NULL;
+    if (!sub || sub->gen != j->gen || !sub->rd || !sub->rd->pending)
+        return;
+    gw_join_read *rd = sub->rd;
+    rd->pending = false;
+    rd->ok = res->err == 0;
+    memcpy(rd->upto, j->upto, sizeof(rd->upto));
+    rd->store_unread = j->store_unread;
+    gw_sessions_tick(ctx); /* the join may go on now */
+}
 
 /* The read frame to user's connections here (but skip), the receipt to the other user's in a
  * direct room. */
@@ -379,6 +522,11 @@ void gw_reads_on_result(gw_ctx *ctx, gw_store_result *res)
     if (res->kind == GW_Q_READ_SET) {
         read_job *j = res->opaque;
         on_set(ctx, res, j);
+        gw_handle_unref(j->h);
+        free(j);
+    } else if (res->kind == GW_Q_READ_JOIN) {
+        join_job *j = res->opaque;
+        on_join_lookup(ctx, res, j);
         gw_handle_unref(j->h);
         free(j);
     } else if (res->kind == GW_Q_READ_ROOMS) {

@@ -21,6 +21,25 @@
 #define GW_READS_ROOMS_MAX 100 /* rooms a rooms answer lists at most */
 #define GW_READS_PER_CONN 16   /* read-state jobs waiting per connection */
 
+/* What a join adds to joined: the user's read state of the room, looked up in the store while
+ * the join is parked (one job per join, in the connection's read-state lane). */
+typedef struct gw_join_read {
+    bool pending;                  /* the lookup is under way: the join waits */
+    bool ok;                       /* the lookup answered: joined carries the fields */
+    char upto[CHAT_MSGID_LEN + 1]; /* "" when the user has no read state in the room */
+    int store_unread;              /* the store's count, or -1 when the log counts */
+} gw_join_read;
+
+/* A join of s to sub's room starts: looks the read state up (sub->rd) unless the store cannot
+ * take it now (then joined comes without the fields). */
+void gw_reads_join_begin(gw_session *s, gw_sub *sub);
+/* Whether the join must wait for its lookup. */
+bool gw_reads_join_pending(const gw_sub *sub);
+/* The fields for joined into out ("" when there are none): "read_upto":..,"unread":n. */
+void gw_reads_join_fields(gw_ctx *ctx, const gw_sub *sub, char *out, size_t outlen);
+/* The join was answered, or the sub goes: frees sub->rd. */
+void gw_reads_join_end(gw_sub *sub);
+
 void gw_reads_on_read(gw_session *s, const gw_frame *f);
 void gw_reads_on_rooms(gw_session *s, const gw_frame *f);
 /* A store result of kind >= GW_READS_KIND_FIRST (its job is freed here). */

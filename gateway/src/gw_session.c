@@ -252,6 +252,11 @@ bool gw_session_in_room(gw_session *s, const char *room)
     return sub_find(s, room) != NULL;
 }
 
+gw_sub *gw_session_sub(gw_session *s, const char *room)
+{
+    return sub_find(s, room);
+}
+
 static void sub_remove(gw_session *s, gw_sub *sub)
 {
     if (s->ctx->presence) {
@@ -259,6 +264,7 @@ static void sub_remove(gw_session *s, gw_sub *sub)
             gw_presence_watch(s->ctx->presence, sub->lr->name, -1);
         gw_presence_leave(s->ctx->presence, sub->lr->name, s->id.sub);
     }
+    gw_reads_join_end(sub);
     gw_log_room_unref(s->ctx->log, sub->lr);
     *sub = s->subs[--s->nsubs];
     if (s->nsubs == 0) {
@@ -272,6 +278,7 @@ static void sub_remove(gw_session *s, gw_sub *sub)
 static void sub_go_live(gw_session *s, gw_sub *sub, int64_t last_offset)
 {
     sub->live = true;
+    gw_reads_join_end(sub);
     sub->next = sub->lr->next_rseq;
     sub->skip_to = last_offset;
     s->ctx->ops->want_write(s->conn);
@@ -435,10 +442,18 @@ static gw_buf *answer_join(gw_session *s, gw_sub *sub, const gw_page *pg, int li
 {
     size_t first =
         (!recovered || !since || !*since) && pg->n > (size_t)limit ? pg->n - (size_t)limit : 0;
-    char extra[160], first_id[CHAT_MSGID_LEN + 1] = "";
+    char extra[256], first_id[CHAT_MSGID_LEN + 1] = "";
     if (first < pg->n)
         chat_msgid_format(first_id, sub->lr->partition, pg->offsets[first]);
     resume_fields(extra, sizeof(extra), since, recovered, first_id);
+    if (sub->rd) { /* the user's read state: this answer is this user's alone */
+        size_t used = strlen(extra);
+        if (used)
+            extra[used++] = ',';
+        gw_reads_join_fields(s->ctx, sub, extra + used, sizeof(extra) - used);
+        if (used && !extra[used])
+            extra[used - 1] = '\0';
+    }
     char *fields = presence_fields(s, sub, extra);
     gw_buf *b = gw_out_list("joined", "history", sub->lr->name, pg->n ? pg->frames + first : NULL,
                             pg->n - first, fields ? fields : extra);
@@ -472,7 +487,7 @@ static void join_from_log(gw_session *s, gw_sub *sub, int limit, const char *sin
     gw_log_room *lr = sub->lr;
     uint64_t key = (lr->next_rseq << 8) ^ (uint64_t)limit;
     s->ctx->stats.joins_from_log++;
-    bool cacheable = (!since || !*since) && !sub->presence; /* members differ per join */
+    bool cacheable = (!since || !*since) && !sub->presence && !sub->rd; /* per-join fields */
     if (cacheable && lr->cache && lr->cache_key == key) {
         send_buf(s, lr->cache);
         int64_t last = -1;
@@ -727,6 +742,8 @@ static void on_join(gw_session *s, const gw_frame *f)
         r->since_ok = epoch_matches(ctx, f->epoch) &&
                       chat_msgid_parse(f->since, &since_p, NULL) == 0 && since_p == p;
     }
+    gw_reads_join_end(sub); /* a join again: a fresh lookup */
+    gw_reads_join_begin(s, sub);
     /* park it until this gateway has read what was acknowledged before it arrived */
     r->ticket = ctx->ops->sync_begin(ctx->ops_arg, p);
     r->next = NULL;
@@ -752,6 +769,11 @@ void gw_sessions_tick(gw_ctx *ctx)
         gw_log_coverage(ctx->log, r->partition, &start, &next);
         if (!gone && end >= 0 && next < end) {
             prev = r, pp = &r->next; /* fan-out has not read that far yet */
+            continue;
+        }
+        gw_sub *wsub = gone ? NULL : sub_find(s, r->room);
+        if (wsub && wsub->gen == r->gen && gw_reads_join_pending(wsub)) {
+            prev = r, pp = &r->next; /* the read state's lookup has not answered yet */
             continue;
         }
         *pp = r->next;
@@ -1826,12 +1848,14 @@ static void on_join_flight(gw_ctx *ctx, gw_store_result *res)
             sub_remove(s, sub);
             send_error(s, GW_ERR_UNAVAILABLE,
                        "history is unavailable, so the join failed; try again", w->cid);
-        } else if (sub && !w->since[0] && !sub->presence && cached && cached_limit == w->limit) {
+        } else if (sub && !w->since[0] && !sub->presence && !sub->rd && cached &&
+                   cached_limit == w->limit) {
             send_buf(s, cached);
             sub_go_live(s, sub, pg.n ? pg.offsets[pg.n - 1] : -1);
         } else if (sub) {
+            bool own = sub->rd != NULL;
             gw_buf *b = answer_join(s, sub, &pg, w->limit, w->since, false);
-            if (b && !w->since[0] && !sub->presence) {
+            if (b && !w->since[0] && !sub->presence && !own) {
                 gw_buf_unref(cached);
                 cached = gw_buf_ref(b);
                 cached_limit = w->limit;

@@ -88,6 +88,8 @@ void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f);
 void gw_session_push(gw_session *s, gw_buf *b);
 void gw_session_error(gw_session *s, const char *code, const char *message, const char *cid);
 bool gw_session_in_room(gw_session *s, const char *room);
+/* The session's sub of room, or NULL. */
+gw_sub *gw_session_sub(gw_session *s, const char *room);
 
 /* Callbacks for gw_kafka and gw_store; arg is the gw_ctx. */
 void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg);

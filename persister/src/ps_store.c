@@ -2,7 +2,9 @@
  * index (chat_store_doc.h) and idempotent unordered batch inserts. A failed insert is judged from
  * its reply: it succeeded for our purposes when every document is either inserted or
  * refused as a duplicate key (stored by an earlier attempt or another instance); anything
- * else is reported so the caller retries the same batch. */
+ * else is reported so the caller retries the same batch. A batch with direct rooms also makes
+ * sure both users of each have a read-state document (so the rooms frame lists the room for a
+ * user who never read it); that upsert is idempotent and retried with the batch. */
 #include "ps_store.h"
 
 #include <errno.h>
@@ -20,6 +22,7 @@ struct ps_store {
     mongoc_client_t *client;
     mongoc_database_t *db;
     mongoc_collection_t *coll;
+    mongoc_collection_t *reads; /* the read state (direct rooms' documents) */
 };
 
 int ps_store_open(ps_store **out, const char *uri, const char *db, const char *appname, char *err,
@@ -49,7 +52,8 @@ int ps_store_open(ps_store **out, const char *uri, const char *db, const char *a
     mongoc_client_set_error_api(s->client, MONGOC_ERROR_API_VERSION_2);
     s->db = mongoc_client_get_database(s->client, db);
     s->coll = mongoc_client_get_collection(s->client, db, CHAT_STORE_COLLECTION);
-    if (!s->db || !s->coll) {
+    s->reads = mongoc_client_get_collection(s->client, db, CHAT_READS_COLLECTION);
+    if (!s->db || !s->coll || !s->reads) {
         chat_errf(err, errlen, "out of memory");
         rc = -ENOMEM;
         goto out;
@@ -68,6 +72,8 @@ void ps_store_close(ps_store *s)
         return;
     if (s->coll)
         mongoc_collection_destroy(s->coll);
+    if (s->reads)
+        mongoc_collection_destroy(s->reads);
     if (s->db)
         mongoc_database_destroy(s->db);
     if (s->client)
@@ -191,6 +197,63 @@ int ps_store_classify(const bson_t *reply, size_t n, ps_store_result *res, char 
     return 0;
 }
 
+/* For every direct room of the batch (once each), the read-state documents of both its users
+ * exist afterwards (chat_reads_doc_touch): one unordered bulk of upserts. Returns 0 or -EIO. */
+static int touch_direct_rooms(ps_store *s, const ps_record *recs, size_t n, char *err,
+                              size_t errlen)
+{
+    mongoc_bulk_operation_t *bulk = NULL;
+    size_t ops = 0;
+    int rc = 0;
+    for (size_t i = 0; i < n && rc == 0; i++) {
+        const char *room = recs[i].env.room;
+        chat_dm dm;
+        bool seen = false;
+        if (!room || !chat_dm_parse(room, strlen(room), &dm))
+            continue;
+        for (size_t k = 0; k < i && !seen; k++)
+            seen = recs[k].env.room && strcmp(recs[k].env.room, room) == 0;
+        if (seen)
+            continue;
+        if (!bulk) {
+            bson_t opts = BSON_INITIALIZER;
+            BSON_APPEND_BOOL(&opts, "ordered", false);
+            bulk = mongoc_collection_create_bulk_operation_with_opts(s->reads, &opts);
+            bson_destroy(&opts);
+        }
+        for (int u = 0; u < 2; u++) {
+            char user[CHAT_DM_USER_MAX + 1];
+            size_t len = u ? dm.blen : dm.alen;
+            memcpy(user, u ? dm.b : dm.a, len);
+            user[len] = '\0';
+            bson_t sel = BSON_INITIALIZER, upd = BSON_INITIALIZER, uopts = BSON_INITIALIZER;
+            bson_error_t berr;
+            BSON_APPEND_BOOL(&uopts, "upsert", true);
+            if (chat_reads_doc_touch(room, user, &sel, &upd) != 0 ||
+                !mongoc_bulk_operation_update_one_with_opts(bulk, &sel, &upd, &uopts, &berr)) {
+                chat_errf(err, errlen, "read state of %s: cannot build the upsert", room);
+                rc = -EIO;
+            }
+            ops++;
+            bson_destroy(&sel);
+            bson_destroy(&upd);
+            bson_destroy(&uopts);
+        }
+    }
+    if (bulk && rc == 0 && ops) {
+        bson_t reply;
+        bson_error_t berr;
+        if (!mongoc_bulk_operation_execute(bulk, &reply, &berr)) {
+            chat_errf(err, errlen, "read state of direct rooms: %s", berr.message);
+            rc = -EIO;
+        }
+        bson_destroy(&reply);
+    }
+    if (bulk)
+        mongoc_bulk_operation_destroy(bulk);
+    return rc;
+}
+
 int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_result *res, char *err,
                     size_t errlen)
 {
@@ -229,6 +292,8 @@ int ps_store_insert(ps_store *s, const ps_record *recs, size_t n, ps_store_resul
     rc = ps_store_classify(&reply, n, res, err, errlen);
     if (rc != 0 && !ok && berr.message[0]) /* the driver's message says more (network...) */
         chat_errf(err, errlen, "%s", berr.message);
+    if (rc == 0)
+        rc = touch_direct_rooms(s, recs, n, err, errlen);
 out:
     for (size_t i = 0; i < built; i++)
         bson_destroy(&docs[i]);
