@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "chat_msgid.h"
 #include "chat_validate.h"
 #include "gw_frame.h"
 
@@ -45,7 +46,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (!f.token || !f.token[0] || strlen(f.token) > 8192)
             abort();
         break;
+    case GW_FRAME_TYPING:
+        if (!f.room || !chat_valid_room(f.room, strlen(f.room)))
+            abort();
+        break;
+    case GW_FRAME_READ:
+        if (!f.room || !chat_valid_room(f.room, strlen(f.room)) || !f.upto ||
+            chat_msgid_parse(f.upto, NULL, NULL) != 0)
+            abort();
+        break;
     case GW_FRAME_PING:
+    case GW_FRAME_ROOMS:
         break;
     }
     if (f.presence && f.type != GW_FRAME_JOIN) /* only a join carries presence */

@@ -1,6 +1,6 @@
 /* fuzz_session.c: libFuzzer target for the whole inbound path of sessions without a socket:
  * frame reassembly, parsing, dispatch, joins and resumes against the room logs, sends and their
- * retries, store answers, slow readers, closes. The input is a script of steps for a few
+ * retries, store answers, slow readers, closes, typing, read state and its store jobs. The input is a script of steps for a few
  * connections over the fakes of session_harness.h (Kafka and the store answer when the script
  * says so; the room log is tiny, so eviction and 4008 happen; joins with presence, members
  * frames and presence frames on the presence table's clock). Never crash, leak or misbehave:
@@ -65,6 +65,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (size < 1)
         return 0;
     harness *h = h_new(data[0] & 1 ? 4096 : 1 << 20, data[0] & 2 ? 50 : 0);
+    h->jobs_on = data[0] & 4; /* typing, read state: joins wait for their lookups */
     static const char claim[] = "a\0dm:*\0";
     h_open(h, 0, "x");
     h_open_rooms(h, 1, "y", claim, sizeof(claim));
@@ -93,6 +94,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         case 2:
             h->store_down = op & 0x10;
             h_store(h);
+            h_jobs(h);
             break;
         case 3:
             h_write(h, c);
@@ -119,7 +121,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             const char *room = rooms[(op >> 3) % 4];
             int limit = 1 + arg % 60;
             chat_msgid_format(id, (op >> 5) % H_PARTS, arg % 64);
-            switch (arg % 10) {
+            switch (arg % 13) {
+            case 10:
+                snprintf(buf, sizeof(buf), "{\"type\":\"typing\",\"room\":\"%s\",\"on\":%s}",
+                         room, op & 4 ? "true" : "false");
+                break;
+            case 11:
+                snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"%s\",\"upto\":\"%s\"}",
+                         room, id);
+                break;
+            case 12:
+                snprintf(buf, sizeof(buf), "{\"type\":\"rooms\"}");
+                break;
             case 0:
                 snprintf(buf, sizeof(buf), "{\"type\":\"join\",\"room\":\"%s\"}", room);
                 break;

@@ -50,6 +50,15 @@ typedef struct harness {
     bool sync_pending;                            /* end-offset queries wait for h_sync */
     size_t presence_records, presence_tombstones; /* what the presence table wrote */
     int64_t presence_now;                         /* its clock, moved by h_presence_tick */
+    /* typing and read state (off unless a test sets jobs_on): store jobs wait for h_jobs,
+     * which answers them without running them (no MongoDB here: a lookup finds nothing, a
+     * read moves nothing), or with -EIO while store_down; published events are counted */
+    bool jobs_on;
+    int job_kind[H_MAX];
+    void *job_opaque[H_MAX];
+    size_t njobs;
+    chat_event published[H_MAX];
+    size_t npublished;
 } harness;
 
 static void h_presence_emit(void *arg, const char *key, size_t klen, const uint8_t *val,
@@ -227,6 +236,32 @@ static void op_cancel_reads(void *arg, const void *owner)
     (void)owner;
 }
 
+static int op_publish(void *arg, chat_event *e, char *err, size_t errlen)
+{
+    harness *h = h_from(arg);
+    (void)err;
+    (void)errlen;
+    if (!h->jobs_on || h->npublished == H_MAX)
+        return -ENOBUFS;
+    h->published[h->npublished++] = *e;
+    return 0;
+}
+
+static int op_store_job(void *arg, gw_store_run_fn run, void *job, int kind, const void *owner,
+                        size_t max_per_owner, void *opaque)
+{
+    harness *h = h_from(arg);
+    (void)run;
+    (void)job;
+    (void)owner;
+    (void)max_per_owner;
+    if (!h->jobs_on || h->njobs == H_MAX)
+        return -ENOBUFS;
+    h->job_kind[h->njobs] = kind;
+    h->job_opaque[h->njobs++] = opaque;
+    return 0;
+}
+
 static const gw_session_ops h_ops = {
     .want_write = op_want_write,
     .write = op_write,
@@ -242,6 +277,8 @@ static const gw_session_ops h_ops = {
     .store_read = op_store_read,
     .cancel_reads = op_cancel_reads,
     .arm = op_arm,
+    .publish = op_publish,
+    .store_job = op_store_job,
 };
 
 /* A harness whose room logs hold log_bytes; every partition is covered from `start`. */
@@ -453,6 +490,23 @@ static void h_store(harness *h)
     }
 }
 
+/* Answers every store job waiting (see harness.jobs_on). */
+static void h_jobs(harness *h)
+{
+    while (h->njobs) {
+        gw_store_result r;
+        memset(&r, 0, sizeof(r));
+        r.kind = h->job_kind[0];
+        r.opaque = h->job_opaque[0];
+        r.partition = -1;
+        r.err = h->store_down ? -EIO : 0;
+        h->njobs--;
+        memmove(&h->job_kind[0], &h->job_kind[1], h->njobs * sizeof(h->job_kind[0]));
+        memmove(&h->job_opaque[0], &h->job_opaque[1], h->njobs * sizeof(h->job_opaque[0]));
+        gw_session_on_history(&r, &h->ctx);
+    }
+}
+
 /* The next frame written to c that it has not returned yet, or NULL. */
 static const char *h_next(h_conn *c)
 {
@@ -468,6 +522,7 @@ static void h_free(harness *h)
         free(h->conns[i].frames);
     }
     h_store(h); /* releases the replies of reads never answered */
+    h_jobs(h);
     h->persist = false;
     h_flush(h);
     gw_sessions_free(&h->ctx);

@@ -524,6 +524,124 @@ static void test_presence(void)
     h_free(h);
 }
 
+/* Typing goes to the room's other connections (the user's other one included), never to the
+ * sender, and is published once; on:true is throttled, on:false is not; not joined: error. */
+static void test_typing(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h->jobs_on = true;
+    h_conn *a1 = h_open(h, 0, "alice"), *a2 = h_open(h, 1, "alice"), *b = h_open(h, 2, "bob");
+    h_conn *c = h_open(h, 3, "carol");
+    for (int i = 0; i < 3; i++) {
+        join(h, &h->conns[i], "r", NULL);
+        h_jobs(h); /* the joins' read-state lookups */
+    }
+    h_write_all(h);
+    count_of(a1, "joined"), count_of(a2, "joined"), count_of(b, "joined"), count_of(c, "welcome");
+    h_frame(h, a1, "{\"type\":\"typing\",\"room\":\"r\",\"on\":true}");
+    h_frame(h, a1, "{\"type\":\"typing\",\"room\":\"r\",\"on\":true}"); /* throttled */
+    h_frame(h, a1, "{\"type\":\"typing\",\"room\":\"r\",\"on\":false}");
+    h_frame(h, c, "{\"type\":\"typing\",\"room\":\"r\",\"on\":true,\"cid\":\"t\"}");
+    h_write_all(h);
+    json_t *t = next_of(a2, "typing");
+    CHECK(t && !strcmp(json_string_value(json_object_get(t, "user")), "alice"));
+    CHECK(t && json_is_true(json_object_get(t, "on")));
+    json_decref(t);
+    t = next_of(b, "typing");
+    CHECK(t && json_is_true(json_object_get(t, "on")));
+    json_decref(t);
+    t = next_of(b, "typing");
+    CHECK(t && json_is_false(json_object_get(t, "on")));
+    json_decref(t);
+    CHECK(count_of(b, "typing") == 0);
+    CHECK(count_of(a1, "typing") == 0);
+    json_t *e = next_of(c, "error");
+    CHECK(e && !strcmp(json_string_value(json_object_get(e, "code")), "not_joined"));
+    json_decref(e);
+    CHECK(h->npublished == 2);
+    CHECK(h->published[0].kind == CHAT_EVENT_TYPING && h->published[0].on);
+    CHECK(!strcmp(h->published[0].user, "alice") && !strcmp(h->published[0].room, "r"));
+    /* another gateway's event reaches everyone joined here; the throttle holds it within 2 s */
+    chat_event ev = {.kind = CHAT_EVENT_TYPING, .on = true, .ts_ms = gw_wall_ms() + 10000};
+    strcpy(ev.room, "r");
+    strcpy(ev.user, "dave");
+    gw_session_on_event(&ev, &h->ctx);
+    gw_session_on_event(&ev, &h->ctx);
+    h_write_all(h);
+    CHECK(count_of(a1, "typing") == 1 && count_of(b, "typing") == 1);
+    h_free(h);
+}
+
+/* A join waits for its read-state lookup; joined then carries read_upto and unread. A read is
+ * a store job; another user's direct room is forbidden; a read event of another gateway reaches
+ * the user's connections, and the other user of a direct room gets a receipt. */
+static void test_read_state(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h->jobs_on = true;
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob"), *c = h_open(h, 2, "carol");
+    h_write_all(h);
+    join(h, a, "r", NULL);
+    h_write_all(h);
+    CHECK(count_of(a, "joined") == 0); /* waits for the lookup */
+    CHECK(h->njobs == 1);
+    h_jobs(h);
+    h_write_all(h);
+    json_t *j = next_of(a, "joined");
+    CHECK(j && json_is_null(json_object_get(j, "read_upto")));
+    CHECK(j && json_integer_value(json_object_get(j, "unread")) == 0);
+    json_decref(j);
+    char id[CHAT_MSGID_LEN + 1], buf[256];
+    chat_msgid_format(id, h->ctx.ops->partition_of(h->ctx.ops_arg, "dm:alice:bob"), 3);
+    snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"dm:alice:bob\",\"upto\":\"%s\"}",
+             id);
+    h_frame(h, a, buf);
+    CHECK(h->njobs == 1);
+    h_jobs(h); /* answered without a move: nothing published */
+    CHECK(h->npublished == 0);
+    h_frame(h, c, buf);
+    h_write_all(h);
+    json_t *e = next_of(c, "error");
+    CHECK(e && !strcmp(json_string_value(json_object_get(e, "code")), "forbidden"));
+    json_decref(e);
+    /* another room's partition: not an id of this room */
+    chat_msgid_format(id, (h->ctx.ops->partition_of(h->ctx.ops_arg, "r") + 1) % H_PARTS, 3);
+    snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"r\",\"upto\":\"%s\",\"cid\":\"x\"}",
+             id);
+    h_frame(h, a, buf);
+    h_write_all(h);
+    e = next_of(a, "error");
+    CHECK(e && !strcmp(json_string_value(json_object_get(e, "code")), "invalid_field"));
+    json_decref(e);
+    chat_event ev = {.kind = CHAT_EVENT_READ, .unread = 4};
+    strcpy(ev.room, "dm:alice:bob");
+    strcpy(ev.user, "alice");
+    strcpy(ev.upto, "0001-00000000000000000009");
+    gw_session_on_event(&ev, &h->ctx);
+    h_write_all(h);
+    j = next_of(a, "read");
+    CHECK(j && json_integer_value(json_object_get(j, "unread")) == 4);
+    json_decref(j);
+    j = next_of(b, "receipt");
+    CHECK(j && !strcmp(json_string_value(json_object_get(j, "user")), "alice"));
+    CHECK(j && !strcmp(json_string_value(json_object_get(j, "upto")), "0001-00000000000000000009"));
+    json_decref(j);
+    CHECK(count_of(c, "receipt") == 0 && count_of(c, "read") == 0);
+    /* the store down: a read is answered unavailable, a join goes on without the fields */
+    h->store_down = true;
+    h_frame(h, a, "{\"type\":\"rooms\",\"cid\":\"q\"}");
+    join(h, b, "r", NULL);
+    h_jobs(h);
+    h_write_all(h);
+    e = next_of(a, "error");
+    CHECK(e && !strcmp(json_string_value(json_object_get(e, "code")), "unavailable"));
+    json_decref(e);
+    j = next_of(b, "joined");
+    CHECK(j && !json_object_get(j, "read_upto"));
+    json_decref(j);
+    h_free(h);
+}
+
 /* CHAT_MAX_USER_CONNS across the cluster: the connections here plus the other gateways' count
  * (from their presence records); one more closes with 4029 and is not counted. */
 static void test_max_user_conns(void)
@@ -570,6 +688,8 @@ static void test_max_user_conns(void)
 
 int main(void)
 {
+    RUN(test_typing);
+    RUN(test_read_state);
     RUN(test_coalescing);
     RUN(test_presence);
     RUN(test_max_user_conns);
