@@ -682,7 +682,7 @@ wait_persister() {
 
 admin_init() {
 	local try log=$LOGS/chat-admin.log
-	say "chat-admin init (topic and indexes)"
+	say "chat-admin init (topics and indexes)"
 	# chat-admin waits for Kafka and MongoDB itself; retry only in case of a hiccup.
 	for try in 1 2 3; do
 		echo "---- $(date -u +%Y-%m-%dT%H:%M:%SZ) cluster.sh: chat-admin init (try $try)" >>"$log"
