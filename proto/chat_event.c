@@ -81,10 +81,10 @@ int chat_event_validate(const chat_event *e, char *err, size_t errlen)
         chat_errf(err, errlen, "no event");
         return CHAT_EINVAL;
     }
-    int rc = check(e->version, (int)e->kind, e->room, strnlen(e->room, sizeof(e->room)), e->user,
-                   strnlen(e->user, sizeof(e->user)), e->upto, strnlen(e->upto, sizeof(e->upto)),
-                   e->unread, e->origin, strnlen(e->origin, sizeof(e->origin)), e->ts_ms, err,
-                   errlen);
+    int rc =
+        check(e->version, (int)e->kind, e->room, strnlen(e->room, sizeof(e->room)), e->user,
+              strnlen(e->user, sizeof(e->user)), e->upto, strnlen(e->upto, sizeof(e->upto)),
+              e->unread, e->origin, strnlen(e->origin, sizeof(e->origin)), e->ts_ms, err, errlen);
     return rc == CHAT_EVERSION ? CHAT_EINVAL : rc;
 }
 
@@ -94,8 +94,7 @@ static ProtobufCBinaryData bin(const char *s)
     return b;
 }
 
-int chat_event_encode(const chat_event *e, uint8_t **out, size_t *outlen, char *err,
-                      size_t errlen)
+int chat_event_encode(const chat_event *e, uint8_t **out, size_t *outlen, char *err, size_t errlen)
 {
     Chat__Event m = CHAT__EVENT__INIT;
     int rc;
@@ -156,9 +155,8 @@ int chat_event_decode(const uint8_t *buf, size_t len, chat_event *out, char *err
         return CHAT_EDECODE;
     }
     int rc = check(m->version, (int)m->kind, (const char *)m->room.data, m->room.len,
-                   (const char *)m->user.data, m->user.len, (const char *)m->upto.data,
-                   m->upto.len, m->unread, (const char *)m->origin.data, m->origin.len, m->ts_ms,
-                   err, errlen);
+                   (const char *)m->user.data, m->user.len, (const char *)m->upto.data, m->upto.len,
+                   m->unread, (const char *)m->origin.data, m->origin.len, m->ts_ms, err, errlen);
     if (rc == 0) {
         /* the lengths were checked above: each fits its array */
         out->version = m->version;

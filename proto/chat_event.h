@@ -43,8 +43,7 @@ int chat_event_validate(const chat_event *e, char *err, size_t errlen);
 
 /* Encodes into a malloc'd buffer (*out, owned by the caller, free()). Returns 0, -ENOMEM or
  * CHAT_EINVAL (fails validation). */
-int chat_event_encode(const chat_event *e, uint8_t **out, size_t *outlen, char *err,
-                      size_t errlen);
+int chat_event_encode(const chat_event *e, uint8_t **out, size_t *outlen, char *err, size_t errlen);
 
 /* Decodes and validates into *out (zeroed on failure). Returns 0, CHAT_EDECODE (not an Event),
  * CHAT_EVERSION (unknown version or kind: skip it) or CHAT_EINVAL. */

@@ -146,7 +146,8 @@ int gw_settings_load(gw_settings *s, int argc, char **argv, char *err, size_t er
     }
     if (strcmp(s->kafka_events_topic, "") == 0 ||
         strcmp(s->kafka_events_topic, s->kafka_topic) == 0) {
-        chat_errf(err, errlen, "CHAT_KAFKA_EVENTS_TOPIC: must be set and differ from CHAT_KAFKA_TOPIC");
+        chat_errf(err, errlen,
+                  "CHAT_KAFKA_EVENTS_TOPIC: must be set and differ from CHAT_KAFKA_TOPIC");
         return CHAT_EINVAL;
     }
     if (strcmp(s->kafka_topic, "") == 0) {

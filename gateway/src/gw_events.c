@@ -208,8 +208,8 @@ int gw_events_publish(gw_events *ev, chat_event *e, char *err, size_t errlen)
     size_t len = 0;
     int rc = chat_event_encode(e, &buf, &len, err, errlen);
     if (rc == 0)
-        rc = gw_kafka_produce_raw(ev->cfg.kafka, ev->cfg.topic, e->room[0] ? e->room : e->user,
-                                  buf, len, err, errlen);
+        rc = gw_kafka_produce_raw(ev->cfg.kafka, ev->cfg.topic, e->room[0] ? e->room : e->user, buf,
+                                  len, err, errlen);
     free(buf);
     if (rc == 0)
         ev->stats.published++;

@@ -100,8 +100,7 @@ static void log_last(gw_ctx *ctx, const char *room, char *out)
 
 /* Messages of room after upto in the store (after anything when upto is ""), at most
  * CHAT_UNREAD_MAX; -1 on error. */
-static int64_t store_unread(mongoc_client_t *c, const char *db, const char *room,
-                            const char *upto)
+static int64_t store_unread(mongoc_client_t *c, const char *db, const char *room, const char *upto)
 {
     bson_t filter = BSON_INITIALIZER, opts = BSON_INITIALIZER, child;
     BSON_APPEND_UTF8(&filter, "room", room);
@@ -487,8 +486,7 @@ static void on_set(gw_ctx *ctx, gw_store_result *res, read_job *j)
     memcpy(e.upto, j->upto, sizeof(e.upto));
     char err[160];
     if (ctx->ops->publish(ctx->ops_arg, &e, err, sizeof(err)) != 0)
-        chat_log(CHAT_LOG_WARN, "read state of %s in %s not published: %s", j->user, j->room,
-                 err);
+        chat_log(CHAT_LOG_WARN, "read state of %s in %s not published: %s", j->user, j->room, err);
 }
 
 static void on_rooms(gw_ctx *ctx, gw_store_result *res, rooms_job *j)

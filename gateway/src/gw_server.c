@@ -1003,8 +1003,7 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     int rc;
     if ((rc = adopt(ctx, gw_kafka_producer_fd(ctx->kafka), &wake_producer, err, errlen)) ||
         (rc = adopt(ctx, gw_kafka_consumer_fd(ctx->kafka), &wake_consumer, err, errlen)) ||
-        (ctx->events &&
-         (rc = adopt(ctx, gw_events_fd(ctx->events), &wake_events, err, errlen))))
+        (ctx->events && (rc = adopt(ctx, gw_events_fd(ctx->events), &wake_events, err, errlen))))
         return rc;
     lws_sul_schedule(ctx->lws, 0, &ctx->stats_sul, stats_tick,
                      ctx->cfg.stats_interval * LWS_US_PER_SEC);

@@ -14,7 +14,9 @@
 
 static chat_event typing(void)
 {
-    chat_event e = {.version = CHAT_EVENT_VERSION, .kind = CHAT_EVENT_TYPING, .on = true,
+    chat_event e = {.version = CHAT_EVENT_VERSION,
+                    .kind = CHAT_EVENT_TYPING,
+                    .on = true,
                     .ts_ms = 1764072000123LL};
     strcpy(e.room, "general");
     strcpy(e.user, "alice Ä");
@@ -44,11 +46,11 @@ static void test_round_trip(void)
         char err[128];
         CHECK(chat_event_encode(&evs[i], &buf, &len, err, sizeof(err)) == 0);
         CHECK(chat_event_decode(buf, len, &out, err, sizeof(err)) == 0);
-        CHECK(memcmp(&out, &evs[i], sizeof(out)) == 0 || (out.kind == evs[i].kind &&
-              !strcmp(out.room, evs[i].room) && !strcmp(out.user, evs[i].user) &&
-              out.on == evs[i].on && !strcmp(out.upto, evs[i].upto) &&
-              out.unread == evs[i].unread && !strcmp(out.origin, evs[i].origin) &&
-              out.ts_ms == evs[i].ts_ms));
+        CHECK(memcmp(&out, &evs[i], sizeof(out)) == 0 ||
+              (out.kind == evs[i].kind && !strcmp(out.room, evs[i].room) &&
+               !strcmp(out.user, evs[i].user) && out.on == evs[i].on &&
+               !strcmp(out.upto, evs[i].upto) && out.unread == evs[i].unread &&
+               !strcmp(out.origin, evs[i].origin) && out.ts_ms == evs[i].ts_ms));
         CHECK_STR(out.room, evs[i].room);
         CHECK_STR(out.user, evs[i].user);
         CHECK_STR(out.upto, evs[i].upto);

@@ -321,8 +321,10 @@ static void test_v2_frames(void)
     json_decref(j);
 
     gw_out_room rooms[2] = {
-        {.room = "general", .read_upto = "0003-00000000000000000042",
-         .last = "0003-00000000000000000050", .unread = 8},
+        {.room = "general",
+         .read_upto = "0003-00000000000000000042",
+         .last = "0003-00000000000000000050",
+         .unread = 8},
         {.room = "dm:alice:bob", .read_upto = "", .last = NULL, .unread = 0},
     };
     j = parse(gw_out_rooms(rooms, 2));

@@ -593,8 +593,7 @@ static void test_read_state(void)
     json_decref(j);
     char id[CHAT_MSGID_LEN + 1], buf[256];
     chat_msgid_format(id, h->ctx.ops->partition_of(h->ctx.ops_arg, "dm:alice:bob"), 3);
-    snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"dm:alice:bob\",\"upto\":\"%s\"}",
-             id);
+    snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"dm:alice:bob\",\"upto\":\"%s\"}", id);
     h_frame(h, a, buf);
     CHECK(h->njobs == 1);
     h_jobs(h); /* answered without a move: nothing published */
