@@ -174,6 +174,7 @@ out:
     gw_server_free(&ctx);
     gw_presence_kafka_free(ctx.presence_kafka);
     gw_events_free(ctx.events);
+    ctx.events = NULL; /* the store's last results below publish nothing */
     gw_kafka_free(ctx.kafka, 0);
     gw_store_free(ctx.store, gw_session_on_history, &ctx);
     gw_sessions_free(&ctx);
