@@ -88,6 +88,8 @@ typedef struct gw_stats {
         dm_joins;                  /* implicit joins of direct rooms (gw_session.c dm_reach) */
     uint64_t deliveries;           /* room message frames written to members */
     uint64_t bytes_out;            /* bytes of WebSocket frames written to clients */
+    uint64_t typing_forwarded, typing_throttled; /* typing frames of local clients */
+    uint64_t reads_moved, reads_unmoved;         /* read frames stored: moved forward or not */
     chat_label_counts refused;     /* error replies, by error code */
     chat_label_counts closes;      /* closes the gateway decided, by close code */
     chat_label_counts peer_closes; /* close frames from clients, by their code */

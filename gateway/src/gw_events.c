@@ -126,10 +126,28 @@ int gw_events_new(gw_events **out, const gw_events_config *cfg, char *err, size_
         rc = CHAT_EINVAL;
         goto fail;
     }
-    /* from the end: events are ephemeral, nothing before this start matters */
+    /* From the end: events are ephemeral, nothing before this start matters. The end is asked
+     * now, not left to the consumer (RD_KAFKA_OFFSET_END is resolved later, in the background,
+     * so an event published between the gateway being ready and that lookup would be missed). */
     rd_kafka_topic_partition_list_t *list = rd_kafka_topic_partition_list_new(parts);
-    for (int p = 0; p < parts; p++)
-        rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = RD_KAFKA_OFFSET_END;
+    for (int p = 0; p < parts; p++) {
+        int64_t lo = 0, hi = RD_KAFKA_OFFSET_END;
+        rd_kafka_resp_err_t we = RD_KAFKA_RESP_ERR_NO_ERROR;
+        for (int tries = 0; tries <= cfg->wait_topic_s; tries++) {
+            we = rd_kafka_query_watermark_offsets(ev->consumer, cfg->topic, p, &lo, &hi, 5000);
+            if (!we)
+                break;
+            sleep(1);
+        }
+        if (we) {
+            rd_kafka_topic_partition_list_destroy(list);
+            chat_errf(err, errlen, "kafka: offsets of %s[%d]: %s", cfg->topic, p,
+                      rd_kafka_err2str(we));
+            rc = CHAT_EINVAL;
+            goto fail;
+        }
+        rd_kafka_topic_partition_list_add(list, cfg->topic, p)->offset = hi;
+    }
     rd_kafka_resp_err_t e = rd_kafka_assign(ev->consumer, list);
     rd_kafka_topic_partition_list_destroy(list);
     if (e) {

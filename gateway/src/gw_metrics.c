@@ -5,6 +5,7 @@
 #include <errno.h>
 #include <stdio.h>
 
+#include "gw_events.h"
 #include "gw_kafka.h"
 #include "gw_log.h"
 #include "gw_presence.h"
@@ -103,6 +104,21 @@ int gw_metrics_render(gw_ctx *ctx, char **body, size_t *len)
          (double)ps.nodes_dead},
         {G "presence_write_failures_total", "counter", "Presence records Kafka refused or lost.",
          (double)gw_presence_kafka_failures(ctx->presence_kafka)},
+        {G "typing_forwarded_total", "counter", "Typing frames of local clients forwarded.",
+         (double)st->typing_forwarded},
+        {G "typing_throttled_total", "counter",
+         "Typing on:true frames of local clients held by the 2 s gate.",
+         (double)st->typing_throttled},
+        {G "reads_moved_total", "counter", "Read frames that moved the read state forward.",
+         (double)st->reads_moved},
+        {G "reads_unmoved_total", "counter", "Read frames not newer than the stored state.",
+         (double)st->reads_unmoved},
+        {G "events_published_total", "counter", "Events published to the events topic.",
+         ctx->events ? (double)gw_events_get_stats(ctx->events).published : 0},
+        {G "events_publish_failures_total", "counter", "Events the producer refused.",
+         ctx->events ? (double)gw_events_get_stats(ctx->events).publish_failed : 0},
+        {G "events_received_total", "counter", "Events of other gateways delivered here.",
+         ctx->events ? (double)gw_events_get_stats(ctx->events).received : 0},
     };
     chat_prom w;
     if (chat_prom_init(&w, GW_METRICS_MAX) != 0)

@@ -304,9 +304,9 @@ void gw_reads_join_begin(gw_session *s, gw_sub *sub)
     j->log_start = INT64_MAX;
     gw_log_coverage(ctx->log, sub->lr->partition, &j->log_start, &next);
     j->count_all = chat_dm_parse(j->room, strlen(j->room), &dm);
-    /* one lookup per join under way at most: a connection's joins are bounded by its rooms */
+    /* in the connection's read-state lane: a flood of joins cannot fill the store's queue */
     if (ctx->ops->store_job(ctx->ops_arg, run_join, j, GW_Q_READ_JOIN, gw_reads_owner(s),
-                            (size_t)ctx->cfg.max_rooms + GW_READS_PER_CONN, j) != 0) {
+                            GW_READS_PER_CONN, j) != 0) {
         gw_handle_unref(j->h);
         free(j);
         free(rd);
@@ -473,8 +473,11 @@ static void on_set(gw_ctx *ctx, gw_store_result *res, read_job *j)
                              j->cid[0] ? j->cid : NULL);
         return;
     }
-    if (!j->moved)
+    if (!j->moved) {
+        ctx->stats.reads_unmoved++;
         return; /* not newer than what is stored: nothing changes, nothing is answered */
+    }
+    ctx->stats.reads_moved++;
     int n = log_unread(ctx, j->room, j->upto);
     unsigned unread = n >= 0 ? (unsigned)n : j->unread;
     deliver(ctx, j->room, j->user, j->upto, unread, s);

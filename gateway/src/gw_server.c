@@ -23,6 +23,7 @@
 #include "gw_kafka.h"
 #include "gw_metrics.h"
 #include "gw_presence_kafka.h"
+#include "gw_reads.h"
 #include "gw_session.h"
 #include "gw_store.h"
 #include "gw_token.h"
@@ -576,7 +577,7 @@ static const gw_session_ops lws_session_ops = {
 static void on_store_result(gw_store_result *r, void *arg)
 {
     gw_ctx *ctx = arg;
-    if (r->err != -ECANCELED)
+    if (r->err != -ECANCELED && r->kind < GW_READS_KIND_FIRST) /* history reads only */
         chat_hist_observe(&ctx->stats.store_read_latency, r->seconds);
     gw_session_on_history(r, arg);
 }

@@ -362,6 +362,13 @@ int gw_store_job(gw_store *s, gw_store_run_fn run, void *job, int kind, const vo
     q->run = run;
     q->job = job;
     q->owner = owner;
+    pthread_mutex_lock(&s->mu);
+    bool room = s->req_count < s->max_queue / 2;
+    pthread_mutex_unlock(&s->mu);
+    if (!room) {
+        free(q);
+        return -ENOBUFS;
+    }
     return enqueue(s, q, max_per_owner);
 }
 

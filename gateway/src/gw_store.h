@@ -67,7 +67,8 @@ int gw_store_history(gw_store *s, const gw_store_query *q, const void *owner, vo
  * name, and returns 0 or a negative code, which comes back as the result's err through
  * gw_store_drain with kind and opaque as given (a job cancelled or never run: -ECANCELED, run not
  * called). The job belongs to the caller; the worker only passes it to run. Queued like a
- * history read for owner, with at most max_per_owner of this owner's waiting. Returns 0 or
+ * history read for owner, with at most max_per_owner of this owner's waiting, and only while
+ * the whole queue is less than half full (history reads keep the other half). Returns 0 or
  * -ENOBUFS / -ENOMEM. */
 typedef int (*gw_store_run_fn)(void *client, const char *db, void *job);
 int gw_store_job(gw_store *s, gw_store_run_fn run, void *job, int kind, const void *owner,

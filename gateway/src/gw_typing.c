@@ -42,8 +42,11 @@ void gw_typing_on_frame(gw_session *s, const gw_frame *f)
         gw_session_error(s, GW_ERR_NOT_JOINED, "join the room before typing in it", f->cid);
         return;
     }
-    if (f->on && !gw_throttle_take(&ctx->typing, s->id.sub, f->room, gw_wall_ms()))
+    if (f->on && !gw_throttle_take(&ctx->typing, s->id.sub, f->room, gw_wall_ms())) {
+        ctx->stats.typing_throttled++;
         return; /* forwarded less than GW_TYPING_WINDOW_MS ago: receivers still show it */
+    }
+    ctx->stats.typing_forwarded++;
     deliver(ctx, f->room, s->id.sub, f->on, s);
     if (!ctx->ops->publish)
         return;

@@ -7,6 +7,7 @@ direct rooms with unread and last; the state survives a restart of both gateways
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -160,6 +161,11 @@ def test_read_state_survives_gateway_restarts(cluster):
         return ids
 
     ids = run(before, cluster)
+    # a read is not answered: wait until it is stored before stopping the gateways
+    deadline = time.monotonic() + 20
+    while not reads_collection(cluster).find_one({"_id": f"{room} {fay}", "upto": ids[2]}):
+        assert time.monotonic() < deadline, "the read was not stored"
+        time.sleep(0.2)
     for gw in ("gateway-1", "gateway-2"):
         cluster.script("restart", gw, timeout=180)
     doc = reads_collection(cluster).find_one({"_id": f"{room} {fay}"})

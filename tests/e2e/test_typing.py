@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 
-from chat_e2e import connect_on, run, unique
+from chat_e2e import connect_on, metrics, run, unique
 
 
 def typing_frames(c, room):
@@ -98,5 +98,9 @@ def test_typing_throttled_and_never_a_message(cluster):
         # a joiner afterwards sees no history either
         g = await connect_on(net, "gw-2", unique("gus"))
         assert await g.join(room) == []
+        # the gateways count what their gate held (nine of dana's ten on:true)
+        held = sum(metrics(p).get("chat_gateway_typing_throttled_total", 0)
+                   for p in cluster.gateway_ports)
+        assert held >= 9, held
 
     run(main, cluster)
