@@ -46,12 +46,12 @@ void gw_handle_unref(gw_handle *h);
 
 /* A session's position in one joined room: a cursor into the room log, not a queue. */
 typedef struct gw_sub {
-    gw_log_room *lr; /* a reference on the room */
-    uint64_t next;   /* rseq of the next frame to write */
-    int64_t skip_to; /* frames at or below this offset were in the joined history */
-    uint32_t gen;    /* which join of this session made it (answers are matched to it) */
-    bool live;       /* false while its joined answer waits for the store */
-    bool presence;   /* joined with "presence":true: members and presence frames */
+    gw_log_room *lr;         /* a reference on the room */
+    uint64_t next;           /* rseq of the next frame to write */
+    int64_t skip_to;         /* frames at or below this offset were in the joined history */
+    uint32_t gen;            /* which join of this session made it (answers are matched to it) */
+    bool live;               /* false while its joined answer waits for the store */
+    bool presence;           /* joined with "presence":true: members and presence frames */
     struct gw_join_read *rd; /* while a join waits: the user's read state of the room */
 } gw_sub;
 
@@ -85,16 +85,16 @@ typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
         store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads,
-        dm_joins;                  /* implicit joins of direct rooms (gw_session.c dm_reach) */
-    uint64_t deliveries;           /* room message frames written to members */
-    uint64_t bytes_out;            /* bytes of WebSocket frames written to clients */
+        dm_joins;        /* implicit joins of direct rooms (gw_session.c dm_reach) */
+    uint64_t deliveries; /* room message frames written to members */
+    uint64_t bytes_out;  /* bytes of WebSocket frames written to clients */
     uint64_t typing_forwarded, typing_throttled; /* typing frames of local clients */
     uint64_t reads_moved, reads_unmoved;         /* read frames stored: moved forward or not */
-    chat_label_counts refused;     /* error replies, by error code */
-    chat_label_counts closes;      /* closes the gateway decided, by close code */
-    chat_label_counts peer_closes; /* close frames from clients, by their code */
-    chat_hist ack_latency;         /* send frame received -> its ack queued, seconds */
-    chat_hist store_read_latency;  /* one MongoDB history read in a worker, seconds */
+    chat_label_counts refused;                   /* error replies, by error code */
+    chat_label_counts closes;                    /* closes the gateway decided, by close code */
+    chat_label_counts peer_closes;               /* close frames from clients, by their code */
+    chat_hist ack_latency;        /* send frame received -> its ack queued, seconds */
+    chat_hist store_read_latency; /* one MongoDB history read in a worker, seconds */
 } gw_stats;
 
 typedef struct gw_inflight gw_inflight;

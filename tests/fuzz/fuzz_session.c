@@ -1,11 +1,11 @@
 /* fuzz_session.c: libFuzzer target for the whole inbound path of sessions without a socket:
  * frame reassembly, parsing, dispatch, joins and resumes against the room logs, sends and their
- * retries, store answers, slow readers, closes, typing, read state and its store jobs. The input is a script of steps for a few
- * connections over the fakes of session_harness.h (Kafka and the store answer when the script
- * says so; the room log is tiny, so eviction and 4008 happen; joins with presence, members
- * frames and presence frames on the presence table's clock). Never crash, leak or misbehave:
- * every frame written must be a JSON object with a type, every joined or history answer must
- * list its messages in stream order, and no connection may ever get a room's message, page or
+ * retries, store answers, slow readers, closes, typing, read state and its store jobs. The input is
+ * a script of steps for a few connections over the fakes of session_harness.h (Kafka and the store
+ * answer when the script says so; the room log is tiny, so eviction and 4008 happen; joins with
+ * presence, members frames and presence frames on the presence table's clock). Never crash, leak or
+ * misbehave: every frame written must be a JSON object with a type, every joined or history answer
+ * must list its messages in stream order, and no connection may ever get a room's message, page or
  * history that its user may not use (gw_access: the direct room dm:x:y is x's and y's only; one
  * connection has a rooms claim). */
 #include <jansson.h>
@@ -123,8 +123,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             chat_msgid_format(id, (op >> 5) % H_PARTS, arg % 64);
             switch (arg % 13) {
             case 10:
-                snprintf(buf, sizeof(buf), "{\"type\":\"typing\",\"room\":\"%s\",\"on\":%s}",
-                         room, op & 4 ? "true" : "false");
+                snprintf(buf, sizeof(buf), "{\"type\":\"typing\",\"room\":\"%s\",\"on\":%s}", room,
+                         op & 4 ? "true" : "false");
                 break;
             case 11:
                 snprintf(buf, sizeof(buf), "{\"type\":\"read\",\"room\":\"%s\",\"upto\":\"%s\"}",
