@@ -503,17 +503,21 @@ static void on_rooms(gw_ctx *ctx, gw_store_result *res, rooms_job *j)
         return;
     }
     gw_out_room out[GW_READS_ROOMS_MAX];
+    size_t nout = 0;
     for (size_t i = 0; i < j->n; i++) {
         rooms_entry *r = &j->rooms[i];
+        const char *code = NULL;
+        if (!gw_access_may_join(&s->id, r->room, &code, NULL, 0))
+            continue; /* read once, but the token no longer allows it */
         /* the log is ahead of the store: its newest id and count win when it has them */
         log_last(ctx, r->room, r->last);
         int n = r->upto[0] ? log_unread(ctx, r->room, r->upto) : -1;
         if (n >= 0 || (r->upto[0] && strcmp(r->last, r->upto) <= 0))
             r->unread = n > 0 ? (unsigned)n : 0;
-        out[i] = (gw_out_room){
+        out[nout++] = (gw_out_room){
             .room = r->room, .read_upto = r->upto, .last = r->last, .unread = r->unread};
     }
-    gw_buf *b = gw_out_rooms(out, j->n);
+    gw_buf *b = gw_out_rooms(out, nout);
     gw_session_push(s, b);
     gw_buf_unref(b);
 }

@@ -134,6 +134,14 @@ def test_joined_read_state_and_rooms(cluster):
         by = {r["room"]: r for r in rooms["rooms"]}
         assert by.get(dm) == {"room": dm, "unread": 3, "read_upto": None, "last": dm_ids[-1]}, by
         assert room not in by  # dave has no read state in the plain room
+        # a token whose rooms claim allows only the plain room: rooms leaves the direct room
+        # out, and a read there is forbidden
+        narrow = await net.connect(carol, token=cluster.token(carol, rooms=[room]))
+        await narrow.send({"type": "rooms"})
+        listed = await narrow.expect(lambda f: f.get("type") == "rooms", "rooms (claim)")
+        assert [r["room"] for r in listed["rooms"]] == [room], listed
+        await narrow.send({"type": "read", "room": dm, "upto": dm_ids[-1], "cid": "n"})
+        await narrow.expect_error("forbidden", "n")
         # someone else's direct room: forbidden
         eve = await net.connect(unique("eve"))
         await eve.send({"type": "read", "room": dm, "upto": dm_ids[0], "cid": "x"})
