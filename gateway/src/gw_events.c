@@ -33,34 +33,14 @@ static int64_t wall_ms(void)
 
 static int consumer_create(gw_events *ev, char *err, size_t errlen)
 {
-    char kerr[512], group[160];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc;
-    /* librdkafka wants a group.id even though we only assign; it is never joined */
-    snprintf(group, sizeof(group), "chat-gateway-events-%s", ev->cfg.node_id);
-    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", ev->cfg.brokers, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "group.id", group, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.partition.eof", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "fetch.wait.max.ms", "20", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "queued.max.messages.kbytes", "4096", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "client.id", ev->cfg.node_id, err, errlen))) {
-        rd_kafka_conf_destroy(conf);
-        return rc;
-    }
-    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
-    ev->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-    if (!ev->consumer) {
-        rd_kafka_conf_destroy(conf);
-        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the events consumer: %s", kerr);
-        return CHAT_EINVAL;
-    }
-    rd_kafka_poll_set_consumer(ev->consumer);
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(ev->consumer);
-    rd_kafka_queue_io_event_enable(q, ev->pipe[1], "1", 1);
-    rd_kafka_queue_destroy(q);
-    return 0;
+    const chat_kafka_reader_cfg c = {.brokers = ev->cfg.brokers,
+                                     .client_id = ev->cfg.node_id,
+                                     .group_prefix = "chat-gateway-events",
+                                     .what = "the events consumer",
+                                     .fetch_wait_ms = 20,
+                                     .queued_kbytes = 4096,
+                                     .wake_fd = ev->pipe[1]};
+    return chat_kafka_reader_new(&ev->consumer, &c, err, errlen);
 }
 
 /* The topic's partition count, waiting up to wait_s for it to exist; negative when it does not. */

@@ -196,34 +196,14 @@ static void producer_recreate(gw_kafka *k)
 
 static int consumer_create(gw_kafka *k, char *err, size_t errlen)
 {
-    char kerr[512], group[160];
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
-    int rc;
-    /* librdkafka wants a group.id even though we only assign; it is never joined. */
-    snprintf(group, sizeof(group), "chat-gateway-fanout-%s", k->cfg.node_id);
-    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "group.id", group, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.partition.eof", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "fetch.wait.max.ms", "50", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "queued.max.messages.kbytes", "16384", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "client.id", k->cfg.node_id, err, errlen))) {
-        rd_kafka_conf_destroy(conf);
-        return rc;
-    }
-    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
-    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-    if (!k->consumer) {
-        rd_kafka_conf_destroy(conf);
-        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the consumer: %s", kerr);
-        return CHAT_EINVAL;
-    }
-    rd_kafka_poll_set_consumer(k->consumer);
-    rd_kafka_queue_t *q = rd_kafka_queue_get_consumer(k->consumer);
-    rd_kafka_queue_io_event_enable(q, k->cons_pipe[1], "1", 1);
-    rd_kafka_queue_destroy(q);
-    return 0;
+    const chat_kafka_reader_cfg c = {.brokers = k->cfg.brokers,
+                                     .client_id = k->cfg.node_id,
+                                     .group_prefix = "chat-gateway-fanout",
+                                     .what = "the fan-out consumer",
+                                     .fetch_wait_ms = 50,
+                                     .queued_kbytes = 16384,
+                                     .wake_fd = k->cons_pipe[1]};
+    return chat_kafka_reader_new(&k->consumer, &c, err, errlen);
 }
 
 static int fence_create(gw_kafka *k, char *err, size_t errlen)

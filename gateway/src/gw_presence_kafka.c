@@ -96,7 +96,7 @@ static void tick(lws_sorted_usec_list_t *sul)
 static int make_clients(gw_presence_kafka *k, const char *brokers, const char *node, char *err,
                         size_t errlen)
 {
-    char kerr[512], group[160], client[128];
+    char kerr[512], client[128];
     int rc;
     snprintf(client, sizeof(client), "%s-presence", node);
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
@@ -118,26 +118,15 @@ static int make_clients(gw_presence_kafka *k, const char *brokers, const char *n
         chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the presence producer: %s", kerr);
         return CHAT_EINVAL;
     }
-    /* librdkafka wants a group.id even though we only assign; it is never joined */
-    snprintf(group, sizeof(group), "chat-gateway-presence-%s", node);
-    conf = rd_kafka_conf_new();
-    if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", brokers, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "group.id", group, err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.commit", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "enable.auto.offset.store", "false", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "fetch.wait.max.ms", "100", err, errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "client.id", client, err, errlen))) {
-        rd_kafka_conf_destroy(conf);
+    const chat_kafka_reader_cfg c = {.brokers = brokers,
+                                     .client_id = client,
+                                     .group_prefix = "chat-gateway",
+                                     .what = "the presence consumer",
+                                     .fetch_wait_ms = 100,
+                                     .queued_kbytes = 0,
+                                     .wake_fd = -1};
+    if ((rc = chat_kafka_reader_new(&k->consumer, &c, err, errlen)) != 0)
         return rc;
-    }
-    rd_kafka_conf_set_log_cb(conf, chat_kafka_log_cb);
-    k->consumer = rd_kafka_new(RD_KAFKA_CONSUMER, conf, kerr, sizeof(kerr));
-    if (!k->consumer) {
-        rd_kafka_conf_destroy(conf);
-        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: cannot create the presence consumer: %s", kerr);
-        return CHAT_EINVAL;
-    }
-    rd_kafka_poll_set_consumer(k->consumer);
     return 0;
 }
 
