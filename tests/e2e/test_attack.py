@@ -11,11 +11,11 @@ table closes a client address's connections past CHAT_CONN_RATE_LIMIT (1000 per 
 any response, which would hide the gateways' own answers, and the burst must reach them.
 
 Memory. The cluster's gateways are ASan builds: AddressSanitizer keeps freed memory in its
-quarantine (256 MiB by default; scripts/cluster.sh sets no ASAN_OPTIONS) to catch use-after-
-free, so their RSS grows by what the attacks allocated and freed (about 19 KiB per refused
-upgrade, +80 to +110 MiB each on a fresh cluster, until the quarantine is full) and does not
-come back. Their bound is therefore the quarantine plus 32 MiB of slack. The real check runs on
-a third gateway of the same build that the test starts with the quarantine off
+quarantine (256 MiB by default; scripts/cluster.sh sets no ASAN_OPTIONS) to catch
+use-after-free, so their RSS grows by what the attacks allocated and freed (about 19 KiB per
+refused upgrade, +80 to +110 MiB each on a fresh cluster, until the quarantine is full) and does
+not come back. Their bound is therefore the quarantine plus 32 MiB of slack. The real check runs
+on a third gateway of the same build that the test starts with the quarantine off
 (quarantine_size_mb=0): it takes the same attacks and another 10,000 bad-token upgrades, and its
 RSS must end within 16 MiB of where it was (measured: about +1 MiB, and flat over 30,000 in a
 row). Its log is scanned for sanitizer reports like the others.
