@@ -44,9 +44,16 @@ static int check(uint32_t version, int kind, const char *room, size_t room_len, 
         chat_errf(err, errlen, "negative timestamp");
         return CHAT_EINVAL;
     }
-    if (kind != CHAT_EVENT_TYPING && kind != CHAT_EVENT_READ) {
+    if (kind != CHAT_EVENT_TYPING && kind != CHAT_EVENT_READ && kind != CHAT_EVENT_KICK) {
         chat_errf(err, errlen, "unknown event kind %d", kind);
         return kind == 0 ? CHAT_EINVAL : CHAT_EVERSION;
+    }
+    if (kind == CHAT_EVENT_KICK) {
+        if (room_len || upto_len || unread) {
+            chat_errf(err, errlen, "a kick carries the user only");
+            return CHAT_EINVAL;
+        }
+        return 0;
     }
     if (!chat_valid_room(room, room_len)) {
         chat_errf(err, errlen, "invalid room name");

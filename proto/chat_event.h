@@ -23,6 +23,7 @@
 typedef enum {
     CHAT_EVENT_TYPING = 1, /* room, user, on */
     CHAT_EVENT_READ = 2,   /* room, user, upto, unread */
+    CHAT_EVENT_KICK = 3,   /* user only (room ""): the server API's kick */
 } chat_event_kind;
 
 /* Fixed-size: no ownership, copy freely. Strings are NUL-terminated. */

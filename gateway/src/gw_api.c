@@ -6,7 +6,9 @@
  * rooms; a direct room's messages must be from one of its two users). A request that passes
  * becomes a client frame handed to the session policy under a handle of its own (gw_handle with
  * answer set, no session); its answer frame becomes the HTTP answer: ack -> 200 {"id"}, history
- * -> 200 {"room","messages"}, error -> {"error","message"} with a fitting status. */
+ * -> 200 {"room","messages"}, error -> {"error","message"} with a fitting status. Members
+ * (GET .../members) is answered at once from the presence table; kick (POST /api/v1/kick)
+ * closes the user's connections here and publishes a kick event for the other gateways. */
 #define _POSIX_C_SOURCE 200809L /* strnlen */
 #include "gw_api.h"
 
@@ -20,13 +22,15 @@
 
 #include "chat_log.h"
 #include "gw_access.h"
+#include "gw_out.h"
+#include "gw_presence.h"
 #include "gw_session.h"
 
 #define GW_API_TOKEN_MAX 8192  /* bytes of the Authorization header */
 #define GW_API_QUERY_MAX 12288 /* bytes of one query argument (a whole request header) */
 #define GW_API_ARG_MAX 128     /* bytes of a history argument's value */
 
-enum { GW_API_PUBLISH = 1, GW_API_HISTORY = 2 };
+enum { GW_API_PUBLISH = 1, GW_API_HISTORY = 2, GW_API_KICK = 3, GW_API_MEMBERS = 4 };
 
 /* An error found before the request body was read. */
 typedef struct gw_api_err {
@@ -259,25 +263,35 @@ static int check_request(gw_ctx *ctx, struct lws *wsi, bool post, int *kind, cha
         return fail(e, 503, GW_ERR_UNAVAILABLE, "this gateway is shutting down; retry");
     if (lws_hdr_copy(wsi, path, sizeof(path), post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
         return fail(e, 404, "not_found", "no such endpoint");
-    static const char rooms_prefix[] = "/api/v1/rooms/", history_suffix[] = "/history";
-    size_t plen = strlen(path), hlen = sizeof(history_suffix) - 1, rlen = sizeof(rooms_prefix) - 1;
+    static const char rooms_prefix[] = "/api/v1/rooms/";
+    static const struct {
+        const char *suffix;
+        int kind;
+    } room_paths[] = {{"/history", GW_API_HISTORY}, {"/members", GW_API_MEMBERS}};
+    size_t plen = strlen(path), rlen = sizeof(rooms_prefix) - 1;
     *kind = 0;
-    if (strcmp(path, "/api/v1/publish") == 0) {
+    if (strcmp(path, "/api/v1/publish") == 0)
         *kind = GW_API_PUBLISH;
-    } else if (plen > rlen + hlen && strncmp(path, rooms_prefix, rlen) == 0 &&
-               strcmp(path + plen - hlen, history_suffix) == 0) {
-        size_t n = plen - rlen - hlen;
-        if (n > CHAT_ROOM_MAX)
-            return fail(e, 400, GW_ERR_INVALID_ROOM, "room name too long");
-        memcpy(room, path + rlen, n);
-        room[n] = '\0';
-        *kind = GW_API_HISTORY;
+    else if (strcmp(path, "/api/v1/kick") == 0)
+        *kind = GW_API_KICK;
+    for (size_t i = 0; !*kind && i < sizeof(room_paths) / sizeof(room_paths[0]); i++) {
+        size_t hlen = strlen(room_paths[i].suffix);
+        if (plen > rlen + hlen && strncmp(path, rooms_prefix, rlen) == 0 &&
+            strcmp(path + plen - hlen, room_paths[i].suffix) == 0) {
+            size_t n = plen - rlen - hlen;
+            if (n > CHAT_ROOM_MAX)
+                return fail(e, 400, GW_ERR_INVALID_ROOM, "room name too long");
+            memcpy(room, path + rlen, n);
+            room[n] = '\0';
+            *kind = room_paths[i].kind;
+        }
     }
     if (!*kind)
         return fail(e, 404, "not_found", "no such endpoint");
-    if ((*kind == GW_API_PUBLISH) != post)
+    bool wants_post = *kind == GW_API_PUBLISH || *kind == GW_API_KICK;
+    if (wants_post != post)
         return fail(e, 405, "method_not_allowed",
-                    *kind == GW_API_PUBLISH ? "publish takes POST" : "history takes GET");
+                    wants_post ? "this endpoint takes POST" : "this endpoint takes GET");
 
     char *token = malloc(GW_API_TOKEN_MAX);
     if (!token)
@@ -298,6 +312,60 @@ static int check_request(gw_ctx *ctx, struct lws *wsi, bool post, int *kind, cha
                     "the server API needs a token with \"role\":\"server\"");
     }
     return 0;
+}
+
+/* GET /api/v1/rooms/<room>/members: the members frame's fields, from this gateway's copy of the
+ * cluster's presence (gw_presence.h), at once. */
+static void members(gw_api_req *r, const char *room)
+{
+    if (!chat_valid_room(room, strlen(room))) {
+        respond_error(r->wsi, r->respond, 400, GW_ERR_INVALID_ROOM, "not a room name", false);
+    } else if (!gw_access_claim_allows(r->id.rooms, room)) {
+        respond_error(r->wsi, r->respond, 403, GW_ERR_FORBIDDEN,
+                      "the token does not allow this room", false);
+    } else if (!r->ctx->presence) {
+        respond_error(r->wsi, r->respond, 503, GW_ERR_UNAVAILABLE, "no presence here", false);
+    } else {
+        gw_presence_view v = {0};
+        gw_presence_members(r->ctx->presence, room, NULL, &v);
+        gw_buf *b = gw_out_members(room, v.users, v.n, v.count, v.truncated);
+        json_t *j = b ? json_loadb((const char *)gw_buf_payload(b), b->len, 0, NULL) : NULL;
+        gw_buf_unref(b);
+        if (j) {
+            json_object_del(j, "type");
+            respond_json(NULL, r->wsi, r->respond, 200, j, false);
+        } else {
+            respond_error(r->wsi, r->respond, 500, GW_ERR_INTERNAL, "out of memory", false);
+        }
+    }
+    req_free(r);
+}
+
+/* POST /api/v1/kick {"user"}: closes the user's connections here at once (4004) and tells the
+ * other gateways through the events topic (gw_events.h), which close theirs as they read it. */
+static void kick(gw_api_req *r, json_t *in)
+{
+    json_t *u = json_object_get(in, "user");
+    const char *user = json_string_value(u);
+    if (!user || !gw_auth_valid_sub(user, json_string_length(u))) {
+        respond_error(r->wsi, r->respond, 400, GW_ERR_INVALID_FIELD,
+                      "\"user\" must be a user id: 1..128 bytes of UTF-8 text", false);
+        return;
+    }
+    chat_event ev = {.kind = CHAT_EVENT_KICK};
+    snprintf(ev.user, sizeof(ev.user), "%s", user);
+    char err[160] = "";
+    int rc = r->ctx->ops->publish ? r->ctx->ops->publish(r->ctx->ops_arg, &ev, err, sizeof(err))
+                                  : -EAGAIN;
+    size_t here = gw_sessions_kick(r->ctx, user);
+    if (rc != 0) {
+        chat_log(CHAT_LOG_WARN, "kick: the other gateways were not told: %s", err);
+        respond_error(r->wsi, r->respond, 503, GW_ERR_UNAVAILABLE,
+                      "closed here, but the other gateways could not be told; retry", false);
+        return;
+    }
+    respond_json(NULL, r->wsi, r->respond, 200,
+                 json_pack("{s:s,s:I}", "user", user, "closed_here", (json_int_t)here), false);
 }
 
 int gw_api_request(gw_ctx *ctx, struct lws *wsi, gw_api_req **slot, gw_api_respond_fn respond)
@@ -345,6 +413,8 @@ int gw_api_request(gw_ctx *ctx, struct lws *wsi, gw_api_req **slot, gw_api_respo
     }
     if (kind == GW_API_HISTORY)
         history(r, room);
+    else if (kind == GW_API_MEMBERS)
+        members(r, room);
     else if (!body)
         return gw_api_body_done(r); /* no body: the empty one answers */
     return 0;
@@ -398,6 +468,12 @@ int gw_api_body_done(gw_api_req *r)
         json_decref(in);
         respond_error(r->wsi, r->respond, 400, GW_ERR_INVALID_JSON,
                       "the body must be a JSON object", false);
+        req_free(r);
+        return 0;
+    }
+    if (r->kind == GW_API_KICK) {
+        kick(r, in);
+        json_decref(in);
         req_free(r);
         return 0;
     }

@@ -38,6 +38,7 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 #define GW_CLOSE_EXPIRED 4003
 #define GW_CLOSE_TOO_SLOW 4008
 #define GW_CLOSE_TOO_MANY_CONNS 4029
+#define GW_CLOSE_KICKED 4004
 #define GW_CLOSE_INTERNAL 1011
 #define GW_SESSION_MAX_READS                                                                       \
     1                             /* history store reads one session may wait for at once (its     \
@@ -1941,8 +1942,27 @@ static void on_history_result(gw_ctx *ctx, gw_store_result *res, gw_pending_repl
     page_free(&pg);
 }
 
+size_t gw_sessions_kick(gw_ctx *ctx, const char *user)
+{
+    size_t n = 0;
+    for (gw_user_link *l = gw_users_first(&ctx->users, user); l; l = l->next) {
+        gw_session *s = gw_htab_entry(l, gw_session, ulink);
+        if (s->state == GW_S_CLOSING)
+            continue;
+        fail_session(s, GW_CLOSE_KICKED, "kicked by the server: do not reconnect by yourself");
+        n++;
+    }
+    if (n)
+        chat_log(CHAT_LOG_INFO, "kick: closing %zu connections of a user with 4004", n);
+    return n;
+}
+
 void gw_session_on_event(const chat_event *e, void *arg)
 {
+    if (e->kind == CHAT_EVENT_KICK) {
+        gw_sessions_kick(arg, e->user);
+        return;
+    }
     if (e->kind == CHAT_EVENT_TYPING)
         gw_typing_on_event(arg, e);
     else if (e->kind == CHAT_EVENT_READ)

@@ -80,6 +80,9 @@ void gw_sessions_wake_due(gw_ctx *ctx);
  * send or history frame gw_frame_parse accepted, access already checked. The answer reaches
  * h->answer as the frame a session would get: ack (publish: once Kafka holds it; a cid retry
  * gets the original id), history, or error. */
+/* Closes every connection of user on this gateway with 4004 (the server API's kick, and the
+ * kick events of other gateways). Returns how many. */
+size_t gw_sessions_kick(gw_ctx *ctx, const char *user);
 void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from);
 void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f);
 /* For the modules that add frames beside the session's own (gw_typing, gw_reads): queue a

@@ -1,7 +1,9 @@
 """The server API through HAProxy and on each gateway: POST /api/v1/publish with a
 "role":"server" token delivers an ordinary message (to members on both gateways, to both users'
 connections of a direct room, stored, in history, deduplicated by cid) and answers its id;
-GET /api/v1/rooms/<room>/history pages like the history frame; a client token gets 403, none or
+GET /api/v1/rooms/<room>/history pages like the history frame; GET /api/v1/rooms/<room>/members
+answers the members frame's fields; POST /api/v1/kick closes every connection of a user on both
+gateways with 4004 within a second; a client token gets 403, none or
 a bad one 401, malformed input 400, unknown paths 404, wrong methods 405, oversized bodies 413;
 errors are JSON {"error","message"}."""
 
@@ -215,3 +217,83 @@ def test_rooms_claim_limits_a_server_token(cluster):
     wait_persisted(cluster, allowed, 1)
     status, body, _ = api(port, "GET", f"/api/v1/rooms/{allowed}/history", token=token)
     assert status == 200 and [m["text"] for m in body["messages"]] == ["ok"], body
+
+
+def test_members(cluster):
+    room = unique("members")
+    token = server_token(cluster)
+    alice, bob = unique("alice"), unique("bob")
+
+    async def main(net):
+        a = await connect_on(net, "gw-1", alice)
+        b = await connect_on(net, "gw-2", bob)
+        await a.join_frame(room, presence=True)
+        await b.join_frame(room, presence=True)
+        # both gateways' copies of the cluster's presence agree within a couple of seconds
+        for port in cluster.gateway_ports:
+            for _ in range(60):
+                status, body, _ = await asyncio.to_thread(
+                    api, port, "GET", f"/api/v1/rooms/{room}/members", None, token)
+                assert status == 200, body
+                if body["count"] == 2:
+                    break
+                await asyncio.sleep(0.1)
+            assert body["room"] == room and body["count"] == 2 and body["truncated"] is False, body
+            assert sorted(u["user"] for u in body["users"]) == sorted([alice, bob]), body
+            assert "type" not in body
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "GET", f"/api/v1/rooms/{unique('empty')}/members", None,
+            token)
+        assert status == 200 and body["count"] == 0 and body["users"] == [], body
+        # a client token, a bad room, the wrong method
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "GET", f"/api/v1/rooms/{room}/members", None,
+            cluster.token(alice))
+        check_error(status, body, 403, "forbidden")
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "GET", "/api/v1/rooms/bad%20room/members", None, token)
+        check_error(status, body, 400, "invalid_room")
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "POST", f"/api/v1/rooms/{room}/members", {}, token)
+        check_error(status, body, 405, "method_not_allowed")
+
+    run(main, cluster, timeout=60)
+
+
+def test_kick_closes_every_connection_with_4004(cluster):
+    token = server_token(cluster)
+    mallory, bystander = unique("mallory"), unique("bystander")
+    room = unique("kick")
+
+    async def main(net):
+        m1 = await connect_on(net, "gw-1", mallory)
+        m2 = await connect_on(net, "gw-2", mallory)
+        by = await connect_on(net, "gw-2", bystander)
+        for c in (m1, m2, by):
+            await c.join(room)
+        t0 = asyncio.get_running_loop().time()
+        # through one gateway: the other learns it from the events topic
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.gateway_ports[0], "POST", "/api/v1/kick", {"user": mallory}, token)
+        assert status == 200, body
+        assert body == {"user": mallory, "closed_here": 1}, body
+        for c in (m1, m2):
+            code, reason = await c.wait_closed(timeout=5)
+            took = asyncio.get_running_loop().time() - t0
+            assert code == 4004, f"{c.name} closed with {code} {reason!r}, expected 4004"
+            assert took < 1.0, f"{c.name} was closed {took:.2f}s after the kick"
+        await by.ping(after="another user's kick")
+        assert not by.closed
+        # errors: no user, a client token, GET
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "POST", "/api/v1/kick", {"who": mallory}, token)
+        check_error(status, body, 400, "invalid_field")
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "POST", "/api/v1/kick", {"user": bystander},
+            cluster.token(mallory))
+        check_error(status, body, 403, "forbidden")
+        status, body, _ = await asyncio.to_thread(
+            api, cluster.public_port, "GET", "/api/v1/kick", None, token)
+        check_error(status, body, 405, "method_not_allowed")
+
+    run(main, cluster, timeout=60)

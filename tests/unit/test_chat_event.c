@@ -1,8 +1,8 @@
 /* test_chat_event.c: the events topic's record codec (chat_event.c): typing and read events
- * round-trip; the decoder refuses what a gateway would not produce (not protobuf, unknown
- * version, kind 0, bad room, user, origin or upto, NUL, over-long fields, fields of another
- * kind) and reports an unknown kind as CHAT_EVERSION so that it is skipped. Invalid records are
- * built with the generated protobuf-c code, bypassing our encoder. */
+ * round-trip, and kicks (a user, no room); the decoder refuses what a gateway would not produce
+ * (not protobuf, unknown version, kind 0, bad room, user, origin or upto, NUL, over-long fields,
+ * fields of another kind) and reports an unknown kind as CHAT_EVERSION so that it is skipped.
+ * Invalid records are built with the generated protobuf-c code, bypassing our encoder. */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
@@ -36,10 +36,20 @@ static chat_event read_ev(void)
     return e;
 }
 
+static chat_event kick_ev(void)
+{
+    chat_event e = typing();
+    e.kind = CHAT_EVENT_KICK;
+    e.on = false;
+    e.room[0] = '\0'; /* a kick names the user only */
+    strcpy(e.user, "mallory");
+    return e;
+}
+
 static void test_round_trip(void)
 {
-    chat_event evs[2] = {typing(), read_ev()};
-    for (int i = 0; i < 2; i++) {
+    chat_event evs[3] = {typing(), read_ev(), kick_ev()};
+    for (int i = 0; i < 3; i++) {
         uint8_t *buf = NULL;
         size_t len = 0;
         chat_event out;
@@ -127,6 +137,13 @@ static void test_decode_refuses(void)
     CHECK(decode_raw(&m) == CHAT_EVERSION);
     m.kind = 0;
     CHECK(decode_raw(&m) == CHAT_EINVAL);
+    m = raw_read();
+    m.kind = CHAT__EVENT__KIND__KICK; /* a kick with a room, upto and unread: refused */
+    CHECK(decode_raw(&m) == CHAT_EINVAL);
+    m.room.len = 0;
+    m.upto.len = 0;
+    m.unread = 0;
+    CHECK(decode_raw(&m) == 0);
     m = raw_read();
     m.room = (ProtobufCBinaryData){.len = 4, .data = (uint8_t *)"ge\0l"};
     CHECK(decode_raw(&m) == CHAT_EINVAL);
