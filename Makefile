@@ -7,6 +7,7 @@
 #                    trees, a short fuzz run, the end-to-end tests (scripts/test.sh)
 #   make build       deps, then build/ (RelWithDebInfo) and build-asan/ (ASan + UBSan)
 #   make fuzz        build the libFuzzer targets in build-fuzz/ (clang) and run each briefly
+#                    from its seed corpus (tests/fuzz/corpus/<target>/)
 #   make deps        only scripts/deps.sh
 #   make bench       the load generator's scenarios against a throwaway cluster (scripts/bench.sh):
 #                    a table and bench-results.json; BENCH="fanout-100x100 idle-10k" runs some

@@ -8,7 +8,8 @@
 #                                      tests/deploy/check_manifests.sh when present
 #   4. ctest in build/ and build-asan/ the unit tests, each tree (ctest prints its own summary)
 #   5. fuzz smoke                      each libFuzzer target for CHAT_FUZZ_SECONDS (default 15;
-#                                      0 skips), built in build-fuzz/ with clang
+#                                      0 skips), built in build-fuzz/ with clang, from its seeds
+#                                      in tests/fuzz/corpus/<target>/ (tests/fuzz/make_seeds.py)
 #   6. node --test tests/web/          the web client's protocol module (gateway/web/
 #                                      chat-client.js) against a fake WebSocket; no build needed
 #   7. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway

@@ -1,0 +1,1 @@
+dm:alice:bobalice"JÃ¶rg*hÃ©llo â˜ƒ ðŸ˜€0ûðÖë«3

@@ -1,0 +1,1 @@
+*higeneralalice0

@@ -1,0 +1,1 @@
+generalalice"Alice*hi0ыр÷лЂ3:c1

@@ -1,0 +1,1 @@
+generalalice*hi

@@ -1,0 +1,1 @@
+gen eralalice*hi0ыр÷лЂ3

@@ -1,0 +1,1 @@
+generalalice*hi0ыр÷лЂ3

@@ -1,0 +1,1 @@
+general"alice(B ffffffffffffffffffffffffffffffffHûðÖë«3

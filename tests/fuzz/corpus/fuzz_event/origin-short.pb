@@ -1,0 +1,1 @@
+general"alice(BabcHûğÖë«3

@@ -1,0 +1,1 @@
+dm:alice:bob"bob(B0123456789abcdefHûğÖë«3
