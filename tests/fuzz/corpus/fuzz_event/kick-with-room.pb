@@ -1,0 +1,1 @@
+general"aliceB0123456789abcdefHûğÖë«3

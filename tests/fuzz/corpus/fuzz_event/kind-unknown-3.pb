@@ -1,1 +1,0 @@
-general"alice(B0123456789abcdefHûğÖë«3

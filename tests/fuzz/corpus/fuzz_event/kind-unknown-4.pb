@@ -1,0 +1,1 @@
+general"alice(B0123456789abcdefHûğÖë«3
