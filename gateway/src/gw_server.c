@@ -619,11 +619,21 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
 
     switch (reason) {
     case LWS_CALLBACK_HTTP_CONFIRM_UPGRADE: {
-        char path[64], version[8];
+        char path[64], version[8], upgrade[16];
+        /* `in` (the Upgrade header) is never read here. lws 4.1.6 answers an Upgrade other than
+         * websocket or h2c with 403, completes the transaction (its header table is freed or
+         * reset) and still calls this with `in` pointing into that table: the use after free
+         * of advisory NN-2025-0102 (fixed in lws 4.4). The header is read again instead, which
+         * fails, or comes back empty, once the table is gone: then lws has answered already
+         * and the connection is hung up without a second answer. */
+        int ul = lws_hdr_copy(wsi, upgrade, sizeof(upgrade), WSI_TOKEN_UPGRADE);
+        (void)in;
+        if (ul <= 0)
+            return -1;
         /* lws has already compared Upgrade case-insensitively with "websocket" or "h2c"
          * (RFC 6455 4.2.1: the token is case-insensitive); so does this check */
         if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0 ||
-            strcmp(path, "/ws") != 0 || !in || strcasecmp(in, "websocket") != 0) {
+            strcmp(path, "/ws") != 0 || strcasecmp(upgrade, "websocket") != 0) {
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
             return 1;
         }

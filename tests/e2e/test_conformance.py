@@ -102,6 +102,21 @@ def test_upgrade_token_is_case_insensitive(cluster, value):
         _ping_pong(c)
 
 
+@pytest.mark.parametrize("value", ["foo", "h2c", "websocket2"])
+def test_unknown_upgrade_token_is_refused_and_the_gateway_keeps_serving(cluster, value):
+    """lws 4.1.6 answers an Upgrade other than websocket/h2c with 403 itself and then still calls
+    the gateway's upgrade check with a pointer into the header table it just released (advisory
+    NN-2025-0102); the check never reads it, and the connection is hung up after lws' answer. (The
+    table goes back to lws' pool rather than to free(), so ASan would not catch a read of it: this
+    test pins the answers and that the gateway keeps serving.) h2c reaches the gateway's own
+    check: 404."""
+    with RawWs.connect(cluster.gateway_ports[0]) as c:
+        r = c.upgrade("/ws", upgrade=value)
+        assert r.status in (403, 404), f"{r.status} {r.raw[:300]!r}"
+    with _open(cluster) as c:
+        _ping_pong(c)
+
+
 # --- point 5: 1009 however the message is fragmented -----------------------------------------
 
 
