@@ -502,12 +502,24 @@ export class ChatClient {
       this.joinFailed(room, err);
       return;
     }
+    const ri = cid ? this.roomsRequests.findIndex((r) => r.cid === cid) : -1;
+    if (ri >= 0) {
+      this.roomsRequests.splice(ri, 1)[0].reject(Object.assign(new Error(err.message || err.code),
+        err));
+      return;
+    }
     const hist = rooms.find((r) => r.requests.length && r.requests[0].cid === cid);
     if (hist) {
       this.nextRequest(hist).reject(Object.assign(new Error(err.message || err.code), err));
       return;
     }
     let answered = false;
+    if (!cid && err.code === 'unknown_type' && /"rooms"/.test(err.message) &&
+        this.roomsRequests.length) {
+      /* a server without the rooms frame */
+      this.roomsRequests.shift().reject(Object.assign(new Error(err.message), err));
+      return;
+    }
     if (!cid && err.code === 'unavailable') {
       /* storage trouble answers a join or a history read without its cid: fail the reads,
        * try the joins again */
@@ -681,7 +693,8 @@ export class ChatClient {
     for (const r of list) {
       this.reads.server(r.room, { readUpto: r.read_upto, unread: r.unread, last: r.last });
     }
-    const req = this.roomsRequests.shift();
+    const i = this.roomsRequests.findIndex((r) => r.cid === f.cid);
+    const [req] = this.roomsRequests.splice(i >= 0 ? i : 0, 1);
     if (req) req.resolve(list);
     this.emit('rooms', { rooms: list });
   }
@@ -749,11 +762,12 @@ export class ChatClient {
   requestRooms() {
     if (this.protocol < 2) return Promise.resolve([]);
     return new Promise((resolve, reject) => {
-      if (!this.raw({ type: 'rooms' })) {
+      const cid = this.cid('rooms');
+      if (!this.raw({ type: 'rooms', cid })) {
         reject(new Error('not connected'));
         return;
       }
-      this.roomsRequests.push({ resolve, reject });
+      this.roomsRequests.push({ cid, resolve, reject });
     });
   }
 

@@ -437,3 +437,154 @@ def test_browser_keeps_chatting_through_a_gateway_restart(cluster):
         if stopped:
             cluster.script("start", stopped, timeout=120)
             wait_readyz(cluster.gateway_ports[int(stopped.rsplit("-", 1)[1]) - 1], 200, 60)
+
+
+def _members(b: Browser) -> dict:
+    """The member list the page shows for its current room: its heading, note and entries."""
+    return b.driver.execute_script(
+        """
+        const panel = document.getElementById('members-panel');
+        return {
+          shown: !panel.hidden,
+          title: document.getElementById('members-title').textContent,
+          note: document.getElementById('members-note').hidden ? ''
+            : document.getElementById('members-note').textContent,
+          users: [...document.querySelectorAll('#member-list > li')].map((li) => ({
+            user: li.dataset.user, text: li.textContent,
+            button: !!li.querySelector('button.member-open'),
+          })),
+        };
+        """)
+
+
+def _sidebar_item(b: Browser, room: str) -> dict | None:
+    """The sidebar entry of a room or direct conversation: which list, label, badge, state."""
+    return b.driver.execute_script(
+        """
+        for (const list of ['room-list', 'dm-list']) {
+          for (const li of document.querySelectorAll('#' + list + ' > li')) {
+            const name = li.querySelector('.room-name');
+            if (name.dataset.room !== arguments[0]) continue;
+            const badge = li.querySelector('.badge');
+            return { list, label: name.textContent, badge: badge ? badge.textContent : '',
+                     current: li.classList.contains('current'),
+                     status: li.querySelector('.room-status') ? 'joining' : '' };
+          }
+        }
+        return null;
+        """, room)
+
+
+def _messages_in(b: Browser, room: str) -> list[str]:
+    return b.driver.execute_script(
+        """
+        const v = [...document.querySelectorAll('section.room-view')]
+          .find((s) => s.dataset.room === arguments[0]);
+        if (!v) return [];
+        return [...v.querySelectorAll('ol.messages:not(.pending-list) > li.msg .msg-text')]
+          .map((p) => p.textContent);
+        """, room)
+
+
+def test_browser_members_direct_messages_typing_and_unread(cluster):
+    """Two people in one room see each other in its member list (the snapshot of the join, and
+    the presence diff of the later joiner), alice starts a direct conversation from bob's name,
+    bob's page lists it with an unread badge (and a count in the tab title) while he is in the
+    room, the badge clears when he opens it, alice sees "bob is typing…" while he writes and
+    not after he sent, and bob leaving the room takes him off alice's member list."""
+    _require_browser()
+
+    url = f"http://127.0.0.1:{cluster.public_port}/"
+    room = unique("members")
+    alice_name, bob_name = unique("alice"), unique("bob")
+    dm = f"dm:{min(alice_name, bob_name)}:{max(alice_name, bob_name)}"
+    hello, reply = unique("hi-bob"), unique("hi-alice")
+    browsers: list[Browser] = []
+    try:
+        alice = Browser("alice", cluster.data_dir)
+        browsers.append(alice)
+        bob = Browser("bob", cluster.data_dir)
+        browsers.append(bob)
+        alice.sign_in(url, alice_name)
+        bob.sign_in(url, bob_name)
+        for _ in range(3):  # different gateways if leastconn allows (see the first test)
+            if bob.gateway() != alice.gateway():
+                break
+            bob.reload()
+
+        # members: alice is first (bob arrives as a presence diff), bob gets the snapshot
+        alice.join(room)
+        bob.join(room)
+        for me, other, other_name in ((alice, bob, bob_name), (bob, alice, alice_name)):
+            me.wait(f"{other_name} in the member list of {room}",
+                    lambda d, me=me, n=other_name: any(
+                        u["user"] == n and u["button"] for u in _members(me)["users"]))
+            m = _members(me)
+            assert m["shown"], f"{me.name}: the member list is not shown at 1200 px: {m}"
+            assert m["title"] == "Members (2)", f"{me.name}: {m}"
+            assert m["note"] == "", f"{me.name}: a truncation note for 2 members: {m}"
+            assert sorted(u["user"] for u in m["users"]) == sorted([alice_name, bob_name]), m
+            own = [u for u in m["users"] if u["user"] != other_name][0]
+            assert own["text"].endswith("(you)") and not own["button"], m
+
+        # alice starts the direct conversation from bob's name in the member list
+        alice.driver.find_element(
+            By.CSS_SELECTOR, f'#member-list li[data-user="{bob_name}"] button.member-open').click()
+        alice.wait("the direct conversation open and joined",
+                   lambda d: (alice.text("#room-title") == f"@ {bob_name}"
+                              and (_sidebar_item(alice, dm) or {}).get("current")
+                              and not _sidebar_item(alice, dm)["status"]))
+        assert _sidebar_item(alice, dm)["list"] == "dm-list", _sidebar_item(alice, dm)
+        alice.send(hello)
+        alice.wait("her direct message confirmed", lambda d: _messages_in(alice, dm) == [hello])
+
+        # bob is still in the room: the conversation appears, unread, and the title counts it
+        bob.wait("the new conversation with an unread badge in the sidebar",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == "1")
+        item = _sidebar_item(bob, dm)
+        assert item["list"] == "dm-list" and item["label"] == f"@ {alice_name}", item
+        assert bob.driver.title == "(1) Chat", bob.driver.title
+        assert bob.text("#room-title") == f"# {room}"
+
+        # opening it shows the message and clears the badge and the title's count
+        bob.driver.find_element(
+            By.XPATH, f'//ul[@id="dm-list"]//span[@data-room="{dm}"]/ancestor::button').click()
+        bob.wait("alice's message in the conversation", lambda d: _messages_in(bob, dm) == [hello])
+        bob.wait("the unread badge cleared",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == ""
+                 and bob.driver.title == "Chat")
+
+        # typing: alice sees bob's typing line while he writes, and not once he sent
+        box = bob.driver.find_element(By.ID, "message-input")
+        box.send_keys(reply)
+        alice.wait(f"'{bob_name} is typing…'",
+                   lambda d: alice.text("#typing-line") == f"{bob_name} is typing\u2026")
+        assert bob.text("#typing-line") == "", "bob sees his own typing"
+        bob.driver.find_element(By.ID, "send-button").click()
+        alice.wait("bob's reply, and no typing line",
+                   lambda d: _messages_in(alice, dm) == [hello, reply]
+                   and alice.text("#typing-line") == "")
+
+        # bob leaves the room: alice's member list of it loses him (presence diff)
+        alice.driver.find_element(
+            By.XPATH, f'//ul[@id="room-list"]//span[@data-room="{room}"]/ancestor::button').click()
+        alice.wait(f"# {room} shown", lambda d: alice.text("#room-title") == f"# {room}")
+        bob.driver.find_element(
+            By.CSS_SELECTOR, f'#room-list button.room-leave[aria-label="Leave {room}"]').click()
+        alice.wait(f"{bob_name} gone from the member list",
+                   lambda d: [u["user"] for u in _members(alice)["users"]] == [alice_name]
+                   and _members(alice)["title"] == "Members (1)")
+
+        for b in browsers:
+            b.collect_problems()
+        problems = [p for b in browsers for p in _console_problems(b)]
+        assert not problems, "browser console:\n  " + "\n  ".join(problems)
+    except (AssertionError, WebDriverException) as e:
+        shots = [b.screenshot(cluster.data_dir, "members-failure") for b in browsers]
+        raise AssertionError(f"{e}\nscreenshots: {', '.join(shots) or 'none'}") from None
+    finally:
+        for b in browsers:
+            try:
+                b.quit()
+            except Exception:  # noqa: BLE001
+                pass

@@ -266,7 +266,9 @@ test('read state: a read that did not reach the server is sent again after the r
 test('requestRooms: the sidebar of a new device, with its read state', async () => {
   const s = connected();
   const p = s.client.requestRooms();
-  assert.deepEqual(s.ws.frames('rooms'), [{ type: 'rooms' }]);
+  const req = s.ws.frames('rooms');
+  assert.equal(req.length, 1);
+  assert.match(req[0].cid, /^rooms-/);
   const rooms = [
     { room: 'general', unread: 3, read_upto: id(7), last: id(10) },
     { room: 'dm:alice:bob', unread: 1, last: id(2, 1) },
@@ -305,5 +307,24 @@ test('requestRooms: [] from a v1 server; refused when the connection drops or on
     const q = s.client.requestRooms();
     ws2.push({ type: 'error', code: 'unavailable', message: 'store down' });
     await assert.rejects(q, (e) => e.code === 'unavailable');
+    // an error naming the request's cid, and answers matched by cid
+    const r1 = s.client.requestRooms();
+    const r2 = s.client.requestRooms();
+    const [c1, c2] = ws2.frames('rooms').slice(-2).map((f) => f.cid);
+    ws2.push({ type: 'rooms', cid: c2, rooms: [{ room: 'b', unread: 0 }] });
+    ws2.push({ type: 'error', code: 'unavailable', message: 'busy', cid: c1 });
+    assert.deepEqual((await r2).map((r) => r.room), ['b']);
+    await assert.rejects(r1, (e) => e.code === 'unavailable' && e.cid === c1);
+    assert.equal(s.of('error').length, 0);
     await flushPromises();
   });
+
+test('requestRooms: a server without the rooms frame refuses it as unknown_type', async () => {
+  const s = connected();
+  const p = s.client.requestRooms();
+  s.ws.push({ type: 'error', code: 'unknown_type', message: 'unknown frame type "rooms"' });
+  await assert.rejects(p, (e) => e.code === 'unknown_type');
+  assert.equal(s.of('error').length, 0);
+  s.ws.push({ type: 'error', code: 'unknown_type', message: 'unknown frame type "typing"' });
+  assert.equal(s.of('error').pop().code, 'unknown_type');  // not ours to swallow
+});
