@@ -940,7 +940,9 @@ import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
     older.textContent = 'Load older messages';
     const start = document.createElement('p');
     start.className = 'muted room-start';
-    start.textContent = `This is the beginning of ${name}.`;
+    start.textContent = isDmRoom(name)
+      ? `This is the beginning of your conversation with ${peer || name}.`
+      : `This is the beginning of ${name}.`;
     start.hidden = true;
     const list = document.createElement('ol');
     list.className = 'messages';
@@ -1097,7 +1099,12 @@ import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
       }
       open.setAttribute('aria-label', (room.dm ? `Direct messages with ${shownName}`
         : `Room ${name}`) + (unread > 0 ? `, ${unread} unread` : ''));
-      open.addEventListener('click', () => { selectRoom(name); closeSidebar(); });
+      open.addEventListener('click', () => {
+        const drawer = el.sidebar.classList.contains('open');
+        selectRoom(name);
+        closeSidebar();
+        if (drawer) el.input.focus();  /* the drawer is gone: to the composer, not the body */
+      });
       const leave = document.createElement('button');
       leave.type = 'button';
       leave.className = 'icon-button room-leave';
@@ -1173,6 +1180,9 @@ import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
     li.dataset.from = from;
     setTime(li, m.ts);
     li.querySelector('.msg-text').textContent = String(m.text);
+    if (!own && mentions(String(m.text), [state.user, state.selfName].filter(Boolean))) {
+      li.classList.add('mention');
+    }
     return li;
   }
 
@@ -1279,7 +1289,8 @@ import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
     el.input.disabled = !room;
     if (!room) el.input.placeholder = 'Join a room to write';
     else if (state.conn !== 'connected') el.input.placeholder = 'Offline: sent once reconnected';
-    else el.input.placeholder = `Message # ${room.name}`;
+    else el.input.placeholder = room.dm ? `Message @ ${roomLabel(room.name)}`
+      : `Message # ${room.name}`;
   }
 
   function autoGrow() {

@@ -486,12 +486,28 @@ def _messages_in(b: Browser, room: str) -> list[str]:
         """, room)
 
 
+def _seen(b: Browser, room: str) -> list[str]:
+    """The texts of the messages marked "Seen" in a room."""
+    return b.driver.execute_script(
+        """
+        const v = [...document.querySelectorAll('section.room-view')]
+          .find((s) => s.dataset.room === arguments[0]);
+        if (!v) return [];
+        return [...v.querySelectorAll('li.msg.seen')]
+          .filter((li) => li.querySelector('.msg-state').textContent === 'Seen')
+          .map((li) => li.querySelector('.msg-text').textContent);
+        """, room)
+
+
 def test_browser_members_direct_messages_typing_and_unread(cluster):
     """Two people in one room see each other in its member list (the snapshot of the join, and
     the presence diff of the later joiner), alice starts a direct conversation from bob's name,
     bob's page lists it with an unread badge (and a count in the tab title) while he is in the
-    room, the badge clears when he opens it, alice sees "bob is typing…" while he writes and
-    not after he sent, and bob leaving the room takes him off alice's member list."""
+    room, the badge clears when he opens it and alice's page marks her message "Seen", alice
+    sees "bob is typing…" while he writes and not after he sent, and bob leaving the room takes
+    him off alice's member list. Bob then signs in on a new device (a fresh browser profile):
+    its sidebar comes back from the server's rooms list with the conversation, read; a new
+    message is unread on both of his devices until he reads it on one."""
     _require_browser()
 
     url = f"http://127.0.0.1:{cluster.public_port}/"
@@ -553,6 +569,8 @@ def test_browser_members_direct_messages_typing_and_unread(cluster):
         bob.wait("the unread badge cleared",
                  lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == ""
                  and bob.driver.title == "Chat")
+        # his page told the server (read), which told alice's (receipt)
+        alice.wait("'Seen' under her message", lambda d: _seen(alice, dm) == [hello])
 
         # typing: alice sees bob's typing line while he writes, and not once he sent
         box = bob.driver.find_element(By.ID, "message-input")
@@ -574,6 +592,34 @@ def test_browser_members_direct_messages_typing_and_unread(cluster):
         alice.wait(f"{bob_name} gone from the member list",
                    lambda d: [u["user"] for u in _members(alice)["users"]] == [alice_name]
                    and _members(alice)["title"] == "Members (1)")
+
+        # bob on a new device: the sidebar comes back from the server's rooms list, the
+        # conversation under direct messages with nothing unread (he read it on the first one)
+        bob2 = Browser("bob2", cluster.data_dir)
+        browsers.append(bob2)
+        bob2.sign_in(url, bob_name)
+        bob2.wait("the conversation with alice restored, read",
+                  lambda d: (_sidebar_item(bob2, dm) or {}).get("list") == "dm-list"
+                  and _sidebar_item(bob2, dm)["label"] == f"@ {alice_name}"
+                  and _sidebar_item(bob2, dm)["badge"] == "")
+        # alice writes again: both of bob's devices count it; reading it on one clears both
+        alice.driver.find_element(
+            By.XPATH, f'//ul[@id="dm-list"]//span[@data-room="{dm}"]/ancestor::button').click()
+        alice.wait("the conversation shown", lambda d: alice.text("#room-title") == f"@ {bob_name}")
+        bob.driver.find_element(
+            By.XPATH, f'//ul[@id="room-list"]//span[@data-room="general"]/ancestor::button').click()
+        bob.wait("# general shown", lambda d: bob.text("#room-title") == "# general")
+        again = unique("again")
+        alice.send(again)
+        for b in (bob, bob2):
+            b.wait("the new message counted unread",
+                   lambda d, b=b: (_sidebar_item(b, dm) or {}).get("badge") == "1")
+        bob2.driver.find_element(
+            By.XPATH, f'//ul[@id="dm-list"]//span[@data-room="{dm}"]/ancestor::button').click()
+        bob2.wait("the message on the new device", lambda d: again in _messages_in(bob2, dm))
+        bob.wait("the badge cleared by the read on the other device",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == ""
+                 and bob.driver.title == "Chat")
 
         for b in browsers:
             b.collect_problems()
