@@ -1214,6 +1214,12 @@ import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
     const oldHeight = room.view.scrollHeight;
     const oldTop = room.view.scrollTop;
     let added = 0;
+    /* the live region announces single new messages, not pages of history */
+    const quiet = where === 'top' || msgs.length > 1;
+    if (quiet) {
+      room.list.setAttribute('aria-live', 'off');
+      setTimeout(() => room.list.setAttribute('aria-live', 'polite'), 0);
+    }
     for (const m of msgs) {
       if (!validMessage(m)) continue;
       if (room.byId.has(m.id)) {
