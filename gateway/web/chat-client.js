@@ -660,6 +660,19 @@ export class ChatClient {
     for (const u of left) typing = this.typingIn.set(room.name, u, false) || typing;
     this.emit('members', { room: room.name, ...room.members.view(), joined, left });
     if (typing) this.emitTyping(room.name);
+    this.checkMembers(room);
+  }
+
+  /* A full list that disagrees with the server's count (changes lost between the snapshot and
+   * the diffs, or more than a frame holds): ask for a fresh one, a second later if it still
+   * disagrees then, at most once a second per room. */
+  checkMembers(room) {
+    const key = `members:${room.name}`;
+    const off = () => !room.members.truncated && room.members.count !== room.members.users.size;
+    if (!off() || this.timers.has(key)) return;
+    this.timer(key, 1000, () => {
+      if (this.rooms.get(room.name) === room && room.joined && off()) this.requestMembers(room.name);
+    });
   }
 
   onMembers(f) {

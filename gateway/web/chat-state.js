@@ -132,7 +132,6 @@ export class Members {
     } else if (!this.truncated) {
       this.count = this.users.size;
     }
-    if (!this.truncated && this.count < this.users.size) this.count = this.users.size;
     return { joined, left };
   }
 

@@ -65,6 +65,37 @@ test('presence: join asks for it; the snapshot, then diffs, reach the page', () 
   assert.equal(ev.users.length, 1);
 });
 
+test('presence: a list that disagrees with the count is asked for again, once a second', () => {
+  const s = connected();
+  joinRoom(s, 'r', { members: { count: 2, users: [{ user: 'alice' }, { user: 'bob' }] } });
+  s.ws.push({ type: 'presence', room: 'r', joined: [], left: [], count: 3 });  // one missed
+  s.ws.push({ type: 'presence', room: 'r', joined: [], left: [], count: 3 });
+  assert.equal(s.ws.frames('members').length, 0);
+  s.clock.advance(1000);
+  assert.deepEqual(s.ws.frames('members'), [{ type: 'members', room: 'r' }]);
+  s.ws.push({ type: 'members', room: 'r', count: 3, truncated: false,
+              users: [{ user: 'alice' }, { user: 'bob' }, { user: 'carol' }] });
+  s.ws.push({ type: 'presence', room: 'r', joined: [], left: ['bob'], count: 2 });  // agrees
+  s.clock.advance(5000);
+  assert.equal(s.ws.frames('members').length, 1);
+  s.ws.push({ type: 'presence', room: 'r', joined: [], left: [], count: 1 });  // a missed leave
+  assert.equal(s.client.members('r').count, 1);  // the server's count, not the list's length
+  s.clock.advance(1000);
+  assert.equal(s.ws.frames('members').length, 2);
+  s.ws.push({ type: 'members', room: 'r', count: 1, truncated: false, users: [{ user: 'alice' }] });
+  // a truncated list is expected to be shorter than the count: no request
+  s.ws.push({ type: 'members', room: 'r', count: 500, truncated: true, users: [{ user: 'a' }] });
+  s.ws.push({ type: 'presence', room: 'r', joined: [{ user: 'z' }], left: [], count: 501 });
+  s.clock.advance(5000);
+  assert.equal(s.ws.frames('members').length, 2);
+  // disagreeing, then set right by the next diff before the second is over: no request
+  joinRoom(s, 'q', { members: { count: 1, users: [{ user: 'alice' }] } });
+  s.ws.push({ type: 'presence', room: 'q', joined: [], left: [], count: 2 });
+  s.ws.push({ type: 'presence', room: 'q', joined: [{ user: 'bob' }], left: [], count: 2 });
+  s.clock.advance(5000);
+  assert.equal(s.ws.frames('members').length, 2);
+});
+
 test('presence: a rejoin after a reconnect brings a new snapshot', () => {
   const s = connected();
   joinRoom(s, 'r', { members: { count: 2, users: [{ user: 'alice' }, { user: 'bob' }] } });
