@@ -119,6 +119,7 @@ export class ChatClient {
     this.reads = new ReadState();
     this.direct = new Map();   /* direct room not joined here -> ids emitted, oldest first */
     this.roomsRequests = [];   /* requestRooms() promises, answered in order */
+    this.readCids = new Set(); /* cids of recent read frames (their errors are not news) */
     this.typingIn = new TypingSet({
       setTimeout: this.setTimer, clearTimeout: this.clearTimer,
       onChange: (room) => this.emitTyping(room),
@@ -486,6 +487,7 @@ export class ChatClient {
     const cid = str(f.cid);
     if (cid) err.cid = cid;
     if (cid && this.leaving.delete(cid)) return;
+    if (cid && this.readCids.delete(cid)) return;
     const e = cid && this.outbox.get(cid);
     if (e) {
       this.outbox.delete(cid);
@@ -621,15 +623,28 @@ export class ChatClient {
     }
     const last = history.length ? history[history.length - 1].id : null;
     if (f.unread === undefined && f.read_upto === undefined) {
-      /* no read state from this server: only the newest id */
-      if (last) this.reads.server(room.name, { last, readUpto: this.reads.get(room.name).readUpto });
+      /* no read state in this answer (a v1 server, or storage busy): only the newest id; what
+       * was read here goes (again) to the server, which ignores a position it already has */
+      const mine = this.reads.get(room.name).readUpto;
+      if (last) this.reads.server(room.name, { last, readUpto: mine });
+      if (mine) this.sendRead(room.name, mine);
       this.emitRead(room.name, false);
       return;
     }
     const ahead = this.reads.server(room.name, { readUpto: f.read_upto, unread: f.unread, last });
     const r = this.reads.get(room.name);
-    if (ahead && r.readUpto) this.raw({ type: 'read', room: room.name, upto: r.readUpto });
+    if (ahead && r.readUpto) this.sendRead(room.name, r.readUpto);
     this.emitRead(room.name, false);
+  }
+
+  /* A read frame, with a cid so that its error (unavailable: not stored) is known for what it
+   * is: not news for the page; the position goes again with the next read or rejoin. */
+  sendRead(room, upto) {
+    if (this.protocol < 2) return;
+    const cid = this.cid('read');
+    if (!this.raw({ type: 'read', room, upto, cid })) return;
+    this.readCids.add(cid);
+    if (this.readCids.size > 100) this.readCids.delete(this.readCids.values().next().value);
   }
 
   messageState(f) {
@@ -752,7 +767,7 @@ export class ChatClient {
     const before = this.reads.peek(name);
     const hadUnread = before ? before.unread : 0;
     const to = this.reads.markRead(name, upto);
-    if (to && this.protocol >= 2) this.raw({ type: 'read', room: name, upto: to });
+    if (to) this.sendRead(name, to);
     if (to || hadUnread !== this.reads.unread(name)) this.emitRead(name, false);
     return to;
   }

@@ -248,7 +248,12 @@ test('read state: joined\'s read_upto and unread, live counting, markRead sends 
 
   s.client.showRoom('r');
   assert.equal(s.client.markRead('r'), id(5));
-  assert.deepEqual(s.ws.frames('read').pop(), { type: 'read', room: 'r', upto: id(5) });
+  const sent = s.ws.frames('read').pop();
+  assert.deepEqual({ ...sent, cid: undefined }, { type: 'read', room: 'r', upto: id(5), cid: undefined });
+  assert.match(sent.cid, /^read-/);
+  // not stored: the error is not news for the page
+  s.ws.push({ type: 'error', code: 'unavailable', message: 'store busy', cid: sent.cid });
+  assert.equal(s.of('error').length, 0);
   ev = s.of('read').pop();
   assert.equal(ev.unread, 0);
   assert.equal(ev.marker, id(1));  // kept while shown
@@ -288,7 +293,15 @@ test('read state: a read that did not reach the server is sent again after the r
   const ws2 = welcome(s.net);
   assert.equal(ws2.frames('read').length, 0);
   ws2.push({ type: 'joined', room: 'r', history: [], read_upto: id(1), unread: 1 });
-  assert.deepEqual(ws2.frames('read').pop(), { type: 'read', room: 'r', upto: id(2) });
+  assert.deepEqual(ws2.frames('read').map((f) => f.upto), [id(2)]);
+  assert.equal(s.client.readState('r').unread, 0);
+  // a joined without read state (storage busy): the position goes again all the same
+  s.ws = ws2;
+  ws2.drop(1006);
+  s.retry();
+  const ws3 = welcome(s.net);
+  ws3.push({ type: 'joined', room: 'r', history: [] });
+  assert.deepEqual(ws3.frames('read').map((f) => f.upto), [id(2)]);
   assert.equal(s.client.readState('r').unread, 0);
 });
 
