@@ -10,8 +10,9 @@
 #   5. fuzz smoke                      each libFuzzer target for CHAT_FUZZ_SECONDS (default 15;
 #                                      0 skips), built in build-fuzz/ with clang, from its seeds
 #                                      in tests/fuzz/corpus/<target>/ (tests/fuzz/make_seeds.py)
-#   6. node --test tests/web/          the web client's protocol module (gateway/web/
-#                                      chat-client.js) against a fake WebSocket; no build needed
+#   6. node --test tests/web/          the web client's protocol modules (gateway/web/
+#                                      chat-client.js, chat-state.js) against a fake WebSocket
+#                                      and clock; no build needed
 #   7. pytest tests/e2e                the end-to-end tests: their conftest starts a throwaway
 #                                      cluster (scripts/cluster.sh up) from build-asan/ on the
 #                                      test ports, and stops it at the end

@@ -1,10 +1,13 @@
 /* app.js: the chat web client. Signs in (development token from /dev/token, or a pasted JWT)
- * and renders rooms and messages; the protocol itself (docs/protocol.md: one WebSocket to /ws,
- * reconnect, resume, de-duplication, sends retried until acked) is chat-client.js's. User-supplied
- * text only ever reaches the page through textContent; the page runs under a CSP without
- * 'unsafe-inline', so everything is wired here with addEventListener. Plain modern JavaScript
- * (ES modules), no framework and no build step. */
+ * and renders rooms, direct conversations, messages, member lists, the typing line, unread
+ * badges and the read marker, and shows browser notifications once the person turns them on;
+ * the protocol and its state (docs/protocol.md: one WebSocket to /ws, reconnect, resume,
+ * de-duplication, sends retried until acked, members, typing, read state) are chat-client.js's
+ * and chat-state.js's. User-supplied text only ever reaches the page through textContent; the
+ * page runs under a CSP without 'unsafe-inline', so everything is wired here with
+ * addEventListener. Plain modern JavaScript (ES modules), no framework and no build step. */
 import { ChatClient } from './chat-client.js';
+import { dmPeer, isDmRoom, mentions, typingText } from './chat-state.js';
 
 (() => {
   const ROOM_RE = /^[A-Za-z0-9._:-]{1,64}$/;
@@ -20,6 +23,12 @@ import { ChatClient } from './chat-client.js';
   const GROUP_MS = 5 * 60 * 1000;   /* one sender's messages this close share one header */
   const STORE_KEY = 'chat.session.v1';
   const NAME_KEY = 'chat.lastName';
+  const NOTIFY_KEY = 'chat.notify';   /* '1': the person turned notifications on */
+  const LEFT_KEY = 'chat.left.';      /* + user id: rooms left in this browser (not restored) */
+  const MAX_LEFT = 200;
+  const MAX_RESTORE_JOIN = 20;        /* rooms from the server's list joined at once; the rest
+                                         are listed and joined when opened */
+  const NOTIFY_TEXT = 200;            /* characters of a message shown in a notification */
 
   const $ = (id) => document.getElementById(id);
   const el = {
@@ -35,7 +44,13 @@ import { ChatClient } from './chat-client.js';
     backdrop: $('sidebar-backdrop'),
     joinForm: $('join-form'), joinInput: $('join-input'), joinError: $('join-error'),
     roomList: $('room-list'), roomsEmpty: $('rooms-empty'),
+    dmList: $('dm-list'), dmsEmpty: $('dms-empty'), toggleBadge: $('toggle-badge'),
+    notifyToggle: $('notify-toggle'), notifyHelp: $('notify-help'), announcer: $('announcer'),
     roomTitle: $('room-title'), leaveCurrent: $('leave-current'),
+    membersToggle: $('members-toggle'), membersPanel: $('members-panel'),
+    membersClose: $('members-close'), membersTitle: $('members-title'),
+    membersNote: $('members-note'), memberList: $('member-list'),
+    membersBackdrop: $('members-backdrop'), typingLine: $('typing-line'),
     roomViews: $('room-views'), noRoom: $('no-room'), jumpLatest: $('jump-latest'),
     composer: $('composer'), input: $('message-input'), send: $('send-button'),
     counter: $('byte-counter'),
@@ -43,6 +58,7 @@ import { ChatClient } from './chat-client.js';
   };
   const encoder = new TextEncoder();
   const narrow = window.matchMedia('(max-width: 720px)');
+  const wide = window.matchMedia('(min-width: 1000px)');  /* room for the member list beside */
 
   /* ---- state ------------------------------------------------------------------------------ */
 
@@ -58,7 +74,8 @@ import { ChatClient } from './chat-client.js';
     current: null,        /* name of the room on screen */
     devTokens: null,      /* false once /dev/token answered 404: go straight to the JWT form */
     selfName: null,       /* our display name: the token's name claim, else its sub */
-    hiddenUnread: 0,      /* messages that arrived while the tab was in the background */
+    restored: false,      /* the server's list of rooms was asked for (once per session) */
+    membersOpen: null,    /* the member list is open (null: as the screen width suggests) */
   };
   const baseTitle = document.title;
 
@@ -69,8 +86,10 @@ import { ChatClient } from './chat-client.js';
       sessionStorage.removeItem(STORE_KEY);
       return;
     }
+    const open = state.order.filter((n) => state.rooms.get(n).open);
+    const listed = state.order.filter((n) => !state.rooms.get(n).open);
     sessionStorage.setItem(STORE_KEY, JSON.stringify({
-      token: state.token, rooms: state.order, current: state.current, name: state.devName,
+      token: state.token, rooms: open, listed, current: state.current, name: state.devName,
     }));
   }
 
@@ -80,6 +99,31 @@ import { ChatClient } from './chat-client.js';
       if (s && typeof s.token === 'string' && Array.isArray(s.rooms)) return s;
     } catch (e) { /* ignore a damaged entry */ }
     return null;
+  }
+
+  /* Rooms the person left in this browser: a list restored from the server skips them. */
+  function leftKey() {
+    const user = state.user || state.sub;
+    return user ? LEFT_KEY + user : null;
+  }
+
+  function leftRooms() {
+    try {
+      const v = JSON.parse(localStorage.getItem(leftKey()) || '[]');
+      return new Set(Array.isArray(v) ? v : []);
+    } catch (e) {
+      return new Set();
+    }
+  }
+
+  function markLeft(name, left) {
+    const key = leftKey();
+    if (!key) return;
+    const set = leftRooms();
+    if (left === set.has(name)) return;
+    if (left) set.add(name);
+    else set.delete(name);
+    localStorage.setItem(key, JSON.stringify([...set].slice(-MAX_LEFT)));
   }
 
   /* The token's claims, without verifying anything: only to show who it is for and to notice an
@@ -233,20 +277,27 @@ import { ChatClient } from './chat-client.js';
     startSession(token, [DEFAULT_ROOM], DEFAULT_ROOM);
   }
 
-  function startSession(token, rooms, current, devName) {
+  function validRoom(name) {
+    return typeof name === 'string' &&
+      ((ROOM_RE.test(name) && !name.startsWith('dm:')) || isDmRoom(name));
+  }
+
+  function startSession(token, rooms, current, devName, listed = []) {
     stopClient();
     state.token = token;
     state.devName = devName || null;
     state.user = null;
     const claims = jwtClaims(token) || {};
-    state.selfName = typeof claims.name === 'string' && claims.name ? claims.name
-      : (typeof claims.sub === 'string' ? claims.sub : null);
+    state.sub = typeof claims.sub === 'string' ? claims.sub : null;
+    state.selfName = typeof claims.name === 'string' && claims.name ? claims.name : state.sub;
     for (const name of [...state.order]) dropRoom(name);
     state.client = newClient(token);
-    const wanted = rooms.filter((r) => typeof r === 'string' && ROOM_RE.test(r));
-    for (const name of wanted) ensureRoom(name);
+    state.restored = false;
+    const wanted = rooms.filter(validRoom);
+    for (const name of wanted) ensureRoom(name, { open: true });
+    for (const name of listed.filter(validRoom)) ensureRoom(name, { open: false });
     state.current = null;
-    selectRoom(wanted.includes(current) ? current : (wanted[0] || null));
+    selectRoom(state.rooms.has(current) ? current : (wanted[0] || null));
     saveSession();
     show(el.signin, false);
     show(el.chat, true);
@@ -285,6 +336,10 @@ import { ChatClient } from './chat-client.js';
     on('reset', onReset);
     on('left', onLeft);
     on('error', onError);
+    on('members', onMembers);
+    on('typing', onTyping);
+    on('read', onRead);
+    on('receipt', onReceipt);
     return client;
   }
 
@@ -376,9 +431,39 @@ import { ChatClient } from './chat-client.js';
   function onWelcome(f) {
     state.user = typeof f.user === 'string' ? f.user : null;
     el.whoamiUser.textContent = state.selfName || state.user || '';
+    renderRoomList();
+    renderTitle();
     el.whoamiUser.title = state.user ? `user id: ${state.user}` : '';
     show(el.whoami, true);
     updateComposer();
+    if (!state.restored && state.client) {
+      state.restored = true;
+      const client = state.client;
+      client.requestRooms().then((list) => {
+        if (state.client === client) restoreRooms(list);
+      }, () => { state.restored = false; });  /* the next welcome asks again */
+    }
+  }
+
+  /* A new device (or a new tab): the server's list of the user's rooms and direct rooms fills
+   * the sidebar. Rooms left in this browser stay out. */
+  function restoreRooms(list) {
+    const left = leftRooms();
+    let joins = 0;
+    for (const r of list) {
+      const name = r.room;
+      if (state.rooms.has(name) || !validRoom(name)) continue;
+      const dm = isDmRoom(name);
+      if (dm && dmPeer(name, state.user) === null) continue;
+      if (left.has(name) && !(dm && r.unread > 0)) continue;
+      /* direct messages reach this connection unjoined: join those when opened */
+      const open = !dm && joins < MAX_RESTORE_JOIN;
+      if (open) joins += 1;
+      ensureRoom(name, { open });
+    }
+    if (!state.current && state.order.length) selectRoom(state.order[0]);
+    renderRoomList();
+    saveSession();
   }
 
   function onJoined(ev) {
@@ -391,8 +476,13 @@ import { ChatClient } from './chat-client.js';
     }
     addMessages(room, ev.history, 'bottom');
     renderRoomControls(room);
+    renderMarker(room);
     renderRoomList();
     updateComposer();
+    if (room.name === state.current) {
+      renderMembers();
+      maybeMarkRead();
+    }
   }
 
   function onLeft(ev) {
@@ -401,20 +491,308 @@ import { ChatClient } from './chat-client.js';
   }
 
   function onMessage(f) {
-    const room = state.rooms.get(f.room);
+    let room = state.rooms.get(f.room);
+    const peer = state.user ? dmPeer(f.room, state.user) : null;
+    if (!room && peer !== null) {
+      /* a direct message of a conversation this page does not show yet (the server delivers
+       * them to every connection of both users): list it; it is joined when opened */
+      markLeft(f.room, false);
+      room = ensureRoom(f.room, { open: false });
+      saveSession();
+    }
     if (!room) return;
     const fresh = !room.byId.has(f.id);  /* not already loaded by a history read */
     addMessages(room, [f], 'bottom');
     if (f.cid && f.from === state.user) resolvePending(room, f.cid, f, f.id);
     if (!fresh || f.from === state.user) return;
-    if (room.name !== state.current) {
-      room.unread += 1;
+    const away = document.hidden || room.name !== state.current;
+    if (peer !== null && away) announce(`New direct message from ${displayName(f.from)}`);
+    notify(f);
+  }
+
+  /* ---- members, typing, read state ------------------------------------------------------- */
+
+  function displayName(user) {
+    if (user === state.user) return state.selfName || user;
+    return state.client ? state.client.nameOf(user) : user;
+  }
+
+  /* Our user id: welcome's, or the token's sub before the first welcome. */
+  function me() {
+    return state.user || state.sub;
+  }
+
+  function roomLabel(name) {
+    const peer = me() ? dmPeer(name, me()) : null;
+    return peer !== null ? displayName(peer) : name;
+  }
+
+  function renderTitle() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    if (!room) el.roomTitle.textContent = '\u00a0';
+    else el.roomTitle.textContent = room.dm ? `@ ${roomLabel(room.name)}` : `# ${room.name}`;
+  }
+
+  function announce(text) {
+    el.announcer.textContent = '';
+    /* a new node, so that the same words twice are announced twice */
+    const span = document.createElement('span');
+    span.textContent = text;
+    el.announcer.append(span);
+  }
+
+  function onMembers(ev) {
+    if (ev.room === state.current) renderMembers();
+    /* names learnt here label direct conversations */
+    if (state.order.some((n) => isDmRoom(n))) {
       renderRoomList();
+      renderTitle();
     }
-    if (document.hidden) {
-      state.hiddenUnread += 1;
-      document.title = `(${state.hiddenUnread}) ${baseTitle}`;
+  }
+
+  function onTyping(ev) {
+    if (ev.room === state.current) renderTyping();
+  }
+
+  function onRead(ev) {
+    const room = state.rooms.get(ev.room);
+    if (room) renderMarker(room);
+    if (ev.room === state.current) maybeMarkRead();
+    renderRoomList();
+    updateTitle();
+  }
+
+  /* The other person of a direct room read it up to `upto`: "Seen" under our last message
+   * up to there. */
+  function onReceipt(ev) {
+    const room = state.rooms.get(ev.room);
+    if (!room || (room.seenUpto && ev.upto <= room.seenUpto)) return;
+    room.seenUpto = ev.upto;
+    renderSeen(room);
+  }
+
+  function renderSeen(room) {
+    if (room.seenLi) {
+      room.seenLi.querySelector('.msg-state').textContent = '';
+      room.seenLi.classList.remove('seen');
+      room.seenLi = null;
     }
+    if (!room.seenUpto) return;
+    const own = [...room.list.querySelectorAll(':scope > li.msg.own')]
+      .filter((li) => li.dataset.id && li.dataset.id <= room.seenUpto);
+    const li = own[own.length - 1];
+    if (!li) return;
+    li.classList.add('seen');
+    li.querySelector('.msg-state').textContent = 'Seen';
+    room.seenLi = li;
+  }
+
+  function unreadOf(name) {
+    const r = state.client ? state.client.readState(name) : null;
+    return r ? r.unread : 0;
+  }
+
+  function updateTitle() {
+    let total = 0;
+    for (const name of state.order) total += unreadOf(name);
+    document.title = total > 0 ? `(${total > 999 ? '999+' : total}) ${baseTitle}` : baseTitle;
+    el.toggleBadge.textContent = total > 99 ? '99+' : String(total);
+    el.toggleBadge.hidden = total === 0;
+    el.roomsToggle.setAttribute('aria-label', total ? `Rooms, ${total} unread` : 'Rooms');
+  }
+
+  /* The person has seen the newest message of the room on screen: the tab is visible, the
+   * room joined and scrolled to the bottom. */
+  function maybeMarkRead() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    if (!room || !room.joined || !state.client || document.hidden || !isAtBottom(room)) return;
+    const r = state.client.readState(room.name);
+    if (r && r.last && (!r.readUpto || r.last > r.readUpto || r.unread > 0)) {
+      state.client.markRead(room.name);
+    }
+  }
+
+  /* The "new messages" line: above the first unread message (chat-state.js keeps where). */
+  function renderMarker(room) {
+    const r = state.client ? state.client.readState(room.name) : null;
+    const at = r ? r.marker : null;
+    const after = at ? [...room.byId.keys()].some((id) => id > at) : false;
+    if (!at || !after) {
+      if (room.markerLi) {
+        const next = room.markerLi.nextElementSibling;
+        room.markerLi.remove();
+        room.markerLi = null;
+        if (next) regroup(next);
+      }
+      return;
+    }
+    if (!room.markerLi) {
+      const li = document.createElement('li');
+      li.className = 'unread-marker';
+      li.setAttribute('role', 'separator');
+      const span = document.createElement('span');
+      span.textContent = 'New';
+      li.append(span);
+      li.setAttribute('aria-label', 'New messages below');
+      room.markerLi = li;
+    }
+    if (room.markerLi.dataset.id !== `${at}~` || !room.markerLi.isConnected) {
+      placeMarker(room, room.markerLi, `${at}~`);
+    }
+  }
+
+  function renderTyping() {
+    const names = state.current && state.client
+      ? state.client.typingUsers(state.current).map(displayName) : [];
+    el.typingLine.textContent = typingText(names);
+  }
+
+  function membersShown() {
+    return state.membersOpen === null ? wide.matches : state.membersOpen;
+  }
+
+  function renderMembers() {
+    const room = state.current ? state.rooms.get(state.current) : null;
+    const m = room && state.client ? state.client.members(room.name) : null;
+    show(el.membersToggle, !!room);
+    const open = !!room && membersShown();
+    show(el.membersPanel, open);
+    show(el.membersBackdrop, open && !wide.matches);
+    el.membersToggle.setAttribute('aria-expanded', String(open));
+    el.membersToggle.textContent = m ? `Members (${m.count})` : 'Members';
+    el.membersTitle.textContent = m ? `Members (${m.count})` : 'Members';
+    if (!open) return;
+    const frag = document.createDocumentFragment();
+    if (!m) {
+      el.membersNote.textContent = room.joined ? 'No member list from this server.'
+        : 'Shown once the room is joined.';
+      show(el.membersNote, true);
+      el.memberList.replaceChildren();
+      return;
+    }
+    const notListed = m.count - m.users.length;
+    el.membersNote.textContent = m.truncated && notListed > 0
+      ? `Showing ${m.users.length} of ${m.count}: ${notListed} more not listed.` : '';
+    show(el.membersNote, m.truncated && notListed > 0);
+    for (const u of m.users) {
+      const li = document.createElement('li');
+      li.className = 'member';
+      li.dataset.user = u.user;
+      const dm = u.user !== state.user && state.client.directRoom(u.user);
+      if (dm && dm !== room.name) {
+        const b = document.createElement('button');
+        b.type = 'button';
+        b.className = 'member-open';
+        b.textContent = u.name;
+        b.title = `user id: ${u.user}`;
+        b.setAttribute('aria-label', `Message ${u.name} directly`);
+        b.addEventListener('click', () => openDirect(u.user));
+        li.append(b);
+      } else {
+        const span = document.createElement('span');
+        span.className = 'member-name';
+        span.textContent = u.user === state.user ? `${u.name} (you)` : u.name;
+        span.title = `user id: ${u.user}`;
+        li.append(span);
+      }
+      frag.append(li);
+    }
+    el.memberList.replaceChildren(frag);
+  }
+
+  function setMembersOpen(open) {
+    state.membersOpen = open;
+    renderMembers();
+    if (open && !wide.matches) {
+      const first = el.memberList.querySelector('button') || el.membersClose;
+      first.focus();
+    }
+  }
+
+  /* Opens the direct conversation with `user` (started from the member list). */
+  function openDirect(user) {
+    const name = state.client ? state.client.directRoom(user) : null;
+    if (!name) {
+      notice(`${user} cannot have direct messages (user ids of letters, digits and . _ @ - ` +
+             'only).');
+      return;
+    }
+    markLeft(name, false);
+    ensureRoom(name, { open: true });
+    if (!wide.matches) state.membersOpen = false;
+    selectRoom(name);
+    saveSession();
+    el.input.focus();
+  }
+
+  /* ---- notifications --------------------------------------------------------------------- */
+
+  function notifySupported() {
+    return typeof window.Notification === 'function';
+  }
+
+  function notifyOn() {
+    return notifySupported() && Notification.permission === 'granted' &&
+      localStorage.getItem(NOTIFY_KEY) === '1';
+  }
+
+  function renderNotify() {
+    show(el.notifyToggle, notifySupported());
+    if (!notifySupported()) return;
+    const perm = Notification.permission;
+    let help = '';
+    if (perm === 'denied') {
+      el.notifyToggle.textContent = 'Notifications blocked';
+      el.notifyToggle.disabled = true;
+      help = 'The browser blocks notifications for this site: allow them in its settings.';
+    } else {
+      el.notifyToggle.disabled = false;
+      el.notifyToggle.textContent = notifyOn() ? 'Turn off notifications'
+        : 'Turn on notifications';
+      el.notifyToggle.setAttribute('aria-pressed', String(notifyOn()));
+      help = notifyOn() ? 'You are notified of direct messages and @mentions while this tab ' +
+        'is in the background.' : '';
+    }
+    el.notifyHelp.textContent = help;
+    show(el.notifyHelp, !!help);
+  }
+
+  /* The browser is asked for permission only here, when the person clicks the button. */
+  function toggleNotify() {
+    if (!notifySupported()) return;
+    if (notifyOn()) {
+      localStorage.removeItem(NOTIFY_KEY);
+      renderNotify();
+      return;
+    }
+    const done = (perm) => {
+      if (perm === 'granted') localStorage.setItem(NOTIFY_KEY, '1');
+      renderNotify();
+    };
+    if (Notification.permission === 'granted') {
+      done('granted');
+      return;
+    }
+    const asked = Notification.requestPermission(done);
+    if (asked && typeof asked.then === 'function') asked.then(done, () => renderNotify());
+  }
+
+  function notify(f) {
+    if (!notifyOn() || !document.hidden || f.from === state.user) return;
+    const direct = state.user !== null && dmPeer(f.room, state.user) !== null;
+    const names = [state.user, state.selfName].filter(Boolean);
+    if (!direct && !mentions(f.text, names)) return;
+    const from = displayName(f.from);
+    const text = f.text.length > NOTIFY_TEXT ? `${f.text.slice(0, NOTIFY_TEXT)}…` : f.text;
+    try {
+      const n = new Notification(direct ? from : `${from} in # ${f.room}`,
+        { body: text, tag: f.room });
+      n.addEventListener('click', () => {
+        window.focus();
+        if (state.rooms.has(f.room)) selectRoom(f.room);
+        n.close();
+      });
+    } catch (e) { /* a browser that allows notifications only from a service worker */ }
   }
 
   function onAck(ev) {
@@ -437,6 +815,8 @@ import { ChatClient } from './chat-client.js';
       if (ev.code === 'unavailable') notice(`Cannot join ${ev.room} yet \u2014 ${text}`, 'info');
       return;
     }
+    /* a server without some v2 frame (typing, read, members): the feature is just absent */
+    if (ev.code === 'unknown_type') return;
     notice(text);
   }
 
@@ -538,13 +918,21 @@ import { ChatClient } from './chat-client.js';
 
   /* ---- rooms ------------------------------------------------------------------------------ */
 
-  function ensureRoom(name) {
+  /* The page's entry for a room or direct conversation. open: joined through the client now
+   * (else only listed, with the unread count the server gave, until openRoom). */
+  function ensureRoom(name, { open = true } = {}) {
     let room = state.rooms.get(name);
-    if (room) return room;
+    if (room) {
+      if (open) openRoom(room);
+      return room;
+    }
+    const peer = me() ? dmPeer(name, me()) : null;
     const view = document.createElement('section');
     view.className = 'room-view';
     view.hidden = true;
-    view.setAttribute('aria-label', `Messages in ${name}`);
+    view.dataset.room = name;
+    view.setAttribute('aria-label', isDmRoom(name) ? `Messages with ${peer || name}`
+      : `Messages in ${name}`);
     view.tabIndex = 0;
     const older = document.createElement('button');
     older.type = 'button';
@@ -552,7 +940,9 @@ import { ChatClient } from './chat-client.js';
     older.textContent = 'Load older messages';
     const start = document.createElement('p');
     start.className = 'muted room-start';
-    start.textContent = `This is the beginning of ${name}.`;
+    start.textContent = isDmRoom(name)
+      ? `This is the beginning of your conversation with ${peer || name}.`
+      : `This is the beginning of ${name}.`;
     start.hidden = true;
     const list = document.createElement('ol');
     list.className = 'messages';
@@ -566,22 +956,34 @@ import { ChatClient } from './chat-client.js';
     view.append(older, start, list, pendingList);
     el.roomViews.append(view);
     room = {
-      name, view, older, start, list, pendingList,
+      name, view, older, start, list, pendingList, dm: isDmRoom(name),
       byId: new Map(),       /* id -> li */
       pending: new Map(),    /* cid -> {li, text, failed}: sent, not confirmed yet */
-      joined: false, loadedOnce: false, exhausted: false,
-      loadingOlder: false, unread: 0, scrollTop: null, draft: '',
+      open: false, joined: false, loadedOnce: false, exhausted: false,
+      loadingOlder: false, scrollTop: null, draft: '',
+      markerLi: null,        /* the "new messages" line */
+      seenUpto: null, seenLi: null,  /* the other person's receipt (direct rooms) */
     };
     older.addEventListener('click', () => loadOlder(room));
     view.addEventListener('scroll', () => {
-      if (room.name === state.current && isAtBottom(room)) show(el.jumpLatest, false);
+      if (room.name === state.current && isAtBottom(room)) {
+        show(el.jumpLatest, false);
+        maybeMarkRead();
+      }
     }, { passive: true });
     state.rooms.set(name, room);
     state.order.push(name);
     renderRoomControls(room);
+    if (open) openRoom(room);
     renderRoomList();
-    if (state.client) state.client.join(name);
+    updateTitle();
     return room;
+  }
+
+  function openRoom(room) {
+    if (room.open) return;
+    room.open = true;
+    if (state.client) state.client.join(room.name, { presence: true });
   }
 
   function dropRoom(name) {
@@ -595,22 +997,24 @@ import { ChatClient } from './chat-client.js';
       selectRoom(state.order[state.order.length - 1] || null);
     }
     renderRoomList();
+    updateTitle();
     saveSession();
   }
 
   function joinByName(raw) {
     const name = raw.trim();
-    if (!ROOM_RE.test(name)) {
-      setFieldError(el.joinError,
-        'Room names are 1 to 64 letters, digits, or . _ : - characters.');
+    if (!validRoom(name) || (isDmRoom(name) && dmPeer(name, me()) === null)) {
+      setFieldError(el.joinError, name.startsWith('dm:')
+        ? 'Direct conversations start from a name in a room\u2019s member list.'
+        : 'Room names are 1 to 64 letters, digits, or . _ : - characters.');
       el.joinInput.setAttribute('aria-invalid', 'true');
       return;
     }
+    markLeft(name, false);
     el.joinInput.removeAttribute('aria-invalid');
     setFieldError(el.joinError, '');
     el.joinInput.value = '';
-    const known = state.rooms.get(name);
-    if (!known) ensureRoom(name);
+    ensureRoom(name, { open: true });
     selectRoom(name);
     saveSession();
     closeSidebar();
@@ -619,6 +1023,7 @@ import { ChatClient } from './chat-client.js';
 
   function leaveRoom(name) {
     if (state.client) state.client.leave(name);  /* answers 'left', which drops the room */
+    markLeft(name, true);
     dropRoom(name);
   }
 
@@ -628,16 +1033,20 @@ import { ChatClient } from './chat-client.js';
       prev.scrollTop = isAtBottom(prev) ? null : prev.view.scrollTop;
       prev.view.hidden = true;
       prev.draft = el.input.value;
+      if (prev.name !== name && state.client) state.client.stopTyping(prev.name);
     }
     state.current = name;
     const room = name ? state.rooms.get(name) : null;
+    if (state.client) state.client.showRoom(room ? name : null);
+    if (prev && prev !== room) renderMarker(prev);  /* read while shown: its line goes */
     show(el.jumpLatest, false);
     if (room) {
+      openRoom(room);
       room.view.hidden = false;
-      room.unread = 0;
       if (room.scrollTop === null) scrollToBottom(room);
       else room.view.scrollTop = room.scrollTop;
-      el.roomTitle.textContent = `# ${name}`;
+      renderTitle();
+      el.leaveCurrent.textContent = room.dm ? 'Close' : 'Leave';
       if (prev !== room) el.input.value = room.draft || '';
       autoGrow();
     } else {
@@ -646,14 +1055,21 @@ import { ChatClient } from './chat-client.js';
     show(el.noRoom, !room);
     show(el.leaveCurrent, !!room);
     renderRoomList();
+    renderMembers();
+    renderTyping();
     updateComposer();
+    maybeMarkRead();
+    updateTitle();
     saveSession();
   }
 
   function renderRoomList() {
     const frag = document.createDocumentFragment();
+    const dms = document.createDocumentFragment();
     for (const name of state.order) {
       const room = state.rooms.get(name);
+      const unread = unreadOf(name);
+      const shownName = room.dm ? roomLabel(name) : name;
       const li = document.createElement('li');
       li.className = 'room-item';
       if (name === state.current) li.classList.add('current');
@@ -663,35 +1079,59 @@ import { ChatClient } from './chat-client.js';
       if (name === state.current) open.setAttribute('aria-current', 'true');
       const label = document.createElement('span');
       label.className = 'room-name';
-      label.textContent = `# ${name}`;
+      label.textContent = room.dm ? `@ ${shownName}` : `# ${name}`;
+      label.dataset.room = name;
+      label.title = room.dm ? `direct messages with ${dmPeer(name, me()) || name}` : name;
       open.append(label);
+      if (unread > 0) li.classList.add('unread');
       let status = '';
-      if (!room.joined && state.conn === 'connected') status = 'joining\u2026';
+      if (room.open && !room.joined && state.conn === 'connected') status = 'joining\u2026';
       if (status) {
         const s = document.createElement('span');
         s.className = 'room-status';
         s.textContent = status;
         open.append(s);
-      } else if (room.unread > 0) {
+      } else if (unread > 0) {
         const badge = document.createElement('span');
         badge.className = 'badge';
-        badge.textContent = room.unread > 99 ? '99+' : String(room.unread);
-        badge.setAttribute('aria-label', `${room.unread} unread`);
+        badge.textContent = unread > 99 ? '99+' : String(unread);
         open.append(badge);
       }
-      open.addEventListener('click', () => { selectRoom(name); closeSidebar(); });
+      open.setAttribute('aria-label', (room.dm ? `Direct messages with ${shownName}`
+        : `Room ${name}`) + (unread > 0 ? `, ${unread} unread` : ''));
+      open.addEventListener('click', () => {
+        const drawer = el.sidebar.classList.contains('open');
+        selectRoom(name);
+        closeSidebar();
+        if (drawer) el.input.focus();  /* the drawer is gone: to the composer, not the body */
+      });
       const leave = document.createElement('button');
       leave.type = 'button';
       leave.className = 'icon-button room-leave';
-      leave.setAttribute('aria-label', `Leave ${name}`);
-      leave.title = `Leave ${name}`;
+      const what = room.dm ? `Close the conversation with ${shownName}` : `Leave ${name}`;
+      leave.setAttribute('aria-label', what);
+      leave.title = what;
       leave.textContent = '\u00d7';
       leave.addEventListener('click', () => leaveRoom(name));
       li.append(open, leave);
-      frag.append(li);
+      (room.dm ? dms : frag).append(li);
     }
+    const focused = document.activeElement;
+    const refocus = focused && (el.roomList.contains(focused) || el.dmList.contains(focused))
+      ? [focused.closest('li').querySelector('.room-name').dataset.room,
+         focused.classList.contains('room-leave')] : null;
     el.roomList.replaceChildren(frag);
-    show(el.roomsEmpty, state.order.length === 0);
+    el.dmList.replaceChildren(dms);
+    show(el.roomsEmpty, el.roomList.children.length === 0);
+    show(el.dmsEmpty, el.dmList.children.length === 0);
+    if (refocus) {
+      /* the lists are redrawn on every change: keep the keyboard where it was */
+      for (const li of [...el.roomList.children, ...el.dmList.children]) {
+        if (li.querySelector('.room-name').dataset.room === refocus[0]) {
+          li.querySelector(refocus[1] ? '.room-leave' : '.room-open').focus();
+        }
+      }
+    }
   }
 
   function renderRoomControls(room) {
@@ -740,6 +1180,9 @@ import { ChatClient } from './chat-client.js';
     li.dataset.from = from;
     setTime(li, m.ts);
     li.querySelector('.msg-text').textContent = String(m.text);
+    if (!own && mentions(String(m.text), [state.user, state.selfName].filter(Boolean))) {
+      li.classList.add('mention');
+    }
     return li;
   }
 
@@ -771,6 +1214,12 @@ import { ChatClient } from './chat-client.js';
     const oldHeight = room.view.scrollHeight;
     const oldTop = room.view.scrollTop;
     let added = 0;
+    /* the live region announces single new messages, not pages of history */
+    const quiet = where === 'top' || msgs.length > 1;
+    if (quiet) {
+      room.list.setAttribute('aria-live', 'off');
+      setTimeout(() => room.list.setAttribute('aria-live', 'polite'), 0);
+    }
     for (const m of msgs) {
       if (!validMessage(m)) continue;
       if (room.byId.has(m.id)) {
@@ -785,6 +1234,8 @@ import { ChatClient } from './chat-client.js';
     }
     if (!added) return;
     renderRoomControls(room);
+    renderMarker(room);
+    if (room.seenUpto) renderSeen(room);
     if (!visible) return;
     if (where === 'top') {
       room.view.scrollTop = oldTop + (room.view.scrollHeight - oldHeight);
@@ -844,7 +1295,8 @@ import { ChatClient } from './chat-client.js';
     el.input.disabled = !room;
     if (!room) el.input.placeholder = 'Join a room to write';
     else if (state.conn !== 'connected') el.input.placeholder = 'Offline: sent once reconnected';
-    else el.input.placeholder = `Message # ${room.name}`;
+    else el.input.placeholder = room.dm ? `Message @ ${roomLabel(room.name)}`
+      : `Message # ${room.name}`;
   }
 
   function autoGrow() {
@@ -972,6 +1424,7 @@ import { ChatClient } from './chat-client.js';
     const room = state.current && state.rooms.get(state.current);
     if (room) scrollToBottom(room);
     show(el.jumpLatest, false);
+    maybeMarkRead();
   });
   el.composer.addEventListener('submit', (ev) => {
     ev.preventDefault();
@@ -984,20 +1437,49 @@ import { ChatClient } from './chat-client.js';
       sendMessage();
     }
   });
-  el.input.addEventListener('input', () => { autoGrow(); updateComposer(); });
+  el.input.addEventListener('input', () => {
+    autoGrow();
+    updateComposer();
+    if (!state.client || !state.current) return;
+    /* "X is typing" for the others: throttled by chat-client.js; off once the box is empty */
+    if (el.input.value.trim() === '') state.client.stopTyping(state.current);
+    else state.client.typing(state.current);
+  });
+  el.input.addEventListener('blur', () => {
+    if (state.client && state.current) state.client.stopTyping(state.current);
+  });
+  el.notifyToggle.addEventListener('click', toggleNotify);
+  el.membersToggle.addEventListener('click', () => setMembersOpen(!membersShown()));
+  el.membersClose.addEventListener('click', () => {
+    setMembersOpen(false);
+    el.membersToggle.focus();
+  });
+  el.membersBackdrop.addEventListener('click', () => setMembersOpen(false));
+  wide.addEventListener('change', () => {
+    state.membersOpen = null;  /* back to what suits the new width */
+    renderMembers();
+  });
   el.roomsToggle.addEventListener('click', () => {
     if (el.sidebar.classList.contains('open')) closeSidebar();
     else openSidebar();
   });
   el.backdrop.addEventListener('click', closeSidebar);
-  document.addEventListener('keydown', (ev) => { if (ev.key === 'Escape') closeSidebar(); });
+  document.addEventListener('keydown', (ev) => {
+    if (ev.key !== 'Escape') return;
+    if (!el.membersPanel.hidden && !wide.matches) {
+      setMembersOpen(false);
+      el.membersToggle.focus();
+      return;
+    }
+    if (el.sidebar.classList.contains('open')) {
+      closeSidebar();
+      el.roomsToggle.focus();
+    }
+  });
   narrow.addEventListener('change', () => { if (!narrow.matches) closeSidebar(); });
   /* a tab coming back after sleep: do not sit out the rest of a long backoff */
   document.addEventListener('visibilitychange', () => {
-    if (!document.hidden) {
-      state.hiddenUnread = 0;
-      document.title = baseTitle;
-    }
+    if (!document.hidden) maybeMarkRead();
     if (!document.hidden && state.conn === 'disconnected') {
       if (state.client) state.client.connect();
     }
@@ -1008,9 +1490,11 @@ import { ChatClient } from './chat-client.js';
     }
   });
 
+  renderNotify();
   const saved = loadSession();
   if (saved && !tokenExpired(saved.token)) {
-    startSession(saved.token, saved.rooms.length ? saved.rooms : [], saved.current, saved.name);
+    startSession(saved.token, saved.rooms, saved.current, saved.name,
+      Array.isArray(saved.listed) ? saved.listed : []);
   } else {
     sessionStorage.removeItem(STORE_KEY);
     showSignin(saved ? 'Your session expired: sign in again.' : '');

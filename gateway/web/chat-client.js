@@ -19,6 +19,20 @@
  *                                       has inside a gap; gap: what is left to load, or null
  *   chat.state, chat.user, chat.gateway, chat.protocol, chat.epoch, chat.exp, chat.lastId(room)
  *
+ * v2 features (state kept by chat-state.js):
+ *   join(room, { presence: true })      also keep the room's member list (members event)
+ *   chat.members(room) -> { count, truncated, users: [{ user, name }] } | null
+ *   chat.requestMembers(room)           ask for a fresh snapshot (members frame)
+ *   chat.typing(room) / chat.stopTyping(room)   the person types / stopped; send() stops too
+ *   chat.typingUsers(room) -> [user]    who else is typing there now
+ *   chat.markRead(room, upto?)          read up to upto (default: the newest known message)
+ *   chat.showRoom(room | null)          the room on screen (keeps its read marker in place)
+ *   chat.readState(room) -> { readUpto, unread, last, marker } | null; chat.totalUnread()
+ *   chat.requestRooms() -> Promise<[{ room, unread, read_upto, last }]>   the sidebar of a new
+ *                                       device; its read state is taken in as well
+ *   chat.nameOf(user), chat.directRoom(user) -> 'dm:a:b' | null
+ *   Direct messages of rooms not joined here are emitted as `message` events too.
+ *
  * Events (each handler gets one object):
  *   state    { state, attempt, delay?, code?, reason? }; state is 'connecting', 'open',
  *            'waiting' (reconnect in `delay` ms), 'auth' (waiting for getToken) or 'stopped'
@@ -35,6 +49,13 @@
  *   error    { code, message, cid?, room?, request?, text? }; request: 'send' (then the message
  *            was not sent: send again with the same cid), 'join' or undefined
  *   left     { room, error? }: the room is closed (by leave(), or a refused join)
+ *   members  { room, count, truncated, users, joined?, left? }: the member list changed
+ *            (joined/left: the users of a presence frame)
+ *   typing   { room, users }: who else is typing in the room now
+ *   read     { room, unread, readUpto, last, marker, total, remote }: a room's read state
+ *            changed (remote: a read frame from another of the user's connections)
+ *   receipt  { room, user, upto }: the other person of a direct room read it up to upto
+ *   rooms    { rooms }: the answer of requestRooms()
  *
  * Options: url (ws:// or wss:// .../ws), token, getToken({ code, reason }) -> token or null
  * (called on close 4001/4003; without it, or when it gives nothing, the client stops),
@@ -45,11 +66,16 @@
  * for tests WebSocket, setTimeout, clearTimeout, random, now. Runs in browsers and Node 18+. Members not
  * listed here are internal. */
 
+import {
+  Members, NameBook, ReadState, TypingSender, TypingSet, dmPeer, dmRoom,
+} from './chat-state.js';
+
 const DEFAULTS = {
   backoffMs: 1000, maxBackoffMs: 30000, stableMs: 10000, pingMs: 25000, pongTimeoutMs: 10000,
   connectTimeoutMs: 15000, refreshBeforeS: 60,
 };
 const OPEN = 1;  /* WebSocket.OPEN */
+const MAX_DIRECT_IDS = 200;  /* ids remembered per direct room not joined here (dedup) */
 
 const str = (v) => (typeof v === 'string' && v ? v : null);
 const validMessage = (m) => !!m && typeof m === 'object' && !!str(m.id) &&
@@ -89,6 +115,19 @@ export class ChatClient {
     this.handlers = new Map();
     this.timers = new Map();
     this.seq = 0;
+    this.names = new NameBook();
+    this.reads = new ReadState();
+    this.direct = new Map();   /* direct room not joined here -> ids emitted, oldest first */
+    this.roomsRequests = [];   /* requestRooms() promises, answered in order */
+    this.readCids = new Set(); /* cids of recent read frames (their errors are not news) */
+    this.typingIn = new TypingSet({
+      setTimeout: this.setTimer, clearTimeout: this.clearTimer,
+      onChange: (room) => this.emitTyping(room),
+    });
+    this.typingOut = new TypingSender({
+      now: this.now, setTimeout: this.setTimer, clearTimeout: this.clearTimer,
+      send: (room, on) => this.raw({ type: 'typing', room, on }),
+    });
   }
 
   /* ---- events ----------------------------------------------------------------------------- */
@@ -149,6 +188,7 @@ export class ChatClient {
       try { ws.close(1000, 'bye'); } catch (e) { /* already closed */ }
     }
     this.dropRequests('the client was closed');
+    this.connectionGone();
     this.setState('stopped', { code: 1000, reason: 'closed by the client' });
   }
 
@@ -187,6 +227,7 @@ export class ChatClient {
     this.welcomed = false;
     this.clearAll();
     this.dropRequests('the connection closed');
+    this.connectionGone();
     if (code === 4004) {
       this.setState('stopped', { code, reason });  /* kicked: do not come back by ourselves */
     } else if (code === 4001 || code === 4003) {
@@ -270,6 +311,12 @@ export class ChatClient {
       case 'error': return this.onError(f);
       case 'left': return this.leaving.delete(f.cid);
       case 'refreshed': return this.onRefreshed(f);
+      case 'presence': return this.onPresence(f);
+      case 'members': return this.onMembers(f);
+      case 'typing': return this.onTyping(f);
+      case 'read': return this.onRead(f);
+      case 'receipt': return this.onReceipt(f);
+      case 'rooms': return this.onRooms(f);
       default: return undefined;  /* pong, and frames of newer servers */
     }
   }
@@ -323,6 +370,7 @@ export class ChatClient {
   sendJoin(room) {
     const f = { type: 'join', room: room.name, cid: this.cid('join') };
     if (room.limit) f.limit = room.limit;
+    if (room.presence) f.presence = true;
     if (room.last && room.epoch && this.epoch && room.epoch !== this.epoch) {
       /* another epoch: the ids we hold mean nothing now */
       const previous = room.epoch;
@@ -362,8 +410,14 @@ export class ChatClient {
       /* no resume (v1): a full page of only new messages may not reach back to what we had */
       gap = { room: room.name, after: had, before: history[0].id, certain: false };
     }
-    const fresh = had ? history.filter((m) => m.id > had) : history;
+    let fresh = had ? history.filter((m) => m.id > had) : history;
+    if (room.skip) {
+      /* direct messages emitted before this room was joined here */
+      fresh = fresh.filter((m) => !room.skip.has(m.id));
+      room.skip = null;
+    }
     this.seen(room, history, fresh);
+    this.joinedState(room, f, history);
     const ev = { room: room.name, history: fresh, resumed: !!room.since };
     if (typeof f.recovered === 'boolean') ev.recovered = f.recovered;
     if (gap) ev.gap = gap;
@@ -395,9 +449,14 @@ export class ChatClient {
   onMessage(f) {
     if (!validMessage(f)) return;
     const room = this.rooms.get(f.room);
-    if (!room || (room.last && f.id <= room.last)) return;  /* a repeat, or older than shown */
+    if (!room) {
+      this.onDirect(f);
+      return;
+    }
+    if (room.last && f.id <= room.last) return;  /* a repeat, or older than shown */
     this.seen(room, [f], [f]);
     this.emit('message', f);
+    this.messageState(f);
     /* our own message, seen before its ack (which may never come if the socket drops now) */
     const e = f.cid && f.from === this.user ? this.outbox.get(f.cid) : null;
     if (e && e.room === f.room) this.acked(f.cid, f.id);
@@ -428,6 +487,7 @@ export class ChatClient {
     const cid = str(f.cid);
     if (cid) err.cid = cid;
     if (cid && this.leaving.delete(cid)) return;
+    if (cid && this.readCids.delete(cid)) return;
     const e = cid && this.outbox.get(cid);
     if (e) {
       this.outbox.delete(cid);
@@ -444,12 +504,24 @@ export class ChatClient {
       this.joinFailed(room, err);
       return;
     }
+    const ri = cid ? this.roomsRequests.findIndex((r) => r.cid === cid) : -1;
+    if (ri >= 0) {
+      this.roomsRequests.splice(ri, 1)[0].reject(Object.assign(new Error(err.message || err.code),
+        err));
+      return;
+    }
     const hist = rooms.find((r) => r.requests.length && r.requests[0].cid === cid);
     if (hist) {
       this.nextRequest(hist).reject(Object.assign(new Error(err.message || err.code), err));
       return;
     }
     let answered = false;
+    if (!cid && err.code === 'unknown_type' && /"rooms"/.test(err.message) &&
+        this.roomsRequests.length) {
+      /* a server without the rooms frame */
+      this.roomsRequests.shift().reject(Object.assign(new Error(err.message), err));
+      return;
+    }
     if (!cid && err.code === 'unavailable') {
       /* storage trouble answers a join or a history read without its cid: fail the reads,
        * try the joins again */
@@ -462,6 +534,10 @@ export class ChatClient {
           answered = true;
           this.joinFailed(r, err);
         }
+      }
+      for (const r of this.roomsRequests.splice(0)) {
+        answered = true;
+        r.reject(Object.assign(new Error(err.message || err.code), err));
       }
     }
     if (!answered) this.emit('error', err);
@@ -490,11 +566,14 @@ export class ChatClient {
   join(name, opts = {}) {
     if (this.rooms.has(name)) return;
     const room = {
-      name, limit: opts.limit || 0,
+      name, limit: opts.limit || 0, presence: !!opts.presence,
+      members: opts.presence ? new Members() : null,
+      skip: this.direct.has(name) ? new Set(this.direct.get(name)) : null,
       last: str(opts.since), epoch: str(opts.epoch),  /* newest id emitted, and its epoch */
       oldest: null, since: null, joined: false, joining: false, joinCid: null,
       requests: [],  /* history reads, answered in order; only the first is on the wire */
     };
+    this.direct.delete(name);
     this.rooms.set(name, room);
     if (this.welcomed) this.sendJoin(room);
   }
@@ -502,6 +581,7 @@ export class ChatClient {
   leave(name) {
     const room = this.rooms.get(name);
     if (!room) return;
+    if (this.typingOut.typing(name)) this.typingOut.stop(name);
     if (room.joined || room.joining) this.sendLeave(name);
     this.forget(room);
     this.emit('left', { room: name });
@@ -514,6 +594,8 @@ export class ChatClient {
 
   forget(room) {
     this.rooms.delete(room.name);
+    this.typingOut.forget(room.name);
+    if (this.typingIn.clearRoom(room.name)) this.emitTyping(room.name);
     this.clear(`join:${room.name}`);
     for (const [cid, e] of this.outbox) if (e.room === room.name) this.outbox.delete(cid);
     while (room.requests.length) this.nextRequest(room).reject(new Error('left the room'));
@@ -524,6 +606,207 @@ export class ChatClient {
     return room ? room.last : null;
   }
 
+  /* ---- presence, direct messages, typing, read state (v2) --------------------------------- */
+
+  /* The connection is gone: typing is over everywhere (the server forgets it too), and the
+   * rooms requests on their way have no answer coming. */
+  connectionGone() {
+    this.typingOut.reset();
+    for (const room of this.typingIn.clearAll()) this.emitTyping(room);
+    for (const r of this.roomsRequests.splice(0)) r.reject(new Error('the connection closed'));
+  }
+
+  joinedState(room, f, history) {
+    if (room.members && f.members && room.members.snapshot(f.members)) {
+      for (const u of room.members.users.entries()) this.names.learn(u[0], u[1]);
+      this.emit('members', { room: room.name, ...room.members.view() });
+    }
+    const last = history.length ? history[history.length - 1].id : null;
+    if (f.unread === undefined && f.read_upto === undefined) {
+      /* no read state in this answer (a v1 server, or storage busy): only the newest id; what
+       * was read here goes (again) to the server, which ignores a position it already has */
+      const mine = this.reads.get(room.name).readUpto;
+      if (last) this.reads.server(room.name, { last, readUpto: mine });
+      if (mine) this.sendRead(room.name, mine);
+      this.emitRead(room.name, false);
+      return;
+    }
+    const ahead = this.reads.server(room.name, { readUpto: f.read_upto, unread: f.unread, last });
+    const r = this.reads.get(room.name);
+    if (ahead && r.readUpto) this.sendRead(room.name, r.readUpto);
+    this.emitRead(room.name, false);
+  }
+
+  /* A read frame, with a cid so that its error (unavailable: not stored) is known for what it
+   * is: not news for the page; the position goes again with the next read or rejoin. */
+  sendRead(room, upto) {
+    if (this.protocol < 2) return;
+    const cid = this.cid('read');
+    if (!this.raw({ type: 'read', room, upto, cid })) return;
+    this.readCids.add(cid);
+    if (this.readCids.size > 100) this.readCids.delete(this.readCids.values().next().value);
+  }
+
+  messageState(f) {
+    if (this.typingIn.set(f.room, f.from, false)) this.emitTyping(f.room);
+    this.reads.message(f.room, f, this.user);
+    this.emitRead(f.room, false);
+  }
+
+  /* A message of a room not joined here: the server delivers every direct message to every
+   * connection of both users. Emitted once per id, in order, like any other. */
+  onDirect(f) {
+    if (!this.user || dmPeer(f.room, this.user) === null) return;
+    const ids = this.direct.get(f.room) || [];
+    if (ids.length && f.id <= ids[ids.length - 1]) return;
+    ids.push(f.id);
+    if (ids.length > MAX_DIRECT_IDS) ids.shift();
+    this.direct.set(f.room, ids);
+    this.emit('message', f);
+    this.messageState(f);
+  }
+
+  onPresence(f) {
+    const room = this.rooms.get(f.room);
+    if (!room || !room.members) return;
+    const { joined, left } = room.members.apply(f);
+    for (const u of joined) this.names.learn(u.user, u.name);
+    let typing = false;
+    for (const u of left) typing = this.typingIn.set(room.name, u, false) || typing;
+    this.emit('members', { room: room.name, ...room.members.view(), joined, left });
+    if (typing) this.emitTyping(room.name);
+    this.checkMembers(room);
+  }
+
+  /* A full list that disagrees with the server's count (changes lost between the snapshot and
+   * the diffs, or more than a frame holds): ask for a fresh one, a second later if it still
+   * disagrees then, at most once a second per room. */
+  checkMembers(room) {
+    const key = `members:${room.name}`;
+    const off = () => !room.members.truncated && room.members.count !== room.members.users.size;
+    if (!off() || this.timers.has(key)) return;
+    this.timer(key, 1000, () => {
+      if (this.rooms.get(room.name) === room && room.joined && off()) this.requestMembers(room.name);
+    });
+  }
+
+  onMembers(f) {
+    const room = this.rooms.get(f.room);
+    if (!room) return;
+    if (!room.members) room.members = new Members();
+    room.members.snapshot(f);
+    for (const u of room.members.users.entries()) this.names.learn(u[0], u[1]);
+    this.emit('members', { room: room.name, ...room.members.view() });
+  }
+
+  onTyping(f) {
+    if (!str(f.room) || !str(f.user) || f.user === this.user) return;  /* ours, elsewhere */
+    if (!this.rooms.has(f.room)) return;
+    if (this.typingIn.set(f.room, f.user, f.on === true)) this.emitTyping(f.room);
+  }
+
+  onRead(f) {
+    if (!str(f.room)) return;
+    if (this.reads.remote(f.room, f.upto, f.unread)) this.emitRead(f.room, true);
+  }
+
+  onReceipt(f) {
+    if (str(f.room) && str(f.user) && str(f.upto)) {
+      this.emit('receipt', { room: f.room, user: f.user, upto: f.upto });
+    }
+  }
+
+  onRooms(f) {
+    const list = (Array.isArray(f.rooms) ? f.rooms : []).filter((r) => r && str(r.room));
+    for (const r of list) {
+      this.reads.server(r.room, { readUpto: r.read_upto, unread: r.unread, last: r.last });
+    }
+    const i = this.roomsRequests.findIndex((r) => r.cid === f.cid);
+    const [req] = this.roomsRequests.splice(i >= 0 ? i : 0, 1);
+    if (req) req.resolve(list);
+    this.emit('rooms', { rooms: list });
+  }
+
+  emitTyping(room) {
+    this.emit('typing', { room, users: this.typingIn.users(room) });
+  }
+
+  emitRead(room, remote) {
+    const r = this.reads.get(room);
+    this.emit('read', { room, unread: r.unread, readUpto: r.readUpto, last: r.last,
+                        marker: r.marker, total: this.reads.total(), remote });
+  }
+
+  members(name) {
+    const room = this.rooms.get(name);
+    return room && room.members && room.members.known ? room.members.view() : null;
+  }
+
+  requestMembers(name) {
+    const room = this.rooms.get(name);
+    if (room && room.joined) this.raw({ type: 'members', room: name });
+  }
+
+  /* The person typed in a joined room: typing frames, throttled (chat-state.js). */
+  typing(name) {
+    const room = this.rooms.get(name);
+    if (room && room.joined && this.protocol >= 2) this.typingOut.input(name);
+  }
+
+  stopTyping(name) {
+    if (this.typingOut.typing(name)) this.typingOut.stop(name);
+  }
+
+  typingUsers(name) {
+    return this.typingIn.users(name);
+  }
+
+  /* Records that the person has read `name` up to `upto` (default: its newest message) and
+   * tells the server (v2), which tells the user's other connections. */
+  markRead(name, upto) {
+    const before = this.reads.peek(name);
+    const hadUnread = before ? before.unread : 0;
+    const to = this.reads.markRead(name, upto);
+    if (to) this.sendRead(name, to);
+    if (to || hadUnread !== this.reads.unread(name)) this.emitRead(name, false);
+    return to;
+  }
+
+  showRoom(name) {
+    this.reads.show(name || null);
+  }
+
+  readState(name) {
+    const r = this.reads.peek(name);
+    return r ? { ...r } : null;
+  }
+
+  totalUnread() {
+    return this.reads.total();
+  }
+
+  /* The rooms the user has read state in and their direct rooms (v2), for a new device's
+   * sidebar. Answers come in order; a v1 server has none (resolves to []). */
+  requestRooms() {
+    if (this.protocol < 2) return Promise.resolve([]);
+    return new Promise((resolve, reject) => {
+      const cid = this.cid('rooms');
+      if (!this.raw({ type: 'rooms', cid })) {
+        reject(new Error('not connected'));
+        return;
+      }
+      this.roomsRequests.push({ cid, resolve, reject });
+    });
+  }
+
+  nameOf(user) {
+    return this.names.name(user);
+  }
+
+  directRoom(user) {
+    return this.user ? dmRoom(this.user, user) : null;
+  }
+
   /* ---- sending ---------------------------------------------------------------------------- */
 
   send(name, text, opts = {}) {
@@ -531,6 +814,7 @@ export class ChatClient {
     if (!room) throw new Error(`not in room ${name}: join it first`);
     const cid = str(opts.cid) || this.cid('m');
     const e = { cid, room: name, text };
+    if (this.typingOut.typing(name)) this.typingOut.stop(name);
     this.outbox.delete(cid);  /* a retry goes to the end, in send order */
     this.outbox.set(cid, e);
     if (room.joined) this.transmit(e);

@@ -9,6 +9,10 @@ A second test stops the gateway one browser is connected to, while both keep wri
 reconnects through HAProxy to the other gateway, rejoins its room and sends what was written
 meanwhile, and both pages end with every message exactly once, in id order, with no gap.
 
+Two more cover the v2 features of the page: the member list (presence) and a direct
+conversation started from it, with its unread badge; and typing, receipts, read state shared by
+a person's devices and the sidebar of a new device (the rooms frame).
+
 Needs Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver) and the
 selenium package: scripts/deps.sh installs all three. On a failure a screenshot of each browser
 is saved in the cluster's data directory (kept after a failed run) and named in the message.
@@ -437,3 +441,239 @@ def test_browser_keeps_chatting_through_a_gateway_restart(cluster):
         if stopped:
             cluster.script("start", stopped, timeout=120)
             wait_readyz(cluster.gateway_ports[int(stopped.rsplit("-", 1)[1]) - 1], 200, 60)
+
+
+def _members(b: Browser) -> dict:
+    """The member list the page shows for its current room: its heading, note and entries."""
+    return b.driver.execute_script(
+        """
+        const panel = document.getElementById('members-panel');
+        return {
+          shown: !panel.hidden,
+          title: document.getElementById('members-title').textContent,
+          note: document.getElementById('members-note').hidden ? ''
+            : document.getElementById('members-note').textContent,
+          users: [...document.querySelectorAll('#member-list > li')].map((li) => ({
+            user: li.dataset.user, text: li.textContent,
+            button: !!li.querySelector('button.member-open'),
+          })),
+        };
+        """)
+
+
+def _sidebar_item(b: Browser, room: str) -> dict | None:
+    """The sidebar entry of a room or direct conversation: which list, label, badge, state."""
+    return b.driver.execute_script(
+        """
+        for (const list of ['room-list', 'dm-list']) {
+          for (const li of document.querySelectorAll('#' + list + ' > li')) {
+            const name = li.querySelector('.room-name');
+            if (name.dataset.room !== arguments[0]) continue;
+            const badge = li.querySelector('.badge');
+            return { list, label: name.textContent, badge: badge ? badge.textContent : '',
+                     current: li.classList.contains('current'),
+                     status: li.querySelector('.room-status') ? 'joining' : '' };
+          }
+        }
+        return null;
+        """, room)
+
+
+def _messages_in(b: Browser, room: str) -> list[str]:
+    return b.driver.execute_script(
+        """
+        const v = [...document.querySelectorAll('section.room-view')]
+          .find((s) => s.dataset.room === arguments[0]);
+        if (!v) return [];
+        return [...v.querySelectorAll('ol.messages:not(.pending-list) > li.msg .msg-text')]
+          .map((p) => p.textContent);
+        """, room)
+
+
+def _seen(b: Browser, room: str) -> list[str]:
+    """The texts of the messages marked "Seen" in a room."""
+    return b.driver.execute_script(
+        """
+        const v = [...document.querySelectorAll('section.room-view')]
+          .find((s) => s.dataset.room === arguments[0]);
+        if (!v) return [];
+        return [...v.querySelectorAll('li.msg.seen')]
+          .filter((li) => li.querySelector('.msg-state').textContent === 'Seen')
+          .map((li) => li.querySelector('.msg-text').textContent);
+        """, room)
+
+
+def _open_item(b: Browser, list_id: str, room: str) -> None:
+    """Clicks a room's or conversation's entry in the sidebar (#room-list or #dm-list)."""
+    b.driver.find_element(
+        By.XPATH, f'//ul[@id="{list_id}"]//span[@data-room="{room}"]/ancestor::button').click()
+
+
+def _two_people(cluster, browsers: list) -> tuple:
+    """Alice and bob signed in, on different gateways if leastconn allows (see the first test),
+    with their names and their direct room."""
+    url = f"http://127.0.0.1:{cluster.public_port}/"
+    alice_name, bob_name = unique("alice"), unique("bob")
+    alice = Browser("alice", cluster.data_dir)
+    browsers.append(alice)
+    bob = Browser("bob", cluster.data_dir)
+    browsers.append(bob)
+    alice.sign_in(url, alice_name)
+    bob.sign_in(url, bob_name)
+    for _ in range(3):
+        if bob.gateway() != alice.gateway():
+            break
+        bob.reload()
+    # the direct room's ids in byte order: these names are ASCII, so str order is byte order
+    dm = f"dm:{min(alice_name, bob_name)}:{max(alice_name, bob_name)}"
+    return url, alice, bob, alice_name, bob_name, dm
+
+
+def _no_console_problems(browsers: list) -> None:
+    for b in browsers:
+        b.collect_problems()
+    problems = [p for b in browsers for p in _console_problems(b)]
+    assert not problems, "browser console:\n  " + "\n  ".join(problems)
+
+
+def _quit_all(browsers: list) -> None:
+    for b in browsers:
+        try:
+            b.quit()
+        except Exception:  # noqa: BLE001
+            pass
+
+
+def test_browser_member_list_and_direct_message(cluster):
+    """Two people in one room see each other in its member list (the snapshot of the join, and
+    the presence diff of the later joiner), alice starts a direct conversation from bob's name,
+    bob's page lists it under direct messages with an unread badge (and a count in the tab
+    title) while he is in the room, the badge and the count clear when he opens it, and bob
+    leaving the room takes him off alice's member list."""
+    _require_browser()
+    room = unique("members")
+    hello = unique("hi-bob")
+    browsers: list[Browser] = []
+    try:
+        url, alice, bob, alice_name, bob_name, dm = _two_people(cluster, browsers)
+
+        # members: alice is first (bob arrives as a presence diff), bob gets the snapshot
+        alice.join(room)
+        bob.join(room)
+        for me, other_name in ((alice, bob_name), (bob, alice_name)):
+            me.wait(f"{other_name} in the member list of {room}",
+                    lambda d, me=me, n=other_name: any(
+                        u["user"] == n and u["button"] for u in _members(me)["users"]))
+            m = _members(me)
+            assert m["shown"], f"{me.name}: the member list is not shown at 1200 px: {m}"
+            assert m["title"] == "Members (2)", f"{me.name}: {m}"
+            assert m["note"] == "", f"{me.name}: a truncation note for 2 members: {m}"
+            assert sorted(u["user"] for u in m["users"]) == sorted([alice_name, bob_name]), m
+            own = [u for u in m["users"] if u["user"] != other_name][0]
+            assert own["text"].endswith("(you)") and not own["button"], m
+
+        # alice starts the direct conversation from bob's name in the member list
+        alice.driver.find_element(
+            By.CSS_SELECTOR, f'#member-list li[data-user="{bob_name}"] button.member-open').click()
+        alice.wait("the direct conversation open and joined",
+                   lambda d: (alice.text("#room-title") == f"@ {bob_name}"
+                              and (_sidebar_item(alice, dm) or {}).get("current")
+                              and not _sidebar_item(alice, dm)["status"]))
+        assert _sidebar_item(alice, dm)["list"] == "dm-list", _sidebar_item(alice, dm)
+        alice.send(hello)
+        alice.wait("her direct message confirmed", lambda d: _messages_in(alice, dm) == [hello])
+
+        # bob is still in the room: the conversation appears, unread, and the title counts it
+        bob.wait("the new conversation with an unread badge in the sidebar",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == "1")
+        item = _sidebar_item(bob, dm)
+        assert item["list"] == "dm-list" and item["label"] == f"@ {alice_name}", item
+        assert bob.driver.title == "(1) Chat", bob.driver.title
+        assert bob.text("#room-title") == f"# {room}"
+
+        # opening it shows the message and clears the badge and the title's count
+        _open_item(bob, "dm-list", dm)
+        bob.wait("alice's message in the conversation", lambda d: _messages_in(bob, dm) == [hello])
+        bob.wait("the unread badge cleared",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == ""
+                 and bob.driver.title == "Chat")
+
+        # bob leaves the room: alice's member list of it loses him (presence diff)
+        _open_item(alice, "room-list", room)
+        alice.wait(f"# {room} shown", lambda d: alice.text("#room-title") == f"# {room}")
+        bob.driver.find_element(
+            By.CSS_SELECTOR, f'#room-list button.room-leave[aria-label="Leave {room}"]').click()
+        alice.wait(f"{bob_name} gone from the member list",
+                   lambda d: [u["user"] for u in _members(alice)["users"]] == [alice_name]
+                   and _members(alice)["title"] == "Members (1)")
+        _no_console_problems(browsers)
+    except (AssertionError, WebDriverException) as e:
+        shots = [b.screenshot(cluster.data_dir, "members-failure") for b in browsers]
+        raise AssertionError(f"{e}\nscreenshots: {', '.join(shots) or 'none'}") from None
+    finally:
+        _quit_all(browsers)
+
+
+def test_browser_typing_receipts_and_read_state_across_devices(cluster):
+    """In a direct conversation (opened from the sidebar's form by its name): bob opening it
+    makes alice's page mark her message "Seen" (read, then receipt); alice sees "bob is
+    typing…" while he writes and not once he sent. Bob then signs in on a new device (a fresh
+    browser profile): its sidebar comes back from the server's rooms list with the
+    conversation, read; alice's next message is unread on both of his devices until he reads
+    it on one (read, to his other connections)."""
+    _require_browser()
+    hello, reply, again = unique("hi-bob"), unique("hi-alice"), unique("again")
+    browsers: list[Browser] = []
+    try:
+        url, alice, bob, alice_name, bob_name, dm = _two_people(cluster, browsers)
+        alice.wait("the room name input", lambda d: alice.shown("#join-input")).send_keys(dm)
+        alice.driver.find_element(By.CSS_SELECTOR, "#join-form button[type=submit]").click()
+        alice.wait("the direct conversation open and joined",
+                   lambda d: ((_sidebar_item(alice, dm) or {}).get("current")
+                              and not _sidebar_item(alice, dm)["status"]))
+        alice.send(hello)
+        bob.wait("the conversation, unread", lambda d: (_sidebar_item(bob, dm) or {}).get(
+            "badge") == "1")
+        _open_item(bob, "dm-list", dm)
+        bob.wait("alice's message", lambda d: _messages_in(bob, dm) == [hello])
+        # his page told the server (read), which told alice's (receipt)
+        alice.wait("'Seen' under her message", lambda d: _seen(alice, dm) == [hello])
+
+        # typing: alice sees bob's typing line while he writes, and not once he sent
+        bob.driver.find_element(By.ID, "message-input").send_keys(reply)
+        alice.wait(f"'{bob_name} is typing…'",
+                   lambda d: alice.text("#typing-line") == f"{bob_name} is typing\u2026")
+        assert bob.text("#typing-line") == "", "bob sees his own typing"
+        bob.driver.find_element(By.ID, "send-button").click()
+        alice.wait("bob's reply, and no typing line",
+                   lambda d: _messages_in(alice, dm) == [hello, reply]
+                   and alice.text("#typing-line") == "")
+
+        # bob on a new device: the sidebar comes back from the server's rooms list, the
+        # conversation under direct messages with nothing unread (he read it on the first one)
+        bob2 = Browser("bob2", cluster.data_dir)
+        browsers.append(bob2)
+        bob2.sign_in(url, bob_name)
+        bob2.wait("the conversation with alice restored, read",
+                  lambda d: (_sidebar_item(bob2, dm) or {}).get("list") == "dm-list"
+                  and _sidebar_item(bob2, dm)["label"] == f"@ {alice_name}"
+                  and _sidebar_item(bob2, dm)["badge"] == "")
+        # alice writes again while bob's first device shows another room: both of his devices
+        # count it; reading it on the new one clears the first one's badge too
+        _open_item(bob, "room-list", "general")
+        bob.wait("# general shown", lambda d: bob.text("#room-title") == "# general")
+        alice.send(again)
+        for b in (bob, bob2):
+            b.wait("the new message counted unread",
+                   lambda d, b=b: (_sidebar_item(b, dm) or {}).get("badge") == "1")
+        _open_item(bob2, "dm-list", dm)
+        bob2.wait("the message on the new device", lambda d: again in _messages_in(bob2, dm))
+        bob.wait("the badge cleared by the read on the other device",
+                 lambda d: (_sidebar_item(bob, dm) or {}).get("badge") == ""
+                 and bob.driver.title == "Chat")
+        _no_console_problems(browsers)
+    except (AssertionError, WebDriverException) as e:
+        shots = [b.screenshot(cluster.data_dir, "read-failure") for b in browsers]
+        raise AssertionError(f"{e}\nscreenshots: {', '.join(shots) or 'none'}") from None
+    finally:
+        _quit_all(browsers)
