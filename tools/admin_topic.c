@@ -31,6 +31,34 @@ static void sleep_ms(int64_t ms)
         ;
 }
 
+/* The admin client (a producer handle: it only asks for metadata and creates topics). Returns
+ * 0 with *out set, -ENOMEM, or CHAT_EINVAL with err naming CHAT_KAFKA_BROKERS. */
+static int admin_client(const char *brokers, rd_kafka_t **out, char *err, size_t errlen)
+{
+    rd_kafka_conf_t *conf = rd_kafka_conf_new();
+    char e[256];
+
+    *out = NULL;
+    if (!conf) {
+        chat_errf(err, errlen, "out of memory");
+        return -ENOMEM;
+    }
+    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof(e)) ||
+        rd_kafka_conf_set(conf, "client.id", "chat-admin", e, sizeof(e))) {
+        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return CHAT_EINVAL;
+    }
+    rd_kafka_conf_set_log_cb(conf, admin_log_cb);
+    *out = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
+    if (!*out) {
+        chat_errf(err, errlen, "kafka: %s", e);
+        rd_kafka_conf_destroy(conf);
+        return CHAT_EINVAL;
+    }
+    return 0;
+}
+
 static int64_t remaining(int64_t deadline)
 {
     int64_t r = deadline - ps_os_now_ms();
@@ -168,30 +196,14 @@ int admin_create_topic_with(const char *brokers, const char *topic, int partitio
                             size_t errlen)
 {
     int64_t deadline = ps_os_now_ms() + timeout_ms;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_t *rk = NULL;
     char e[256], last[512] = "no answer";
     bool reached = false;
-    int rc = 0;
+    int rc;
 
     *created = false;
-    if (!conf) {
-        chat_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof(e)) ||
-        rd_kafka_conf_set(conf, "client.id", "chat-admin", e, sizeof(e))) {
-        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return CHAT_EINVAL;
-    }
-    rd_kafka_conf_set_log_cb(conf, admin_log_cb);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
-    if (!rk) {
-        chat_errf(err, errlen, "kafka: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return CHAT_EINVAL;
-    }
+    if ((rc = admin_client(brokers, &rk, err, errlen)) != 0)
+        return rc;
     for (;;) {
         rd_kafka_resp_err_t kerr;
         bool leaders;
@@ -314,30 +326,13 @@ int admin_describe_topic(const char *brokers, const char *topic, int64_t timeout
                          char *err, size_t errlen)
 {
     int64_t deadline = ps_os_now_ms() + timeout_ms;
-    rd_kafka_conf_t *conf = rd_kafka_conf_new();
     const struct rd_kafka_metadata *md = NULL;
     rd_kafka_resp_err_t kerr = RD_KAFKA_RESP_ERR__TIMED_OUT;
     rd_kafka_t *rk = NULL;
-    char e[256];
-    int rc = 0;
+    int rc;
 
-    if (!conf) {
-        chat_errf(err, errlen, "out of memory");
-        return -ENOMEM;
-    }
-    if (rd_kafka_conf_set(conf, "bootstrap.servers", brokers, e, sizeof(e)) ||
-        rd_kafka_conf_set(conf, "client.id", "chat-admin", e, sizeof(e))) {
-        chat_errf(err, errlen, "CHAT_KAFKA_BROKERS: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return CHAT_EINVAL;
-    }
-    rd_kafka_conf_set_log_cb(conf, admin_log_cb);
-    rk = rd_kafka_new(RD_KAFKA_PRODUCER, conf, e, sizeof(e));
-    if (!rk) {
-        chat_errf(err, errlen, "kafka: %s", e);
-        rd_kafka_conf_destroy(conf);
-        return CHAT_EINVAL;
-    }
+    if ((rc = admin_client(brokers, &rk, err, errlen)) != 0)
+        return rc;
     /* A broker that was just killed may still be the first one tried: retry until one answers. */
     while (remaining(deadline) > 0) {
         int64_t left = remaining(deadline);
