@@ -9,25 +9,7 @@
 
 #include "chat_log.h"
 #include "check.h"
-
-static char captured[16384];
-
-/* Runs fn with stderr redirected to a temporary file; the output lands in captured. */
-static void capture(void (*fn)(void))
-{
-    char path[] = "/tmp/test_chat_log_XXXXXX";
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    ssize_t n;
-
-    dup2(fd, STDERR_FILENO);
-    fn();
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, captured, sizeof(captured) - 1, 0);
-    captured[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(path);
-}
+#include "log_capture.h"
 
 static void emit_levels(void)
 {

@@ -13,24 +13,7 @@
 
 #include "chat_log.h"
 #include "check.h"
-
-static char captured[65536];
-
-static void capture(void (*fn)(void))
-{
-    char path[] = "/tmp/test_chat_log_json_XXXXXX";
-    int fd = mkstemp(path), saved = dup(STDERR_FILENO);
-    ssize_t n;
-
-    dup2(fd, STDERR_FILENO);
-    fn();
-    dup2(saved, STDERR_FILENO);
-    close(saved);
-    n = pread(fd, captured, sizeof(captured) - 1, 0);
-    captured[n > 0 ? n : 0] = '\0';
-    close(fd);
-    unlink(path);
-}
+#include "log_capture.h"
 
 /* Every line of captured parsed; returns how many lines, each parsed into objs[i]. */
 static size_t parse_lines(json_t **objs, size_t max)
