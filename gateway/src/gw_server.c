@@ -265,11 +265,28 @@ static void log_untrusted(int level, const char *fmt, ...)
 static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
                         const char *fmt, ...) __attribute__((format(printf, 5, 6)));
 
-static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
-                        const char *fmt, ...)
+/* pss->http_body holds len bytes after LWS_PRE: sends the headers (no-store) and has the body
+ * written at the next writeable (http_writeable). Returns 0 or -1. */
+static int http_send_headers(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
+                             size_t len)
 {
     unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
                                        *end = hdr + sizeof(hdr) - 1;
+    pss->http_len = len;
+    pss->http_status = status;
+    pss->http_type = type;
+    if (lws_add_http_common_headers(wsi, status, type, pss->http_len, &p, end) ||
+        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
+                                    (const unsigned char *)"no-store", 8, &p, end) ||
+        lws_finalize_write_http_header(wsi, start, &p, end))
+        return -1;
+    lws_callback_on_writable(wsi);
+    return 0;
+}
+
+static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const char *type,
+                        const char *fmt, ...)
+{
     free(pss->http_body);
     pss->http_body = malloc(LWS_PRE + GW_HTTP_BODY_MAX);
     if (!pss->http_body)
@@ -280,16 +297,7 @@ static int http_respond(struct lws *wsi, gw_pss *pss, unsigned status, const cha
     va_end(ap);
     if (n < 0 || n >= GW_HTTP_BODY_MAX)
         return -1;
-    pss->http_len = (size_t)n;
-    pss->http_status = status;
-    pss->http_type = type;
-    if (lws_add_http_common_headers(wsi, status, type, pss->http_len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    lws_callback_on_writable(wsi);
-    return 0;
+    return http_send_headers(wsi, pss, status, type, (size_t)n);
 }
 
 static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
@@ -328,8 +336,6 @@ static int http_dev_token(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 /* Prometheus text format (version 0.0.4): gw_metrics.c renders the page. */
 static int http_metrics(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
 {
-    unsigned char hdr[LWS_PRE + 1024], *start = hdr + LWS_PRE, *p = start,
-                                       *end = hdr + sizeof(hdr) - 1;
     char *page = NULL;
     size_t len = 0;
     int rc = gw_metrics_render(ctx, &page, &len);
@@ -345,16 +351,7 @@ static int http_metrics(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
     }
     memcpy(pss->http_body + LWS_PRE, page, len);
     free(page);
-    pss->http_len = len;
-    pss->http_status = 200;
-    pss->http_type = "text/plain; version=0.0.4";
-    if (lws_add_http_common_headers(wsi, 200, pss->http_type, pss->http_len, &p, end) ||
-        lws_add_http_header_by_name(wsi, (const unsigned char *)"cache-control:",
-                                    (const unsigned char *)"no-store", 8, &p, end) ||
-        lws_finalize_write_http_header(wsi, start, &p, end))
-        return -1;
-    lws_callback_on_writable(wsi);
-    return 0;
+    return http_send_headers(wsi, pss, 200, "text/plain; version=0.0.4", len);
 }
 
 static int http_request(gw_ctx *ctx, struct lws *wsi, gw_pss *pss)
