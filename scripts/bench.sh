@@ -11,6 +11,9 @@
 #   scripts/bench.sh --list          the scenarios
 #
 # Scenarios (connections x total messages per second into one room):
+#   floor           not the gateway: the kernel's CPU per 120-byte frame sent on 1,000 loopback
+#                   connections, 1, 4, 16 and 64 frames per send() (build/tests/chat-send-floor),
+#                   the floor under the fan-out figures, measured in the same run
 #   idle-10k        10,000 idle authenticated connections in 100 rooms: gateway RSS growth per
 #                   connection
 #   idle-100k       the same with 100,000 (needs a file limit above 100,064)
@@ -32,10 +35,11 @@ set -uo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$REPO" || exit 1
 LOADGEN=$REPO/build/tests/chat-loadgen
+FLOOR=$REPO/build/tests/chat-send-floor
 SECONDS_EACH=${BENCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$REPO/bench-results.json}
 BASE=${CHAT_BENCH_PORT_BASE:-38080}
-ALL=(idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k skip-5000
+ALL=(floor idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k skip-5000
 	persister-100k)
 
 say() { echo "==> $*"; }
@@ -46,6 +50,7 @@ die() {
 
 args_of() { # the load generator's arguments for a scenario
 	case $1 in
+	floor) echo "--conns 1000 --frames 400000 --per-send 1,4,16,64" ;;
 	idle-10k) echo "--conns 10000 --rooms 100 --senders 0 --idle 5 --join-only" ;;
 	idle-100k) echo "--conns 100000 --rooms 1000 --senders 0 --idle 5 --join-only --sources 250" ;;
 	fanout-100x100) echo "--conns 100 --rooms 1 --senders 10 --rate 100 --seconds $SECONDS_EACH" ;;
@@ -70,6 +75,7 @@ for s in "${SCENARIOS[@]}"; do
 	args_of "$s" >/dev/null || die "unknown scenario '$s' (scripts/bench.sh --list)"
 done
 [ -x "$LOADGEN" ] || die "$LOADGEN is missing: make build-release first (make bench does)"
+[ -x "$FLOOR" ] || die "$FLOOR is missing: make build-release first (make bench does)"
 VENV_PY=${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway}/venv/bin/python
 [ -x "$VENV_PY" ] || die "$VENV_PY is missing: scripts/deps.sh makes it (make bench does)"
 
@@ -113,22 +119,27 @@ for s in "${SCENARIOS[@]}"; do
 		say "$s: skipped: $conns connections need a file limit above $((conns + 64)) (this one: $LIMIT)"
 		continue
 	fi
-	say "$s: chat-loadgen ${a[*]}"
-	# fan-out: senders on gateway-1, readers on gateway-2, whose CPU and RSS are measured (it
-	# does the deliveries); idle and storm: everyone on gateway-1
-	port2=(--port2 $((BASE + 2))) pid=$GW2
-	case $s in idle-* | storm-*) port2=() pid=$GW1 ;; esac
-	"$LOADGEN" --secret "$CHAT_JWT_SECRET" --port $((BASE + 1)) "${port2[@]}" --pid "$pid" \
-		--name "$s" --json "$DATA/$s.json" "${a[@]}"
-	if [ "$s" = persister-100k ]; then
-		say "$s: tests/bench/persister_rate.py (the store alone, then a fresh persister)"
-		# the store to ourselves: the cluster's persister waits (it would still be storing
-		# the backlog just produced)
-		scripts/cluster.sh stop persister >/dev/null
-		"$VENV_PY" tests/bench/persister_rate.py --mongo-port "$CHAT_MONGO_PORT" \
-			--kafka-port "$CHAT_KAFKA_PORT" --persister "$REPO/build/persister/chat-persister" \
-			--messages 100000 --json "$DATA/$s.json" || rm -f "$DATA/$s.json"
-		scripts/cluster.sh start persister >/dev/null
+	if [ "$s" = floor ]; then
+		say "$s: chat-send-floor ${a[*]}"
+		"$FLOOR" --json "$DATA/$s.json" "${a[@]}" || rm -f "$DATA/$s.json"
+	else
+		say "$s: chat-loadgen ${a[*]}"
+		# fan-out: senders on gateway-1, readers on gateway-2, whose CPU and RSS are measured (it
+		# does the deliveries); idle and storm: everyone on gateway-1
+		port2=(--port2 $((BASE + 2))) pid=$GW2
+		case $s in idle-* | storm-*) port2=() pid=$GW1 ;; esac
+		"$LOADGEN" --secret "$CHAT_JWT_SECRET" --port $((BASE + 1)) "${port2[@]}" --pid "$pid" \
+			--name "$s" --json "$DATA/$s.json" "${a[@]}"
+		if [ "$s" = persister-100k ]; then
+			say "$s: tests/bench/persister_rate.py (the store alone, then a fresh persister)"
+			# the store to ourselves: the cluster's persister waits (it would still be storing
+			# the backlog just produced)
+			scripts/cluster.sh stop persister >/dev/null
+			"$VENV_PY" tests/bench/persister_rate.py --mongo-port "$CHAT_MONGO_PORT" \
+				--kafka-port "$CHAT_KAFKA_PORT" --persister "$REPO/build/persister/chat-persister" \
+				--messages 100000 --json "$DATA/$s.json" || rm -f "$DATA/$s.json"
+			scripts/cluster.sh start persister >/dev/null
+		fi
 	fi
 	if [ -f "$DATA/$s.json" ]; then
 		[ $first = 1 ] || echo "," >>"$OUT.tmp"
@@ -146,7 +157,7 @@ rows = json.load(open(sys.argv[1]))
 print(f"{'scenario':<18} {'conns':>7} {'msg/s':>6} {'deliveries/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
       f"{'gw us/deliv':>11} {'B/idle conn':>11} {'join s':>7} {'loadgen':>7}")
 for r in rows:
-    if r["name"] in ("persister", "skip-5000"):
+    if r["name"] in ("persister", "skip-5000", "floor"):
         continue
     dps = r["delivered"] / r["seconds"] if r["seconds"] and r["delivered"] else 0
     print(f"{r['name']:<18} {r['conns']:>7} {r['rate']:>6.0f} {dps:>12.0f} {r['p50_ms']:>7.2f} "
@@ -154,6 +165,10 @@ for r in rows:
           f"{r['idle_bytes_per_conn']:>11.0f} {r['join_s']:>7.2f} "
           f"{100 * r['loadgen_cpu']:>6.0f}%{' SATURATED' if r['saturated'] else ''}")
 for r in rows:
+    if r["name"] == "floor":
+        figs = ", ".join(f"{k}: {us:.2f}" for k, us in zip(r["per_send"], r["us_per_frame"]))
+        print(f"\nfloor: the kernel's CPU per {r['frame']}-byte frame on {r['conns']} loopback "
+              f"connections, by frames per send() (us): {figs}")
     if r["name"] == "skip-5000":
         print(f"\nskip-5000: a gateway with no member of any room: "
               f"{r['gateway_us_per_record']:.2f} us of CPU per record read "

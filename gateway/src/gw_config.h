@@ -45,6 +45,7 @@ typedef struct gw_settings {
     long long log_warm;
     long long stats_interval;
     long long coalesce_ms;
+    long long kafka_linger_ms;
     long long drain_ms;
     const char *persister_group;
     const char *event_loop; /* "epoll" or "poll" */

@@ -73,6 +73,7 @@ struct gw_session {
     gw_sub *subs; /* one per joined room */
     uint16_t nsubs, capsubs;
     uint16_t reads;  /* history store reads this session waits for */
+    bool dirty;      /* in ctx->dirty: fan-out gave it frames to write (gw_sessions_flush) */
     uint32_t gen;    /* joins made so far */
     int close_code;  /* != 0: close with this code at the next writeable */
     int close_after; /* != 0: close with this code once everything owed is written (drain) */
@@ -85,9 +86,10 @@ typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
         store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads,
-        dm_joins;        /* implicit joins of direct rooms (gw_session.c dm_reach) */
-    uint64_t deliveries; /* room message frames written to members */
-    uint64_t bytes_out;  /* bytes of WebSocket frames written to clients */
+        dm_joins;           /* implicit joins of direct rooms (gw_session.c dm_reach) */
+    uint64_t deliveries;    /* room message frames written to members */
+    uint64_t writes_direct; /* fan-out writes made at once, outside a writeable callback */
+    uint64_t bytes_out;     /* bytes of WebSocket frames written to clients */
     uint64_t typing_forwarded, typing_throttled; /* typing frames of local clients */
     uint64_t reads_moved, reads_unmoved;         /* read frames stored: moved forward or not */
     chat_label_counts refused;                   /* error replies, by error code */
@@ -117,6 +119,8 @@ typedef struct gw_ctx {
     gw_log *log;          /* the room logs; made once the partition count is known */
     unsigned char *batch; /* frames gathered for one write to one connection */
     size_t batch_cap;
+    gw_session **dirty; /* sessions fan-out woke since the last gw_sessions_flush */
+    size_t ndirty, capdirty;
     gw_inflight **inflight; /* sends produced and not yet in the log, by (room, from, cid) */
     gw_pending_reply *parked, *parked_tail; /* joins waiting for fan-out to catch up */
     struct gw_room_state *wakes;            /* rooms whose members wait for the next tick */

@@ -109,6 +109,8 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
     char kerr[512];
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     int rc = 0;
+    char linger[16];
+    snprintf(linger, sizeof(linger), "%d", k->cfg.linger_ms);
     if ((rc = chat_kafka_conf_set(conf, "bootstrap.servers", k->cfg.brokers, err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "enable.idempotence", "true", err, errlen)) ||
         /* A message is acked to its sender only once every in-sync replica holds it (at least
@@ -120,7 +122,7 @@ static int producer_create(gw_kafka *k, char *err, size_t errlen)
          * twice under two ids (tests/faults caught it in a rolling restart). */
         (rc = chat_kafka_conf_set(conf, "max.in.flight.requests.per.connection", "1", err,
                                   errlen)) ||
-        (rc = chat_kafka_conf_set(conf, "linger.ms", "2", err, errlen)) ||
+        (rc = chat_kafka_conf_set(conf, "linger.ms", linger, err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "message.timeout.ms", "15000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.messages", "100000", err, errlen)) ||
         (rc = chat_kafka_conf_set(conf, "queue.buffering.max.kbytes", "65536", err, errlen)) ||

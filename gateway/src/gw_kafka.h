@@ -36,6 +36,7 @@ typedef struct gw_kafka_config {
     const char *persister_group; /* whose committed offsets gw_kafka_committed reads */
     int wait_topic_s;            /* how long gw_kafka_new waits for the topic to exist */
     int warm_records;            /* fan-out starts this many records before each partition's end */
+    int linger_ms;               /* the producer's linger.ms */
     void (*wake)(void *);        /* called from a Kafka thread when a sync answer is ready */
     void *wake_arg;
     gw_kafka_ack_fn on_ack;

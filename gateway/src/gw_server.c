@@ -463,6 +463,13 @@ static bool op_choked(void *conn)
     return lws_send_pipe_choked(conn) != 0;
 }
 
+/* lws_partial_buffered: lws still holds bytes of an earlier write (it then has POLLOUT on and
+ * calls back once they are out); a write now would only be appended to them. */
+static bool op_writable_now(void *conn)
+{
+    return !lws_partial_buffered(conn);
+}
+
 static void op_close_reason(void *conn, int code, const char *reason)
 {
     lws_close_reason(conn, (enum lws_close_status)code, (unsigned char *)reason, strlen(reason));
@@ -554,6 +561,7 @@ static const gw_session_ops lws_session_ops = {
     .want_write = op_want_write,
     .write = op_write,
     .choked = op_choked,
+    .writable_now = op_writable_now,
     .close_reason = op_close_reason,
     .close_within = op_close_within,
     .auth_timer = op_auth_timer,
@@ -696,6 +704,7 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(&pss->s);
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
+        gw_session_peer_closing(&pss->s); /* lws answers it: nothing of ours may follow */
         return peer_close(ctx, in, len);
     case LWS_CALLBACK_CLOSED:
         gw_session_closed(&pss->s);
@@ -782,6 +791,7 @@ static void serve_consumer(gw_ctx *ctx)
 {
     if (gw_kafka_serve_consumer(ctx->kafka, GW_FANOUT_BATCH))
         lws_sul_schedule(ctx->lws, 0, &ctx->kafka_sul, kafka_continue, 1);
+    gw_sessions_flush(ctx); /* what the batch brought each member, in one write */
     if (ctx->parked)
         gw_sessions_tick(ctx);
 }

@@ -23,6 +23,10 @@ struct gw_session_ops {
      * buffered by the connection), -1 when the connection failed */
     int (*write)(void *conn, const unsigned char *p, size_t len);
     bool (*choked)(void *conn); /* the socket takes no more for now */
+    /* whether write may be called now, outside a writeable callback: nothing of an earlier
+     * write is still waiting in the connection's own buffer and no close has begun (no system
+     * call: fan-out asks it for every woken member) */
+    bool (*writable_now)(void *conn);
     void (*close_reason)(void *conn, int code, const char *reason); /* of the close frame */
     void (*close_within)(void *conn, int seconds);  /* hang up then even if never writeable */
     void (*auth_timer)(gw_session *s, int seconds); /* gw_session_auth_expired after; 0: off */
@@ -54,6 +58,8 @@ void gw_session_closed(gw_session *s);
 /* A chunk of a received message. Returns 0, or -1 to close now (close reason set). */
 int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bool final,
                        bool binary);
+/* The client sent a close frame, which libwebsockets answers: the session writes nothing more. */
+void gw_session_peer_closing(gw_session *s);
 /* The socket can take more. Returns 0, or -1 to close now. */
 int gw_session_writeable(gw_session *s);
 /* Closes every session with 1001 (shutdown) at once, dropping what is queued. */
@@ -72,8 +78,15 @@ void gw_sessions_free(gw_ctx *ctx);
 /* Moves parked joins on once fan-out has read what they wait for: call after fan-out and on
  * every wake-up. */
 void gw_sessions_tick(gw_ctx *ctx);
-/* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer). */
+/* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer), and
+ * writes to them (gw_sessions_flush). */
 void gw_sessions_wake_due(gw_ctx *ctx);
+/* Writes to the sessions that fan-out (gw_session_on_record) gave frames since the last call:
+ * at once where ops->writable_now says the connection may take them (try-write-first: no
+ * writeable callback, so no poll-set change and no wake-up per delivery), else at its next
+ * writeable callback. Call after a batch of records, so that what the batch brought a member
+ * goes out in one write. */
+void gw_sessions_flush(gw_ctx *ctx);
 
 /* For the server API (gw_api.c): h is the request's handle (h->s NULL, h->answer set, owned by
  * the request, which also owns the store reads of h: ops->cancel_reads when it goes away); f a

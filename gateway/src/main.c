@@ -110,6 +110,7 @@ int main(int argc, char **argv)
                           .persister_group = ctx.cfg.persister_group,
                           .wait_topic_s = 60,
                           .warm_records = (int)ctx.cfg.log_warm,
+                          .linger_ms = (int)ctx.cfg.kafka_linger_ms,
                           .wake = gw_server_wake,
                           .wake_arg = &ctx,
                           .on_ack = gw_session_on_ack,

@@ -27,3 +27,20 @@ def test_load_generator_smoke(cluster, tmp_path):
     assert fig["sent"] >= 90, fig
     assert fig["delivered"] == fig["sent"] * 40, f"not every message reached every member: {fig}"
     assert 0 < fig["p50_ms"] <= fig["p99_ms"], fig
+
+
+def test_send_floor_smoke(cluster, tmp_path):
+    """The kernel-floor program of `make bench` (tests/bench/send_floor.c) on a few connections:
+    it runs, every figure is a positive time, and more frames per send() cost less per frame."""
+    binary = cluster.build_dir / "tests" / "chat-send-floor"
+    assert binary.is_file(), f"{binary} is missing"
+    out = tmp_path / "floor.json"
+    r = subprocess.run([str(binary), "--conns", "20", "--frames", "20000", "--per-send", "1,16",
+                        "--json", str(out)], capture_output=True, text=True, timeout=120)
+    print(r.stdout)
+    assert r.returncode == 0, f"chat-send-floor exited {r.returncode}: {r.stdout}\n{r.stderr}"
+    fig = json.loads(out.read_text())
+    assert fig["per_send"] == [1, 16], fig
+    one, sixteen = fig["us_per_frame"]
+    assert one > 0 and sixteen > 0, fig
+    assert sixteen < one, f"16 frames per send() did not cost less per frame than 1: {fig}"

@@ -45,9 +45,10 @@ typedef struct harness {
     size_t nreads, total_reads;
     chat_message stored[H_MAX]; /* in offset order per partition: appended as produced */
     size_t nstored;
-    bool persist;                                 /* h_flush also stores what it delivers */
-    bool store_down;                              /* reads fail */
-    bool sync_pending;                            /* end-offset queries wait for h_sync */
+    bool persist;      /* h_flush also stores what it delivers */
+    bool store_down;   /* reads fail */
+    bool sync_pending; /* end-offset queries wait for h_sync */
+    bool no_flush;     /* h_flush leaves the woken members to the test's gw_sessions_flush */
     size_t presence_records, presence_tombstones; /* what the presence table wrote */
     int64_t presence_now;                         /* its clock, moved by h_presence_tick */
     /* typing and read state (off unless a test sets jobs_on): store jobs wait for h_jobs,
@@ -140,6 +141,13 @@ static int op_write(void *conn, const unsigned char *p, size_t len)
 static bool op_choked(void *conn)
 {
     return h_of(conn)->choked;
+}
+
+/* A quiet connection is written only when a test says so, as with h_write_all. */
+static bool op_writable_now(void *conn)
+{
+    h_conn *c = h_of(conn);
+    return c->open && !c->choked && !c->quiet;
 }
 
 static void op_close_reason(void *conn, int code, const char *reason)
@@ -266,6 +274,7 @@ static const gw_session_ops h_ops = {
     .want_write = op_want_write,
     .write = op_write,
     .choked = op_choked,
+    .writable_now = op_writable_now,
     .close_reason = op_close_reason,
     .close_within = op_close_within,
     .auth_timer = op_auth_timer,
@@ -430,6 +439,8 @@ static void h_flush(harness *h)
         }
         memset(e, 0, sizeof(*e));
     }
+    if (!h->no_flush)
+        gw_sessions_flush(&h->ctx); /* as the loop does after a batch of records */
     gw_sessions_tick(&h->ctx);
 }
 

@@ -1,8 +1,8 @@
 /* test_gw_session.c: the session policy without a server (session_harness.h fakes the
  * connection, Kafka and the store): exact joins, joins that wait for fan-out, resume with and
  * without recovery, retries by cid, slow readers, the single-flight store read of a join storm,
- * history pages, frame reassembly, the 1009 close of an oversized message however it is
- * fragmented, and the rate limit taken before any parse. */
+ * history pages, try-write-first from fan-out, frame reassembly, the 1009 close of an oversized
+ * message however it is fragmented, and the rate limit taken before any parse. */
 #include <jansson.h>
 
 #include "check.h"
@@ -429,6 +429,51 @@ static void test_rate_before_parse(void)
     h_free(h);
 }
 
+/* Try-write-first: fan-out writes a member whose socket takes it at once, what one batch of
+ * records brought it in one write; a choked member waits for its writeable callback; a member
+ * closed between the batch and the flush is not written. */
+static void test_try_write_first(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob"), *c = h_open(h, 2, "carol");
+    a->quiet = true;
+    join(h, a, "r", NULL);
+    join(h, b, "r", NULL);
+    join(h, c, "r", NULL);
+    h_write_all(h);
+    CHECK(count_of(b, "joined") == 1 && count_of(c, "joined") == 1);
+    uint64_t writes = h->ctx.stats.writes, direct = h->ctx.stats.writes_direct;
+    for (int i = 0; i < 5; i++)
+        h_frame(h, a, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"x\"}");
+    h_flush(h); /* no h_write: the messages reach b and c from fan-out itself */
+    CHECK(count_of(b, "message") == 5);
+    CHECK(count_of(c, "message") == 5);
+    CHECK(h->ctx.stats.writes - writes == 2); /* one write each for the batch of 5 */
+    CHECK(h->ctx.stats.writes_direct - direct == 2);
+    /* a socket that takes nothing now: the frames wait for the writeable callback */
+    c->choked = true;
+    for (int i = 0; i < 3; i++)
+        h_frame(h, a, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"y\"}");
+    h_flush(h);
+    CHECK(count_of(b, "message") == 3);
+    CHECK(count_of(c, "message") == 0);
+    c->choked = false;
+    h_write(h, c);
+    CHECK(count_of(c, "message") == 3);
+    /* closed between the batch and its flush */
+    h->no_flush = true;
+    h_frame(h, a, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"z\"}");
+    h_flush(h);
+    size_t before = b->nframes;
+    h_close(h, b);
+    gw_sessions_flush(&h->ctx);
+    CHECK(b->nframes == before);
+    CHECK(count_of(c, "message") == 1);
+    CHECK(!c->s.dirty && h->ctx.ndirty == 0);
+    h->no_flush = false;
+    h_free(h);
+}
+
 static void test_coalescing(void)
 {
     harness *h = h_new(1 << 20, 0);
@@ -689,6 +734,7 @@ int main(void)
 {
     RUN(test_typing);
     RUN(test_read_state);
+    RUN(test_try_write_first);
     RUN(test_coalescing);
     RUN(test_presence);
     RUN(test_max_user_conns);
