@@ -21,6 +21,8 @@
 #   fanout-1000x200 1,000 members, 200 msg/s: 200,000 deliveries/s
 #   fanout-1000x1000 1,000 members, 1,000 msg/s: 1,000,000 deliveries/s
 #   storm-10k       10,000 connected clients join one room at once
+#   join-200        200 clients join, one at a time, a room with 100 messages in memory: the
+#                   time from each join to its joined answer
 #   skip-5000       5,000 msg/s into 100 rooms whose members are all on gateway-1: gateway-2
 #                   reads every record and has no member of any room: its CPU per record is
 #                   what every gateway pays for the cluster's whole message rate
@@ -39,7 +41,8 @@ FLOOR=$REPO/build/tests/chat-send-floor
 SECONDS_EACH=${BENCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$REPO/bench-results.json}
 BASE=${CHAT_BENCH_PORT_BASE:-38080}
-ALL=(floor idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k skip-5000
+ALL=(floor idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k join-200
+	skip-5000
 	persister-100k)
 
 say() { echo "==> $*"; }
@@ -57,6 +60,7 @@ args_of() { # the load generator's arguments for a scenario
 	fanout-1000x200) echo "--conns 1000 --rooms 1 --senders 20 --rate 200 --seconds $SECONDS_EACH" ;;
 	fanout-1000x1000) echo "--conns 1000 --rooms 1 --senders 50 --rate 1000 --seconds $SECONDS_EACH" ;;
 	storm-10k) echo "--conns 10000 --rooms 1 --senders 0 --storm" ;;
+	join-200) echo "--conns 200 --rooms 1 --senders 0 --join-only --join-window 1 --prefill 100" ;;
 	# every connection a sender (all on gateway-1); gateway-2 only reads
 	skip-5000) echo "--conns 100 --rooms 100 --senders 100 --rate 5000 --seconds $SECONDS_EACH" ;;
 	# the backlog the persister drains: 100 senders in 20 rooms, 10,000 msg/s for 10 s
@@ -125,9 +129,9 @@ for s in "${SCENARIOS[@]}"; do
 	else
 		say "$s: chat-loadgen ${a[*]}"
 		# fan-out: senders on gateway-1, readers on gateway-2, whose CPU and RSS are measured (it
-		# does the deliveries); idle and storm: everyone on gateway-1
+		# does the deliveries); idle, storm and join: everyone on gateway-1
 		port2=(--port2 $((BASE + 2))) pid=$GW2
-		case $s in idle-* | storm-*) port2=() pid=$GW1 ;; esac
+		case $s in idle-* | storm-* | join-*) port2=() pid=$GW1 ;; esac
 		"$LOADGEN" --secret "$CHAT_JWT_SECRET" --port $((BASE + 1)) "${port2[@]}" --pid "$pid" \
 			--name "$s" --json "$DATA/$s.json" "${a[@]}"
 		if [ "$s" = persister-100k ]; then
@@ -155,7 +159,8 @@ python3 - "$OUT" <<'PY'
 import json, sys
 rows = json.load(open(sys.argv[1]))
 print(f"{'scenario':<18} {'conns':>7} {'msg/s':>6} {'deliveries/s':>12} {'p50 ms':>7} {'p99 ms':>7} "
-      f"{'gw us/deliv':>11} {'B/idle conn':>11} {'join s':>7} {'loadgen':>7}")
+      f"{'gw us/deliv':>11} {'B/idle conn':>11} {'join s':>7} {'join p50/p99 ms':>15} "
+      f"{'loadgen':>7}")
 for r in rows:
     if r["name"] in ("persister", "skip-5000", "floor"):
         continue
@@ -163,6 +168,7 @@ for r in rows:
     print(f"{r['name']:<18} {r['conns']:>7} {r['rate']:>6.0f} {dps:>12.0f} {r['p50_ms']:>7.2f} "
           f"{r['p99_ms']:>7.2f} {r['gateway_us_per_delivery']:>11.2f} "
           f"{r['idle_bytes_per_conn']:>11.0f} {r['join_s']:>7.2f} "
+          f"{r['join_p50_ms']:>7.2f}/{r['join_p99_ms']:<7.2f} "
           f"{100 * r['loadgen_cpu']:>6.0f}%{' SATURATED' if r['saturated'] else ''}")
 for r in rows:
     if r["name"] == "floor":

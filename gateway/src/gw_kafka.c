@@ -23,7 +23,12 @@ struct gw_kafka {
     rd_kafka_t *producer;
     rd_kafka_t *retired; /* the producer before a fatal error, until its reports are served */
     rd_kafka_t *consumer;
-    rd_kafka_t *fence; /* never joins a group: asks the persister group's committed offsets */
+    /* never joins a group and never fetches: asks the persister group's committed offsets, and
+     * the partitions' end offsets for joins (sync_main). Not the consumer: a broker answers the
+     * requests of one connection in order, so on the consumer's connection every query waited
+     * behind its long-polling fetch, up to fetch.wait.max.ms (50 ms per join, make bench's
+     * join-200). */
+    rd_kafka_t *fence;
     pthread_mutex_t fence_mu;
     int32_t partitions;
     int64_t *start;  /* per partition: where fan-out reading began */
@@ -284,7 +289,7 @@ static void *sync_main(void *arg)
         for (int32_t p = 0; l && p < n; p++)
             if (want[p])
                 rd_kafka_topic_partition_list_add(l, k->cfg.topic, p)->offset = RD_KAFKA_OFFSET_END;
-        bool ok = l && rd_kafka_offsets_for_times(k->consumer, l, 2000) == 0;
+        bool ok = l && rd_kafka_offsets_for_times(k->fence, l, 2000) == 0;
         pthread_mutex_lock(&k->sync_mu);
         for (int32_t p = 0; p < n; p++) {
             if (!want[p])

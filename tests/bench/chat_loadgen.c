@@ -44,11 +44,12 @@ typedef struct conn {
     size_t rlen, rcap;
     char *wb; /* unsent bytes (rare: the socket was full) */
     size_t wlen;
+    int64_t join_ns; /* when its join went out */
 } conn;
 
 typedef struct opts {
     const char *host, *secret, *name, *json;
-    int port, port2, conns, rooms, senders, seconds, sources, size, pid, idle;
+    int port, port2, conns, rooms, senders, seconds, sources, size, pid, idle, join_window, prefill;
     double rate;
     bool join_only, storm;
 } opts;
@@ -113,13 +114,15 @@ static opts o = {.host = "127.0.0.1",
                  .seconds = 10,
                  .sources = 32,
                  .size = 100,
-                 .rate = 100};
+                 .rate = 100,
+                 .join_window = 500};
 static conn *cs;
 static int ep;
 static uint64_t n_joined, n_failed, n_sent, n_delivered, n_errors, n_welcomed;
-static uint64_t hist[64 * 16]; /* latency: 16 buckets per power of two of microseconds */
+/* latencies: 16 buckets per power of two of microseconds; send -> delivery, join -> joined */
+static uint64_t hist[64 * 16], join_hist[64 * 16];
 
-static void record_latency(int64_t ns)
+static void record_latency(uint64_t *h, int64_t ns)
 {
     uint64_t us = ns > 0 ? (uint64_t)ns / 1000 : 0;
     int e = us ? 63 - __builtin_clzll(us) : 0;
@@ -127,21 +130,21 @@ static void record_latency(int64_t ns)
     int i = e * 16 + sub;
     if (i >= 64 * 16)
         i = 64 * 16 - 1;
-    hist[i]++;
+    h[i]++;
 }
 
-static double percentile_ms(double p)
+static double percentile_ms(const uint64_t *h, double p)
 {
     uint64_t total = 0, seen = 0;
     for (int i = 0; i < 64 * 16; i++)
-        total += hist[i];
+        total += h[i];
     if (!total)
         return 0;
     uint64_t want = (uint64_t)(p * (double)total);
     if (want >= total)
         want = total - 1; /* p = 1: the largest */
     for (int i = 0; i < 64 * 16; i++) {
-        seen += hist[i];
+        seen += h[i];
         if (seen > want) {
             int e = i / 16, sub = i % 16;
             double us = e >= 4 ? (double)((1ull << e) + ((uint64_t)sub << (e - 4))) : sub;
@@ -203,6 +206,7 @@ static void send_join(conn *c)
     int k = snprintf(join, sizeof(join), "{\"type\":\"join\",\"room\":\"bench-%s-%d\"}", o.name,
                      c->room);
     c->state = 3;
+    c->join_ns = now_ns();
     send_text(c, join, (size_t)k);
 }
 
@@ -220,13 +224,14 @@ static void on_frame(conn *c, const char *p, size_t n)
     if (c->state == 3 && n > 17 && memcmp(p, "{\"type\":\"joined\"", 16) == 0) {
         c->state = 4;
         n_joined++;
+        record_latency(join_hist, now_ns() - c->join_ns);
         return;
     }
     if (n > 17 && memcmp(p, "{\"type\":\"message\"", 17) == 0) {
         const char *t = memmem(p, n, "\"text\":\"t=", 10);
         if (t) {
             n_delivered++;
-            record_latency(now_ns() - strtoll(t + 10, NULL, 10));
+            record_latency(hist, now_ns() - strtoll(t + 10, NULL, 10));
         }
     } else if (n > 15 && memcmp(p, "{\"type\":\"error\"", 15) == 0) {
         n_errors++;
@@ -361,6 +366,36 @@ static void pump(int timeout_ms)
     }
 }
 
+/* --prefill: the first connection joins alone and sends o.prefill messages to its room, and
+ * waits until they came back, so that the joins timed next have history to answer. What it
+ * does is not counted in the figures; *t0 restarts. Returns the connections started (1). */
+static int prefill(int64_t *t0)
+{
+    int64_t until = now_ns() + 30000000000LL;
+    start_conn(0);
+    while (cs[0].state != 4 && cs[0].state != 5 && now_ns() < until)
+        pump(10);
+    if (cs[0].state != 4)
+        die("--prefill: the first connection did not join");
+    for (int i = 0; i < o.prefill; i++) {
+        char text[160];
+        int n = snprintf(text, sizeof(text),
+                         "{\"type\":\"send\",\"room\":\"bench-%s-%d\",\"text\":\"t=%lld;prefill\"}",
+                         o.name, cs[0].room, (long long)now_ns());
+        send_text(&cs[0], text, (size_t)n);
+        pump(0);
+    }
+    while (n_delivered < (uint64_t)o.prefill && now_ns() < until)
+        pump(10);
+    if (n_delivered < (uint64_t)o.prefill)
+        die("--prefill: the messages did not come back within 30 s");
+    n_delivered = 0;
+    memset(hist, 0, sizeof(hist));
+    memset(join_hist, 0, sizeof(join_hist));
+    *t0 = now_ns();
+    return 1;
+}
+
 /* ---- /proc ------------------------------------------------------------------------------- */
 
 static double proc_cpu_s(int pid)
@@ -410,22 +445,23 @@ static void usage(void)
             "  [--rooms R]\n"
             "  [--senders S] [--rate MSG_PER_S] [--seconds T] [--size BYTES] [--sources K]\n"
             "  [--pid GATEWAY_PID] [--name NAME] [--json FILE] [--join-only] [--idle S]\n"
-            "  [--storm]  (connect everyone first, then all join at once and time it)\n");
+            "  [--storm]  (connect everyone first, then all join at once and time it)\n"
+            "  [--join-window N]  (joins under way at once, default 500; 1: one at a time)\n"
+            "  [--prefill N]  (the first connection sends N messages to its room before the\n"
+            "                  others join: their joins get history)\n");
     exit(2);
 }
 
 int main(int argc, char **argv)
 {
-    static const struct option lo[] = {{"host", 1, 0, 'h'},   {"port", 1, 0, 'p'},
-                                       {"secret", 1, 0, 'S'}, {"conns", 1, 0, 'c'},
-                                       {"rooms", 1, 0, 'r'},  {"senders", 1, 0, 's'},
-                                       {"rate", 1, 0, 'R'},   {"seconds", 1, 0, 't'},
-                                       {"size", 1, 0, 'z'},   {"sources", 1, 0, 'a'},
-                                       {"pid", 1, 0, 'P'},    {"name", 1, 0, 'n'},
-                                       {"json", 1, 0, 'j'},   {"join-only", 0, 0, 'J'},
-                                       {"idle", 1, 0, 'i'},   {"storm", 0, 0, 'T'},
-                                       {"port2", 1, 0, 'q'},  {"help", 0, 0, '?'},
-                                       {0, 0, 0, 0}};
+    static const struct option lo[] = {
+        {"host", 1, 0, 'h'},        {"port", 1, 0, 'p'},      {"secret", 1, 0, 'S'},
+        {"conns", 1, 0, 'c'},       {"rooms", 1, 0, 'r'},     {"senders", 1, 0, 's'},
+        {"rate", 1, 0, 'R'},        {"seconds", 1, 0, 't'},   {"size", 1, 0, 'z'},
+        {"sources", 1, 0, 'a'},     {"pid", 1, 0, 'P'},       {"name", 1, 0, 'n'},
+        {"json", 1, 0, 'j'},        {"join-only", 0, 0, 'J'}, {"idle", 1, 0, 'i'},
+        {"storm", 0, 0, 'T'},       {"port2", 1, 0, 'q'},     {"help", 0, 0, '?'},
+        {"join-window", 1, 0, 'w'}, {"prefill", 1, 0, 'f'},   {0, 0, 0, 0}};
     int ch;
     while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
         switch (ch) {
@@ -480,12 +516,19 @@ int main(int argc, char **argv)
         case 'T':
             o.storm = o.join_only = true;
             break;
+        case 'w':
+            o.join_window = atoi(optarg);
+            break;
+        case 'f':
+            o.prefill = atoi(optarg);
+            break;
         default:
             usage();
         }
     }
     if (!o.secret || o.conns < 1 || o.rooms < 1 || o.senders < 0 || o.senders > o.conns ||
-        o.sources < 1 || o.sources > 250 || o.size < 1 || o.size > 60000)
+        o.sources < 1 || o.sources > 250 || o.size < 1 || o.size > 60000 || o.join_window < 1 ||
+        o.prefill < 0 || (o.prefill && o.storm))
         usage();
     struct rlimit rl;
     getrlimit(RLIMIT_NOFILE, &rl);
@@ -512,6 +555,8 @@ int main(int argc, char **argv)
     int64_t t0 = now_ns();
     /* connect and join, a few hundred at a time (a storm: connect all, then all join at once) */
     int started = 0;
+    if (o.prefill)
+        started = prefill(&t0);
     if (o.storm) {
         while (n_welcomed + n_failed < (uint64_t)o.conns) {
             while (started < o.conns && (uint64_t)started - n_welcomed - n_failed < 500)
@@ -524,9 +569,10 @@ int main(int argc, char **argv)
                 send_join(&cs[i]);
     }
     while (n_joined + n_failed < (uint64_t)o.conns) {
-        while (started < o.conns && (uint64_t)started - n_joined - n_failed < 500)
+        while (started < o.conns &&
+               (uint64_t)started - n_joined - n_failed < (uint64_t)o.join_window)
             start_conn(started++);
-        pump(50);
+        pump(o.join_window < 500 ? 1 : 50);
         if (now_ns() - t0 > (int64_t)(60 + o.conns / 500) * 1000000000) {
             fprintf(stderr, "chat-loadgen: only %llu of %d joined within the time allowed\n",
                     (unsigned long long)n_joined, o.conns);
@@ -534,8 +580,11 @@ int main(int argc, char **argv)
         }
     }
     double join_s = (double)(now_ns() - t0) / 1e9;
-    printf("%s: %llu of %d connections joined in %.2fs (%llu failed)\n", o.name,
-           (unsigned long long)n_joined, o.conns, join_s, (unsigned long long)n_failed);
+    printf("%s: %llu of %d connections joined in %.2fs (%llu failed); join -> joined p50 %.2f ms "
+           "p99 %.2f ms max %.1f ms\n",
+           o.name, (unsigned long long)n_joined, o.conns, join_s, (unsigned long long)n_failed,
+           percentile_ms(join_hist, 0.5), percentile_ms(join_hist, 0.99),
+           percentile_ms(join_hist, 1.0));
     fflush(stdout);
     long rss1 = -1;
     if (o.idle) {
@@ -578,7 +627,7 @@ int main(int argc, char **argv)
                 double self = self_cpu_s() - s0, wall = (double)(now - start) / 1e9;
                 printf("  %2.0fs sent %llu delivered %llu (+%llu/s) p99 %.1f ms%s\n", wall,
                        (unsigned long long)n_sent, (unsigned long long)n_delivered,
-                       (unsigned long long)(n_delivered - last_del), percentile_ms(0.99),
+                       (unsigned long long)(n_delivered - last_del), percentile_ms(hist, 0.99),
                        self / wall > 0.9 ? "  (the load generator is saturated)" : "");
                 fflush(stdout);
                 last_del = n_delivered;
@@ -604,8 +653,8 @@ int main(int argc, char **argv)
         "latency p50 %.2f ms p99 %.2f ms max %.1f ms; gateway CPU %.2f us/delivery, RSS %ld KiB; "
         "load generator CPU %.0f%%%s; errors %llu, failed connections %llu\n",
         o.name, o.conns, o.rooms, o.senders, o.rate, o.seconds, (unsigned long long)n_sent,
-        (unsigned long long)n_delivered, percentile_ms(0.50), percentile_ms(0.99),
-        percentile_ms(1.0), us_per, rss2, wall > 0 ? 100 * self / wall : 0,
+        (unsigned long long)n_delivered, percentile_ms(hist, 0.50), percentile_ms(hist, 0.99),
+        percentile_ms(hist, 1.0), us_per, rss2, wall > 0 ? 100 * self / wall : 0,
         saturated ? " (SATURATED: these figures measure the load generator)" : "",
         (unsigned long long)n_errors, (unsigned long long)n_failed);
     if (o.json) {
@@ -613,16 +662,19 @@ int main(int argc, char **argv)
         if (f) {
             fprintf(f,
                     "{\"name\":\"%s\",\"conns\":%d,\"rooms\":%d,\"senders\":%d,\"rate\":%.0f,"
-                    "\"seconds\":%d,\"joined\":%llu,\"join_s\":%.3f,\"sent\":%llu,"
+                    "\"seconds\":%d,\"joined\":%llu,\"join_s\":%.3f,\"join_p50_ms\":%.3f,"
+                    "\"join_p99_ms\":%.3f,\"sent\":%llu,"
                     "\"delivered\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
                     "\"gateway_us_per_delivery\":%.3f,\"gateway_us_per_record\":%.3f,"
                     "\"gateway_cpu_s\":%.3f,\"gateway_rss_kb\":%ld,"
                     "\"idle_bytes_per_conn\":%.0f,\"loadgen_cpu\":%.3f,\"saturated\":%s,"
                     "\"errors\":%llu,\"failed\":%llu}\n",
                     o.name, o.conns, o.rooms, o.senders, o.rate, o.seconds,
-                    (unsigned long long)n_joined, join_s, (unsigned long long)n_sent,
-                    (unsigned long long)n_delivered, percentile_ms(0.5), percentile_ms(0.99),
-                    percentile_ms(1.0), us_per, us_per_record, g2 >= 0 ? g2 - g1 : 0, rss2,
+                    (unsigned long long)n_joined, join_s, percentile_ms(join_hist, 0.5),
+                    percentile_ms(join_hist, 0.99), (unsigned long long)n_sent,
+                    (unsigned long long)n_delivered, percentile_ms(hist, 0.5),
+                    percentile_ms(hist, 0.99), percentile_ms(hist, 1.0), us_per, us_per_record,
+                    g2 >= 0 ? g2 - g1 : 0, rss2,
                     rss1 > 0 && rss0 > 0
                         ? (double)(rss1 - rss0) * 1024 / (double)(n_joined ? n_joined : 1)
                         : 0,
