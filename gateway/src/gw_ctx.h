@@ -86,10 +86,11 @@ typedef struct gw_stats {
     uint64_t connections, sessions_open, frames_in, messages_out, writes, produced, acked,
         produce_failed, fanout_records, dropped_slow, joins, joins_from_log, store_reads,
         store_waiters, resumes, resumes_recovered, retries_deduplicated, inexact_reads,
-        dm_joins;           /* implicit joins of direct rooms (gw_session.c dm_reach) */
-    uint64_t deliveries;    /* room message frames written to members */
-    uint64_t writes_direct; /* fan-out writes made at once, outside a writeable callback */
-    uint64_t bytes_out;     /* bytes of WebSocket frames written to clients */
+        dm_joins;            /* implicit joins of direct rooms (gw_session.c dm_reach) */
+    uint64_t deliveries;     /* room message frames written to members */
+    uint64_t writes_direct;  /* fan-out writes made at once, outside a writeable callback */
+    uint64_t copies_dropped; /* records fan-out dropped as copies of an earlier one (same cid) */
+    uint64_t bytes_out;      /* bytes of WebSocket frames written to clients */
     uint64_t typing_forwarded, typing_throttled; /* typing frames of local clients */
     uint64_t reads_moved, reads_unmoved;         /* read frames stored: moved forward or not */
     chat_label_counts refused;                   /* error replies, by error code */
@@ -137,11 +138,15 @@ typedef struct gw_ctx {
     lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */
     lws_sorted_usec_list_t events_sul;   /* continue draining the events consumer */
     lws_sorted_usec_list_t inflight_sul; /* expires settled sends the log never showed */
-    lws_sorted_usec_list_t wake_sul;     /* CHAT_COALESCE_MS: the next deferred wake */
-    lws_sorted_usec_list_t jwks_sul;     /* CHAT_JWT_JWKS: looks for a changed file */
-    lws_retry_bo_t retry;                /* ping and idle policy; lws keeps a pointer */
-    struct lws_http_mount mounts[7];     /* the web root and the dynamic endpoints */
-    volatile sig_atomic_t stopping;      /* set by the signal handler */
+    /* acks of sends with a cid that wait until fan-out has read their record (gw_session.c,
+     * "acks wait for fan-out"), oldest first, and the timer that bounds the wait */
+    gw_inflight *acks_waiting, *acks_waiting_tail;
+    lws_sorted_usec_list_t ack_sul;
+    lws_sorted_usec_list_t wake_sul; /* CHAT_COALESCE_MS: the next deferred wake */
+    lws_sorted_usec_list_t jwks_sul; /* CHAT_JWT_JWKS: looks for a changed file */
+    lws_retry_bo_t retry;            /* ping and idle policy; lws keeps a pointer */
+    struct lws_http_mount mounts[7]; /* the web root and the dynamic endpoints */
+    volatile sig_atomic_t stopping;  /* set by the signal handler */
     bool draining; /* after stopping: new upgrades refused, /healthz and /readyz 503 */
     volatile sig_atomic_t reload; /* SIGHUP: read the JWKS again */
 } gw_ctx;

@@ -336,6 +336,18 @@ const gw_log_entry *gw_log_find_cid(const gw_log *log, const char *room, const c
     return NULL;
 }
 
+bool gw_log_skip_copy(gw_log *log, int32_t p, int64_t offset, const char *room, const char *from,
+                      const char *cid)
+{
+    if (p < 0 || p >= log->nparts || offset < log->parts[p].next)
+        return false; /* a replay: gw_log_append ignores it anyway */
+    const gw_log_entry *e = gw_log_find_cid(log, room, from, cid);
+    if (!e || e->room->partition != p || e->offset >= offset)
+        return false;
+    log->parts[p].next = offset + 1; /* read, and deliberately not kept */
+    return true;
+}
+
 size_t gw_log_bytes(const gw_log *log)
 {
     return log->bytes;

@@ -15,7 +15,8 @@
  * a question about a room whose partition range covers it is answered from memory alone.
  *
  * Retries: entries remember (from, cid); gw_log_find_cid answers "was this cid already sent by
- * this user in this room, and under which offset", for as long as the entry is retained.
+ * this user in this room, and under which offset", for as long as the entry is retained, and
+ * gw_log_skip_copy keeps a second record with the same cid out of the log.
  *
  * Rooms are reference counted: a cursor holds a reference so that its room (and its rseq
  * numbering) outlives the room's entries. A room with no entries and no reference is freed.
@@ -97,6 +98,13 @@ uint64_t gw_log_from(const gw_log_room *r, int64_t offset);
 /* The retained entry of room whose message came from `from` with that cid, or NULL. */
 const gw_log_entry *gw_log_find_cid(const gw_log *log, const char *room, const char *from,
                                     const char *cid);
+
+/* Whether the record (p, offset) of room, from `from` with that cid, is a copy of a retained
+ * entry with the same three and an earlier offset (a send Kafka refused and wrote anyway, then
+ * its retry: docs/deploy.md, "Losing a Kafka broker"). A copy is not appended: the record
+ * counts as read (coverage moves past it), and true is returned; else nothing changes. */
+bool gw_log_skip_copy(gw_log *log, int32_t p, int64_t offset, const char *room, const char *from,
+                      const char *cid);
 
 /* Totals, for tests and metrics. */
 size_t gw_log_bytes(const gw_log *log);

@@ -47,6 +47,7 @@ enum { GW_Q_JOIN = 1, GW_Q_RESUME = 2, GW_Q_HISTORY = 3 };
 #define GW_BATCH_BYTES 32768      /* bytes of frames gathered into one write */
 #define GW_INFLIGHT_SLOTS 4096    /* buckets of the in-flight send table */
 #define GW_INFLIGHT_KEEP_MS 30000 /* an acked send not seen in the log is forgotten after this */
+#define GW_ACK_WAIT_MS 1000       /* longest an ack waits for fan-out to read its record */
 
 /* A reply that arrives later (Kafka delivery report, store result): the session (weakly),
  * the request's cid, and for joins which join it answers. */
@@ -74,6 +75,10 @@ struct gw_inflight {
     gw_pending_reply *waiters;   /* the first is the original send */
     char id[CHAT_MSGID_LEN + 1]; /* "" until acked */
     int64_t acked_ms;
+    /* acked by Kafka, its answer waiting for fan-out to read the record (ctx->acks_waiting) */
+    char waiting_id[CHAT_MSGID_LEN + 1];
+    int64_t waiting_ms;
+    gw_inflight *waiting_next;
     char room[CHAT_ROOM_MAX + 1];
     char from[CHAT_USER_MAX + 1];
     char cid[CHAT_CID_MAX + 1];
@@ -942,17 +947,23 @@ void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const cha
     publish(ctx, h, f, from, "");
 }
 
-/* The delivery report of a send: opaque is its gw_pending_reply; for a send with a cid, the
- * reply's in-flight record holds it first, then the retries that wait for the same answer. */
-void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg)
+/* Answers a delivery report: opaque (a) is the send's gw_pending_reply; for a send with a cid,
+ * the reply's in-flight record holds it first, then the retries that wait for the same answer.
+ * When fan-out has read an earlier record of the same (room, from, cid), that one is the
+ * message and this record a copy it drops (gw_log_skip_copy): the answer is the first id. */
+static void ack_answer(gw_ctx *ctx, gw_pending_reply *a, const char *id, const char *errstr)
 {
-    gw_ctx *ctx = arg;
-    gw_pending_reply *a = opaque;
     gw_inflight *inf = a->inf;
     if (id)
         ctx->stats.acked++;
     else
         ctx->stats.produce_failed++;
+    char orig[CHAT_MSGID_LEN + 1];
+    const gw_log_entry *first =
+        id && inf ? gw_log_find_cid(ctx->log, inf->room, inf->from, inf->cid) : NULL;
+    if (first && chat_msgid_format(orig, first->room->partition, first->offset) == 0 &&
+        strcmp(orig, id) != 0)
+        id = orig;
     for (gw_pending_reply *w = inf ? inf->waiters : a; w; w = inf ? w->next : NULL) {
         if (!w->h->s && !w->h->answer)
             continue;
@@ -975,7 +986,7 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
         chat_log(CHAT_LOG_ERROR, "delivery report of an unknown in-flight send (%s)", inf->cid);
         return;
     }
-    if (!id || gw_log_find_cid(ctx->log, inf->room, inf->from, inf->cid)) {
+    if (!id || first) {
         inflight_drop(ctx, link); /* failed (a retry may produce again), or already in the log */
         return;
     }
@@ -987,6 +998,79 @@ void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *a
         inf->waiters = w->next;
         reply_free(w);
     }
+}
+
+/* Whether fan-out has read the record of message id (so the log knows whether an earlier record
+ * has the same cid). An id that does not parse, or a partition the log does not know, counts as
+ * read: nothing would make it readable later. */
+static bool ack_read(gw_ctx *ctx, const char *id)
+{
+    int32_t p;
+    int64_t off, start, next;
+    if (chat_msgid_parse(id, &p, &off) != 0 || !gw_log_coverage(ctx->log, p, &start, &next))
+        return true;
+    return next > off;
+}
+
+/* Answers the waiting acks whose records fan-out has read, and (expired) those that waited
+ * GW_ACK_WAIT_MS (with their own id). */
+static void acks_release(gw_ctx *ctx, bool expired)
+{
+    int64_t now = gw_now_ms();
+    gw_inflight **pp = &ctx->acks_waiting, *last = NULL;
+    while (*pp) {
+        gw_inflight *inf = *pp;
+        if (!ack_read(ctx, inf->waiting_id) &&
+            !(expired && now - inf->waiting_ms >= GW_ACK_WAIT_MS)) {
+            last = inf;
+            pp = &inf->waiting_next;
+            continue;
+        }
+        *pp = inf->waiting_next;
+        inf->waiting_next = NULL;
+        char id[CHAT_MSGID_LEN + 1];
+        memcpy(id, inf->waiting_id, sizeof(id));
+        inf->waiting_id[0] = '\0';
+        ack_answer(ctx, inf->waiters, id, NULL); /* may free inf */
+    }
+    ctx->acks_waiting_tail = last;
+}
+
+static void ack_expire(lws_sorted_usec_list_t *sul)
+{
+    gw_ctx *ctx = lws_container_of(sul, gw_ctx, ack_sul);
+    acks_release(ctx, true);
+    if (ctx->acks_waiting)
+        lws_sul_schedule(ctx->lws, 0, &ctx->ack_sul, ack_expire,
+                         GW_ACK_WAIT_MS * LWS_US_PER_MS / 4);
+}
+
+/* Acks wait for fan-out: the report of a send with a cid is answered once fan-out has read its
+ * record, so that a copy (Kafka wrote an attempt it reported as failed, and the retry with the
+ * same cid was written too) is answered with the first record's id, the one every member gets
+ * (gw_log_skip_copy). The wait is the time from the broker's answer to the producer to its
+ * answer to the fan-out consumer's fetch: usually under a millisecond. */
+void gw_session_on_ack(void *opaque, const char *id, const char *errstr, void *arg)
+{
+    gw_ctx *ctx = arg;
+    gw_pending_reply *a = opaque;
+    gw_inflight *inf = a->inf;
+    if (id && inf && ctx->log && !ack_read(ctx, id)) {
+        snprintf(inf->waiting_id, sizeof(inf->waiting_id), "%s", id);
+        inf->waiting_ms = gw_now_ms();
+        inf->waiting_next = NULL;
+        if (ctx->acks_waiting_tail) {
+            ctx->acks_waiting_tail->waiting_next = inf;
+        } else {
+            ctx->acks_waiting = inf;
+            if (ctx->lws) /* (re)scheduled whenever the list starts again */
+                lws_sul_schedule(ctx->lws, 0, &ctx->ack_sul, ack_expire,
+                                 GW_ACK_WAIT_MS * LWS_US_PER_MS / 4);
+        }
+        ctx->acks_waiting_tail = inf;
+        return;
+    }
+    ack_answer(ctx, a, id, errstr);
 }
 
 /* Forgets acked sends that the log never showed (the record went to a partition this gateway
@@ -1039,6 +1123,7 @@ void gw_sessions_free(gw_ctx *ctx)
         reply_free(r);
     }
     ctx->parked_tail = NULL;
+    ctx->acks_waiting = ctx->acks_waiting_tail = NULL; /* their records go with the table */
     if (ctx->inflight) {
         for (size_t i = 0; i < GW_INFLIGHT_SLOTS; i++)
             while (ctx->inflight[i])
@@ -1715,6 +1800,8 @@ static void wake_member(void *member, void *arg)
  * a sixth of the gateway's CPU at 1,000 members x 200 msg/s. */
 void gw_sessions_flush(gw_ctx *ctx)
 {
+    if (ctx->acks_waiting)
+        acks_release(ctx, false); /* the batch may hold their records */
     for (size_t i = 0; i < ctx->ndirty; i++) {
         gw_session *s = ctx->dirty[i];
         if (!s)
@@ -1789,6 +1876,14 @@ void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offs
 {
     gw_ctx *ctx = arg;
     ctx->stats.fanout_records++;
+    if (m->env.cid && *m->env.cid &&
+        gw_log_skip_copy(ctx->log, partition, offset, m->env.room, m->env.from, m->env.cid)) {
+        /* a second record of one send (Kafka wrote a send it refused, and the client's retry
+         * with the same cid): every gateway reads the same records in the same order, so each
+         * drops the same copy, and the persister does too (ps_persister.c) */
+        ctx->stats.copies_dropped++;
+        return;
+    }
     gw_buf *b = gw_out_message(m);
     if (!b) {
         chat_log(CHAT_LOG_ERROR, "out of memory encoding a message for fan-out");

@@ -81,7 +81,8 @@ void gw_sessions_tick(gw_ctx *ctx);
 /* Wakes the members of rooms whose wake CHAT_COALESCE_MS deferred (ops->arm's timer), and
  * writes to them (gw_sessions_flush). */
 void gw_sessions_wake_due(gw_ctx *ctx);
-/* Writes to the sessions that fan-out (gw_session_on_record) gave frames since the last call:
+/* Answers the acks that waited for this batch of records (gw_session_on_ack), then writes to
+ * the sessions that fan-out (gw_session_on_record) gave frames since the last call:
  * at once where ops->writable_now says the connection may take them (try-write-first: no
  * writeable callback, so no poll-set change and no wake-up per delivery), else at its next
  * writeable callback. Call after a batch of records, so that what the batch brought a member

@@ -89,7 +89,7 @@ int ps_batch_add(ps_batch *b, int32_t partition, int64_t offset, chat_envelope *
     return 0;
 }
 
-int ps_batch_skip(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms)
+int ps_batch_pass(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms)
 {
     int rc;
 
@@ -97,10 +97,17 @@ int ps_batch_skip(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms
         return -EINVAL;
     if ((rc = track(b, partition, offset)) != 0)
         return rc;
-    b->skipped++;
     if (b->first_ms < 0)
         b->first_ms = now_ms;
     return 0;
+}
+
+int ps_batch_skip(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms)
+{
+    int rc = ps_batch_pass(b, partition, offset, now_ms);
+    if (rc == 0)
+        b->skipped++;
+    return rc;
 }
 
 bool ps_batch_empty(const ps_batch *b)

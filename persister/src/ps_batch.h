@@ -48,6 +48,11 @@ int ps_batch_add(ps_batch *b, int32_t partition, int64_t offset, chat_envelope *
  * committed with the batch. Returns 0, -EINVAL or -ENOMEM. */
 int ps_batch_skip(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms);
 
+/* Records that (partition, offset) was consumed and deliberately not stored (a copy of an
+ * earlier record, ps_copies.h): its offset is committed with the batch. Returns 0, -EINVAL or
+ * -ENOMEM. */
+int ps_batch_pass(ps_batch *b, int32_t partition, int64_t offset, int64_t now_ms);
+
 /* Nothing to store and nothing to commit. */
 bool ps_batch_empty(const ps_batch *b);
 

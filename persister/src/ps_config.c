@@ -32,6 +32,9 @@ static const chat_cfg_entry ps_table[] = {
      "messages stored per insert_many at most"},
     {"CHAT_BATCH_MS", CHAT_CFG_INT, "200", 0, 60000, S(batch_ms),
      "ms a message may wait for its batch to fill before it is stored"},
+    {"CHAT_COPY_WINDOW", CHAT_CFG_INT, "100000", 0, 10000000, S(copy_window),
+     "recent sends remembered by (room, sender, cid), so that a second record of one send "
+     "(Kafka wrote a send it refused, then the retry) is not stored; 0: off"},
     {"CHAT_SHUTDOWN_MS", CHAT_CFG_INT, "10000", 0, 600000, S(shutdown_ms),
      "ms to keep retrying the last batch at SIGTERM before leaving it for replay"},
     {"CHAT_LOG_LEVEL", CHAT_CFG_STR, "info", 0, 0, S(log_level), "debug, info, warn or error"},

@@ -18,6 +18,7 @@ typedef struct ps_settings {
     long long batch_size;
     long long batch_ms;
     long long shutdown_ms;
+    long long copy_window;
     const char *log_level;
     const char *log_format;
     const char *metrics_listen;        /* "host:port" or "off" */

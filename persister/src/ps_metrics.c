@@ -38,6 +38,13 @@ void ps_metrics_stored(ps_metrics *m, size_t n, size_t inserted, size_t duplicat
     pthread_mutex_unlock(&m->mu);
 }
 
+void ps_metrics_copy(ps_metrics *m)
+{
+    pthread_mutex_lock(&m->mu);
+    m->d.copies++;
+    pthread_mutex_unlock(&m->mu);
+}
+
 void ps_metrics_store_failed(ps_metrics *m)
 {
     pthread_mutex_lock(&m->mu);
@@ -97,6 +104,9 @@ int ps_metrics_render(ps_metrics *m, char **body, size_t *len)
          "Messages already stored (a replay after a crash or a rebalance).", (double)d->duplicates},
         {P "records_skipped_total", "counter", "Undecodable records skipped (logged).",
          (double)d->skipped},
+        {P "copies_dropped_total", "counter",
+         "Records not stored as a second copy of one send (same room, sender and cid).",
+         (double)d->copies},
         {P "batches_total", "counter", "Batches stored and committed.", (double)d->batches},
         {P "store_retries_total", "counter", "Failed insert_many calls, each retried with backoff.",
          (double)d->store_failures},

@@ -17,7 +17,7 @@
           */
 
 typedef struct ps_metrics_data {
-    uint64_t stored, duplicates, skipped, batches, store_failures, commit_failures;
+    uint64_t stored, duplicates, skipped, copies, batches, store_failures, commit_failures;
     chat_hist batch_size;     /* messages per insert_many */
     chat_hist insert_seconds; /* one successful insert_many */
     int64_t lag_total;        /* -1: unknown */
@@ -37,6 +37,8 @@ void ps_metrics_destroy(ps_metrics *m);
 
 /* A batch stored by one successful insert_many of n records taking seconds. */
 void ps_metrics_stored(ps_metrics *m, size_t n, size_t inserted, size_t duplicates, double seconds);
+/* A record not stored as a copy of an earlier one (ps_copies.h). */
+void ps_metrics_copy(ps_metrics *m);
 /* A failed insert_many (it is retried). */
 void ps_metrics_store_failed(ps_metrics *m);
 /* The batch's offsets were committed (ok) or the commit failed; skipped: undecodable records. */

@@ -15,6 +15,7 @@
 #include "chat_store_doc.h"
 #include "ps_batch.h"
 #include "ps_consumer.h"
+#include "ps_copies.h"
 #include "ps_http.h"
 #include "ps_metrics.h"
 #include "ps_os.h"
@@ -29,7 +30,7 @@
 #define PS_LAG_REFRESH_MS 1000 /* how often the metrics' lag gauges are refreshed */
 
 typedef struct ps_counters {
-    uint64_t stored, duplicates, skipped, batches, store_failures, commit_failures;
+    uint64_t stored, duplicates, skipped, copies, batches, store_failures, commit_failures;
 } ps_counters;
 
 typedef struct ps_persister {
@@ -38,6 +39,7 @@ typedef struct ps_persister {
     ps_store *store;
     ps_consumer *cons;
     ps_batch batch;
+    ps_copies *copies; /* NULL: CHAT_COPY_WINDOW=0 */
     ps_backoff backoff;
     bool stopping;
     bool unstored_at_stop;    /* a batch was given up while stopping (exit status 1) */
@@ -172,11 +174,12 @@ static void summary(ps_persister *p)
         snprintf(lagbuf, sizeof(lagbuf), "%" PRId64, lag);
     chat_log(CHAT_LOG_INFO,
              "last %ds: stored %" PRIu64 ", duplicates %" PRIu64 ", skipped %" PRIu64
-             ", batches %" PRIu64 ", store failures %" PRIu64 "; totals: stored %" PRIu64
-             ", duplicates %" PRIu64 ", skipped %" PRIu64 "; partitions %d, lag %s",
+             ", copies %" PRIu64 ", batches %" PRIu64 ", store failures %" PRIu64
+             "; totals: stored %" PRIu64 ", duplicates %" PRIu64 ", skipped %" PRIu64
+             ", copies %" PRIu64 "; partitions %d, lag %s",
              PS_SUMMARY_MS / 1000, t->stored - r->stored, t->duplicates - r->duplicates,
-             t->skipped - r->skipped, t->batches - r->batches,
-             t->store_failures - r->store_failures, t->stored, t->duplicates, t->skipped,
+             t->skipped - r->skipped, t->copies - r->copies, t->batches - r->batches,
+             t->store_failures - r->store_failures, t->stored, t->duplicates, t->skipped, t->copies,
              ps_consumer_assigned(p->cons), lagbuf);
     *r = *t;
 }
@@ -203,6 +206,24 @@ static void handle_message(ps_persister *p, rd_kafka_message_t *m, int64_t now)
     }
     topic = m->rkt ? rd_kafka_topic_name(m->rkt) : p->cfg->kafka_topic;
     rc = chat_envelope_decode(m->payload, m->payload ? m->len : 0, &env, err, sizeof(err));
+    if (rc == 0 && p->copies &&
+        ps_copies_seen(p->copies, env.room, env.from, env.cid, m->partition, m->offset)) {
+        /* a second record of one send: the gateways drop it from fan-out too */
+        chat_log_kv(CHAT_LOG_DEBUG,
+                    CHAT_LOG_FIELDS(CHAT_LOG_INT("partition", m->partition),
+                                    CHAT_LOG_INT("offset", m->offset)),
+                    "not storing %s/%" PRId32 "@%" PRId64 ": a copy of an earlier record (room %s, "
+                    "sender %s, cid %s)",
+                    topic, m->partition, m->offset, env.room, env.from, env.cid);
+        chat_envelope_clear(&env);
+        p->total.copies++;
+        ps_metrics_copy(&p->metrics);
+        if (ps_batch_pass(&p->batch, m->partition, m->offset, now) != 0)
+            chat_log(CHAT_LOG_ERROR,
+                     "cannot track offset %s/%" PRId32 "@%" PRId64 " (it will be re-read)", topic,
+                     m->partition, m->offset);
+        return;
+    }
     if (rc == 0) {
         rc = ps_batch_add(&p->batch, m->partition, m->offset, &env, now);
         if (rc == 0)
@@ -279,6 +300,10 @@ int ps_persister_run(const ps_settings *cfg, const sigset_t *signals)
         chat_log(CHAT_LOG_ERROR, "out of memory for a batch of %lld", cfg->batch_size);
         goto out;
     }
+    if (cfg->copy_window > 0 && (rc = ps_copies_new(&p.copies, (size_t)cfg->copy_window)) != 0) {
+        chat_log(CHAT_LOG_ERROR, "out of memory for CHAT_COPY_WINDOW %lld", cfg->copy_window);
+        goto out;
+    }
     if ((rc = ps_store_open(&p.store, cfg->mongo_uri, cfg->mongo_db, "chat-persister", err,
                             sizeof(err))) != 0) {
         chat_log(CHAT_LOG_ERROR, "%s", err);
@@ -334,6 +359,7 @@ out:
     ps_metrics_destroy(&p.metrics);
     ps_store_close(p.store);
     ps_batch_free(&p.batch);
+    ps_copies_free(p.copies);
     if (rc == 0)
         chat_log(CHAT_LOG_INFO, "stopped");
     return rc;

@@ -155,8 +155,36 @@ static void test_room_lifetime(void)
     gw_log_free(log);
 }
 
+/* A second record of one send (same room, from and cid, later offset) is not kept, and the
+ * partition's coverage moves past it; the first record itself, a replay, another sender or room,
+ * or no cid are not copies. */
+static void test_copies(void)
+{
+    gw_log *log = gw_log_new(1 << 20, 2, NULL);
+    gw_log_cover(log, 0, 10);
+    CHECK(add(log, 0, 10, "r", "alice", "c1", 10) != NULL);
+    CHECK(!gw_log_skip_copy(log, 0, 10, "r", "alice", "c1")); /* a replay of the original */
+    CHECK(gw_log_skip_copy(log, 0, 11, "r", "alice", "c1"));
+    int64_t start = -1, next = -1;
+    CHECK(gw_log_coverage(log, 0, &start, &next) && start == 10 && next == 12);
+    CHECK(gw_log_skip_copy(log, 0, 14, "r", "alice", "c1")); /* another retry */
+    CHECK(gw_log_coverage(log, 0, &start, &next) && next == 15);
+    CHECK(!gw_log_skip_copy(log, 0, 15, "r", "bob", "c1"));
+    CHECK(!gw_log_skip_copy(log, 0, 15, "s", "alice", "c1"));
+    CHECK(!gw_log_skip_copy(log, 0, 15, "r", "alice", "c2"));
+    CHECK(!gw_log_skip_copy(log, 0, 15, "r", "alice", ""));
+    /* the room on another partition (the partition count changed): offsets do not compare */
+    CHECK(!gw_log_skip_copy(log, 1, 20, "r", "alice", "c1"));
+    CHECK(gw_log_coverage(log, 0, &start, &next) && next == 15);
+    gw_log_room *r = gw_log_room_find(log, "r");
+    CHECK(r && r->next_rseq - r->first_rseq == 1);
+    CHECK(gw_log_find_cid(log, "r", "alice", "c1")->offset == 10);
+    gw_log_free(log);
+}
+
 int main(void)
 {
+    RUN(test_copies);
     RUN(test_positions);
     RUN(test_bound_and_coverage);
     RUN(test_cids);

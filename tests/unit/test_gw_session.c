@@ -474,6 +474,73 @@ static void test_try_write_first(void)
     h_free(h);
 }
 
+/* Kafka refused a send (its delivery report failed) but wrote it, and the client's retry with
+ * the same cid was written too: both records arrive once the brokers are back. Fan-out delivers
+ * the first and drops the second, and the retry's ack, which came first, waits for fan-out and
+ * carries the first one's id. */
+static void test_copy_of_a_refused_send(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob");
+    join(h, a, "r", NULL);
+    join(h, b, "r", NULL);
+    h_write_all(h);
+    count_of(a, "joined");
+    count_of(b, "joined");
+    const char *send = "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}";
+    h_frame(h, a, send);
+    CHECK(h->nproduced == 1);
+    chat_envelope first = h->produced_env[0];
+    gw_session_on_ack(h->produced[0], NULL, "Local: Message timed out", &h->ctx);
+    h->nproduced = 0;
+    h_write(h, a);
+    json_t *err = next_of(a, "error");
+    CHECK(err && strcmp(json_string_value(json_object_get(err, "code")), "unavailable") == 0);
+    json_decref(err);
+    h_frame(h, a, send); /* the retry: nothing in the log or in flight, so produced again */
+    CHECK(h->nproduced == 1);
+    int32_t p = op_partition_of(h, "r");
+    int64_t off0 = h->next_offset[p]++, off1 = h->next_offset[p]++;
+    char id0[CHAT_MSGID_LEN + 1], id1[CHAT_MSGID_LEN + 1];
+    chat_msgid_format(id0, p, off0);
+    chat_msgid_format(id1, p, off1);
+    /* the retry's ack comes before fan-out has read either record: it waits for fan-out */
+    gw_session_on_ack(h->produced[0], id1, NULL, &h->ctx);
+    h_write(h, a);
+    CHECK(count_of(a, "ack") == 0);
+    CHECK(h->ctx.acks_waiting != NULL);
+    chat_message m;
+    memset(&m, 0, sizeof(m));
+    m.env = first;
+    chat_msgid_format(m.id, p, off0);
+    gw_session_on_record(&m, p, off0, &h->ctx);
+    chat_envelope_clear(&first);
+    m.env = h->produced_env[0];
+    chat_msgid_format(m.id, p, off1);
+    gw_session_on_record(&m, p, off1, &h->ctx);
+    gw_sessions_flush(&h->ctx); /* after the batch: the ack is answered */
+    CHECK(h->ctx.acks_waiting == NULL);
+    chat_envelope_clear(&h->produced_env[0]);
+    h->nproduced = 0;
+    h_write_all(h);
+    CHECK(h->ctx.stats.copies_dropped == 1);
+    json_t *ack = next_of(a, "ack");
+    CHECK(ack && strcmp(json_string_value(json_object_get(ack, "id")), id0) == 0);
+    json_decref(ack);
+    json_t *msg = next_of(b, "message");
+    CHECK(msg && strcmp(json_string_value(json_object_get(msg, "id")), id0) == 0);
+    json_decref(msg);
+    CHECK(count_of(b, "message") == 0);
+    /* a later joiner's history holds it once */
+    h_conn *c = h_open(h, 2, "carol");
+    join(h, c, "r", NULL);
+    h_write_all(h);
+    json_t *j = next_of(c, "joined");
+    CHECK(j && json_array_size(json_object_get(j, "history")) == 1);
+    json_decref(j);
+    h_free(h);
+}
+
 static void test_coalescing(void)
 {
     harness *h = h_new(1 << 20, 0);
@@ -735,6 +802,7 @@ int main(void)
     RUN(test_typing);
     RUN(test_read_state);
     RUN(test_try_write_first);
+    RUN(test_copy_of_a_refused_send);
     RUN(test_coalescing);
     RUN(test_presence);
     RUN(test_max_user_conns);
