@@ -42,20 +42,26 @@ static void say(char *why, size_t whylen, const char *msg)
 bool gw_access_may_join(const gw_identity *id, const char *room, const char **code, char *why,
                         size_t whylen)
 {
+    return gw_access_may_join_as(id->sub, id->rooms, room, code, why, whylen);
+}
+
+bool gw_access_may_join_as(const char *sub, const char *rooms, const char *room, const char **code,
+                           char *why, size_t whylen)
+{
     chat_dm dm;
     if (chat_dm_parse(room, strlen(room), &dm)) {
-        if (!chat_valid_dm_user(id->sub, strlen(id->sub))) {
+        if (!chat_valid_dm_user(sub, strlen(sub))) {
             *code = GW_ERR_INVALID_USER;
             say(why, whylen, "your user id cannot have direct rooms");
             return false;
         }
-        if (!chat_dm_has_user(&dm, id->sub)) {
+        if (!chat_dm_has_user(&dm, sub)) {
             *code = GW_ERR_FORBIDDEN;
             say(why, whylen, "this direct room belongs to two other users");
             return false;
         }
     }
-    if (!gw_access_claim_allows(id->rooms, room)) {
+    if (!gw_access_claim_allows(rooms, room)) {
         *code = GW_ERR_FORBIDDEN;
         say(why, whylen, "your token does not allow this room");
         return false;

@@ -36,5 +36,9 @@ bool gw_access_claim_allows(const char *rooms, const char *room);
  * GW_ERR_FORBIDDEN or GW_ERR_INVALID_USER and why (may be NULL) says why for a person. */
 bool gw_access_may_join(const gw_identity *id, const char *room, const char **code, char *why,
                         size_t whylen);
+/* The same for a user sub with the packed claim rooms (NULL: no claim): what a session keeps of
+ * its identity (gw_session_id). */
+bool gw_access_may_join_as(const char *sub, const char *rooms, const char *room, const char **code,
+                           char *why, size_t whylen);
 
 #endif

@@ -57,6 +57,16 @@ typedef struct gw_sub {
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
 
+/* What a session keeps of its gw_identity: sub and name in one malloc'd block (sub, its NUL,
+ * then name), not gw_identity's two arrays of CHAT_USER_MAX + 1 bytes that every idle connection
+ * would carry (docs/internals.md, "Memory per connection"). */
+typedef struct gw_session_id {
+    char *sub;        /* the block; NULL until authenticated */
+    const char *name; /* in the block: "" when the token has none; NULL while sub is */
+    char *rooms;      /* the rooms claim, packed (gw_access.h); NULL: no claim */
+    long long exp;
+} gw_session_id;
+
 struct gw_session {
     struct gw_ctx *ctx;
     void *conn; /* the connection, for ctx->ops (libwebsockets: the wsi) */
@@ -64,13 +74,13 @@ struct gw_session {
     gw_session *prev, *next; /* ctx->sessions */
     gw_user_link ulink;      /* in ctx->users while authenticated */
     enum gw_session_state state;
-    gw_identity id;
+    gw_session_id id;
     gw_sendq q; /* replies (acks, joined, errors...): written before room frames */
     gw_rate rate;
-    lws_sorted_usec_list_t auth_sul;
-    char *rx; /* reassembly of a fragmented frame; NULL when not fragmented */
-    size_t rx_len, rx_cap;
-    gw_sub *subs; /* one per joined room */
+    /* the auth and expiry timer is the wsi's own (ops->auth_timer: lws_set_timer_usecs) */
+    char *rx;                /* reassembly of a fragmented frame; NULL when not fragmented */
+    uint32_t rx_len, rx_cap; /* within CHAT_MAX_FRAME */
+    gw_sub *subs;            /* one per joined room */
     uint16_t nsubs, capsubs;
     uint16_t reads;  /* history store reads this session waits for */
     bool dirty;      /* in ctx->dirty: fan-out gave it frames to write (gw_sessions_flush) */

@@ -12,24 +12,24 @@ int gw_sendq_init(gw_sendq *q, size_t max_items, size_t max_bytes)
     memset(q, 0, sizeof(*q));
     if (max_items < 1 || max_bytes < 1)
         return -EINVAL;
-    q->max_items = max_items;
-    q->max_bytes = max_bytes;
+    q->max_items = max_items > UINT32_MAX ? UINT32_MAX : (uint32_t)max_items;
+    q->max_bytes = max_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)max_bytes;
     return 0;
 }
 
 static int grow(gw_sendq *q)
 {
-    size_t cap = q->cap ? q->cap * 2 : 4;
+    size_t cap = q->cap ? (size_t)q->cap * 2 : 4;
     if (cap > q->max_items)
         cap = q->max_items;
     gw_buf **items = malloc(cap * sizeof(*items));
     if (!items)
         return -ENOMEM;
-    for (size_t i = 0; i < q->count; i++)
+    for (uint32_t i = 0; i < q->count; i++)
         items[i] = q->items[(q->head + i) % q->cap];
     free(q->items);
     q->items = items;
-    q->cap = cap;
+    q->cap = (uint32_t)cap;
     q->head = 0;
     return 0;
 }
@@ -42,7 +42,7 @@ int gw_sendq_push(gw_sendq *q, gw_buf *b)
         return -ENOMEM;
     q->items[(q->head + q->count) % q->cap] = gw_buf_ref(b);
     q->count++;
-    q->bytes += b->len;
+    q->bytes += (uint32_t)b->len; /* at most max_bytes: checked above */
     return 0;
 }
 
@@ -58,7 +58,7 @@ void gw_sendq_pop(gw_sendq *q)
     gw_buf *b = q->items[q->head];
     q->head = (q->head + 1) % q->cap;
     q->count--;
-    q->bytes -= b->len;
+    q->bytes -= (uint32_t)b->len;
     gw_buf_unref(b);
     if (q->count == 0) {
         free(q->items);

@@ -8,13 +8,16 @@
 #define GW_SENDQ_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include "gw_buf.h"
 
+/* 32-bit counts: every connection has one (CHAT_SEND_QUEUE and CHAT_SEND_QUEUE_BYTES are at
+ * most 1,000,000 frames and 1 GiB; gw_sendq_init clamps larger bounds). */
 typedef struct gw_sendq {
     gw_buf **items; /* ring of cap slots; NULL while empty */
-    size_t cap, head, count;
-    size_t max_items, bytes, max_bytes;
+    uint32_t cap, head, count;
+    uint32_t max_items, bytes, max_bytes;
 } gw_sendq;
 
 /* Sets the bounds; allocates nothing. Returns 0 or -EINVAL (a bound below 1). */

@@ -35,17 +35,24 @@ _Static_assert(GW_BUF_PRE >= LWS_PRE, "gw_buf headroom must cover LWS_PRE");
 #define GW_HTTP_HEADER_MAX 12288 /* lws max_http_header_data: a request's whole header */
 #define GW_JWKS_POLL_MS 1000     /* how often the JWKS file's inode, size and time are looked at */
 
-/* Per-connection data: a WebSocket session, or the pending response of an HTTP request. */
+/* Per-connection data: a WebSocket session, or the pending response of an HTTP request, never
+ * both: lws allocates it afresh at the upgrade (zeroed), and a WebSocket connection gets only
+ * the ws role's callbacks (LWS_CALLBACK_CLOSED, not LWS_CALLBACK_CLOSED_HTTP), so the two share
+ * the memory every idle connection carries. */
 typedef struct gw_pss {
-    gw_session s;
-    unsigned http_status;
-    const char *http_type;
-    size_t http_len;
-    char *http_body;
-    gw_api_req *api;    /* a server API request waiting for its body or answer */
-    bool http_deferred; /* the headers are written at the writeable callback too */
-    bool http_close;    /* close once the answer is written */
-    bool http_api;      /* the request is the server API's (its body goes to gw_api) */
+    union {
+        gw_session s;
+        struct {
+            unsigned http_status;
+            const char *http_type;
+            size_t http_len;
+            char *http_body;
+            gw_api_req *api;    /* a server API request waiting for its body or answer */
+            bool http_deferred; /* the headers are written at the writeable callback too */
+            bool http_close;    /* close once the answer is written */
+            bool http_api;      /* the request is the server API's (its body goes to gw_api) */
+        };
+    };
 } gw_pss;
 
 static const char csp[] = "default-src 'none'; script-src 'self'; style-src 'self'; "
@@ -480,18 +487,14 @@ static void op_close_within(void *conn, int seconds)
     lws_set_timeout(conn, PENDING_TIMEOUT_CLOSE_SEND, seconds);
 }
 
-static void auth_timer_fired(lws_sorted_usec_list_t *sul)
-{
-    gw_session_auth_expired(lws_container_of(sul, gw_session, auth_sul));
-}
-
+/* The wsi's own timer (LWS_CALLBACK_TIMER), not a timer list entry in every session. Off
+ * (seconds 0) only comes from gw_session_closed, as the wsi goes: lws removes the timer when it
+ * frees the wsi, and nothing is done here, since lws 4.1.6's lws_set_timer_usecs does not
+ * cancel on LWS_SET_TIMER_USEC_CANCEL (it schedules the timer at now - 1 us, so it would fire). */
 static void op_auth_timer(gw_session *s, int seconds)
 {
     if (seconds > 0)
-        lws_sul_schedule(s->ctx->lws, 0, &s->auth_sul, auth_timer_fired,
-                         (lws_usec_t)seconds * LWS_US_PER_SEC);
-    else
-        lws_sul_cancel(&s->auth_sul);
+        lws_set_timer_usecs(s->conn, (lws_usec_t)seconds * LWS_US_PER_SEC);
 }
 
 static int op_produce(void *arg, const chat_envelope *e, void *opaque, char *err, size_t errlen)
@@ -703,6 +706,10 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
                                   lws_is_final_fragment(wsi), lws_frame_is_binary(wsi));
     case LWS_CALLBACK_SERVER_WRITEABLE:
         return gw_session_writeable(&pss->s);
+    case LWS_CALLBACK_TIMER:   /* op_auth_timer's */
+        if (pss && pss->s.ctx) /* not after gw_session_closed */
+            gw_session_auth_expired(&pss->s);
+        return 0;
     case LWS_CALLBACK_WS_PEER_INITIATED_CLOSE:
         gw_session_peer_closing(&pss->s); /* lws answers it: nothing of ours may follow */
         return peer_close(ctx, in, len);
@@ -820,12 +827,17 @@ static int wake_callback(struct lws *wsi, enum lws_callback_reasons reason, void
     }
 }
 
-/* rx_buffer_size 256: lws allocates it for every connection at the upgrade, and hands larger
- * client frames over in pieces that gw_session reassembles (lws_is_first/final_fragment), so it
- * bounds memory, not message size. tx_packet_size: what one send() may carry, at least one
- * batch of frames (lws would otherwise fall back to rx_buffer_size and split every batch). */
+/* rx_buffer_size 128: lws 4.1.6 mallocs rx_buffer_size + LWS_PRE + 4 bytes (rx_ubuf) for
+ * every connection at the upgrade and keeps it for the connection's life; it hands larger
+ * client frames over in pieces of at most that size that gw_session reassembles
+ * (lws_is_first/final_fragment), so it bounds memory, not message size (CHAT_MAX_FRAME and the
+ * 1009 close are gw_session_receive's). It is not smaller because lws collects a control frame's
+ * payload (close code and reason, ping data: up to 125 bytes) in rx_ubuf and acts on it when the
+ * buffer fills: a smaller one would split a close or ping. tx_packet_size: what one send() may
+ * carry, at least one batch of frames (lws would otherwise fall back to rx_buffer_size and split
+ * every batch). */
 static const struct lws_protocols gw_protocols[] = {
-    {"chat", chat_callback, sizeof(gw_pss), 256, 0, NULL, 65536},
+    {"chat", chat_callback, sizeof(gw_pss), 128, 0, NULL, 65536},
     {"chat-wake", wake_callback, 0, 0, 0, NULL, 0},
     {NULL, NULL, 0, 0, 0, NULL, 0},
 };

@@ -119,9 +119,34 @@ void gw_handle_unref(gw_handle *h)
         free(h);
 }
 
+/* Takes id's rooms claim and copies its sub and name into one block (gw_session_id): 0, or -1
+ * (ENOMEM; id then still owns its claim). */
+static int id_take(gw_session_id *sid, gw_identity *id)
+{
+    size_t ls = strlen(id->sub), ln = strlen(id->name);
+    char *b = malloc(ls + 1 + ln + 1);
+    if (!b)
+        return -1;
+    memcpy(b, id->sub, ls + 1);
+    memcpy(b + ls + 1, id->name, ln + 1);
+    sid->sub = b;
+    sid->name = b + ls + 1;
+    sid->rooms = id->rooms;
+    sid->exp = id->exp;
+    id->rooms = NULL;
+    return 0;
+}
+
+static void id_clear(gw_session_id *sid)
+{
+    free(sid->sub);
+    free(sid->rooms);
+    memset(sid, 0, sizeof(*sid));
+}
+
 static const char *who(const gw_session *s)
 {
-    return s->id.sub[0] ? s->id.sub : "-";
+    return s->id.sub && s->id.sub[0] ? s->id.sub : "-";
 }
 
 /* Schedules a close with code and reason at the next writeable; queued replies are dropped. */
@@ -205,7 +230,7 @@ static bool may_use(gw_session *s, const char *room, const char *cid)
 {
     const char *code = NULL;
     char why[96];
-    if (gw_access_may_join(&s->id, room, &code, why, sizeof(why)))
+    if (gw_access_may_join_as(s->id.sub, s->id.rooms, room, &code, why, sizeof(why)))
         return true;
     send_error(s, code, why, cid);
     return false;
@@ -237,7 +262,8 @@ static gw_sub *sub_find(gw_session *s, const char *room)
 static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
 {
     if (s->nsubs == s->capsubs) {
-        uint16_t cap = s->capsubs ? (uint16_t)(s->capsubs * 2) : 2;
+        /* one room first: most connections join one (an idle connection's memory) */
+        uint16_t cap = s->capsubs ? (uint16_t)(s->capsubs * 2) : 1;
         gw_sub *subs = realloc(s->subs, cap * sizeof(*subs));
         if (!subs)
             return NULL;
@@ -1254,7 +1280,7 @@ static void leave_forbidden(gw_session *s)
     for (uint16_t i = s->nsubs; i-- > 0;) {
         gw_sub *sub = &s->subs[i];
         const char *code;
-        if (gw_access_may_join(&s->id, sub->lr->name, &code, NULL, 0))
+        if (gw_access_may_join_as(s->id.sub, s->id.rooms, sub->lr->name, &code, NULL, 0))
             continue;
         char room[CHAT_ROOM_MAX + 1];
         snprintf(room, sizeof(room), "%s", sub->lr->name);
@@ -1282,7 +1308,6 @@ static void on_refresh(gw_session *s, const gw_frame *f)
     }
     /* the new token's claims replace the old ones */
     s->id.exp = id.exp;
-    s->id.server = id.server;
     free(s->id.rooms);
     s->id.rooms = id.rooms;
     id.rooms = NULL;
@@ -1359,11 +1384,16 @@ static void conns_changed(gw_session *s)
 static int on_auth(gw_session *s, const gw_frame *f)
 {
     char why[160];
-    if (gw_auth_verify(s->ctx->auth, f->token, time(NULL), &s->id, why, sizeof(why)) != 0) {
+    gw_identity id;
+    if (gw_auth_verify(s->ctx->auth, f->token, time(NULL), &id, why, sizeof(why)) != 0) {
         chat_log(CHAT_LOG_INFO, "first-frame auth refused: %s", why);
         char reason[64];
         snprintf(reason, sizeof(reason), "authentication failed: %.40s", why);
         fail_session(s, GW_CLOSE_AUTH, reason);
+        return 0;
+    }
+    if (id_take(&s->id, &id) != 0) {
+        fail_session(s, GW_CLOSE_INTERNAL, "out of memory");
         return 0;
     }
     if (too_many_conns(s))
@@ -1459,14 +1489,16 @@ void gw_session_auth_expired(gw_session *s)
 int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
-    s->ctx = ctx;
-    s->conn = conn;
     s->handle = calloc(1, sizeof(*s->handle));
-    if (!s->handle) {
+    if (!s->handle || (id && id_take(&s->id, id) != 0)) {
         if (id)
             gw_identity_clear(id);
-        return -1;
+        free(s->handle);
+        s->handle = NULL;
+        return -1; /* s->ctx NULL: gw_session_closed has nothing to undo */
     }
+    s->ctx = ctx;
+    s->conn = conn;
     s->handle->s = s;
     s->handle->refs = 1;
     gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes);
@@ -1478,8 +1510,6 @@ int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
     ctx->stats.connections++;
     ctx->stats.sessions_open++;
     if (id) {
-        s->id = *id; /* the session owns id's claims from here on */
-        id->rooms = NULL;
         if (too_many_conns(s))
             return 0;
         if (gw_users_add(&ctx->users, s->id.sub, &s->ulink) != 0) {
@@ -1521,7 +1551,7 @@ void gw_session_closed(gw_session *s)
     gw_sendq_free(&s->q);
     free(s->rx);
     s->rx = NULL;
-    gw_identity_clear(&s->id);
+    id_clear(&s->id);
     if (s->handle) {
         s->handle->s = NULL;
         gw_handle_unref(s->handle);
@@ -1602,11 +1632,11 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
         if (!s->rx)
             s->rx_len = 0;
         s->rx = rx;
-        s->rx_cap = cap;
+        s->rx_cap = (uint32_t)cap; /* at most max, CHAT_MAX_FRAME */
     }
     if (len)
         memcpy(s->rx + s->rx_len, in, len);
-    s->rx_len += len;
+    s->rx_len += (uint32_t)len;
     if (!final)
         return 0;
     on_message(s, s->rx, s->rx_len, binary);
@@ -1848,7 +1878,7 @@ static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
             gw_session *s = gw_htab_entry(l, gw_session, ulink);
             const char *code;
             if (s->state != GW_S_READY || sub_find(s, lr->name) ||
-                !gw_access_may_join(&s->id, lr->name, &code, NULL, 0))
+                !gw_access_may_join_as(s->id.sub, s->id.rooms, lr->name, &code, NULL, 0))
                 continue;
             if (s->nsubs >= (size_t)ctx->cfg.max_rooms) {
                 send_buf(s, e->frame);
