@@ -1,12 +1,13 @@
 /* gw_rooms.c: the gateway's room index (see gw_rooms.h).
  *
- * Three intrusive chained hash tables (gw_htab.h):
+ * Two intrusive chained hash tables (gw_htab.h):
  *   rooms       room name        -> gw_room   (members as a list in join order)
  *   members     member pointer   -> gw_member (its memberships, for count_of and leave_all)
- *   links       (room, member)   -> gw_link   (one membership; in both lists above)
- * A membership (gw_link) sits on two doubly linked lists, so join, leave and is_member are O(1)
- * on average and fan-out walks the room's list in join order. Room names come from clients, so
- * they are hashed with the keyed SipHash of gw_hash.h. */
+ * A membership (gw_link) sits on two doubly linked lists, the room's and the member's; join,
+ * leave and is_member find it by walking the shorter of the two (a session is in few rooms),
+ * and fan-out walks the room's list in join order. There is no third table of memberships:
+ * every idle connection would pay for its node and slot. Room names come from clients, so they
+ * are hashed with the keyed SipHash of gw_hash.h. */
 #define _POSIX_C_SOURCE 200809L /* strnlen, clock_gettime */
 
 #include "gw_rooms.h"
@@ -25,11 +26,6 @@
 static uint64_t ptr_hash(const void *p)
 {
     return gw_hash_mix((uint64_t)(uintptr_t)p);
-}
-
-static uint64_t rotl64(uint64_t x, int b)
-{
-    return (x << b) | (x >> (64 - b));
 }
 
 /* ---- the index ---------------------------------------------------------------------------- */
@@ -52,7 +48,6 @@ typedef struct gw_member {
 } gw_member;
 
 struct gw_link {
-    gw_hnode node;
     gw_room *room;
     gw_member *m;
     gw_link *rprev, *rnext; /* in room->head list, join order */
@@ -60,7 +55,7 @@ struct gw_link {
 };
 
 struct gw_rooms {
-    gw_htab rooms, members, links;
+    gw_htab rooms, members;
     uint64_t key[2];
 };
 
@@ -69,7 +64,7 @@ gw_rooms *gw_rooms_new(void)
     gw_rooms *r = calloc(1, sizeof(*r));
     if (!r)
         return NULL;
-    if (gw_htab_init(&r->rooms) || gw_htab_init(&r->members) || gw_htab_init(&r->links)) {
+    if (gw_htab_init(&r->rooms) || gw_htab_init(&r->members)) {
         gw_rooms_free(r);
         return NULL;
     }
@@ -83,16 +78,27 @@ static void free_node(gw_hnode *node, void *arg)
     free(node);
 }
 
+static void free_member(gw_hnode *node, void *arg)
+{
+    (void)arg;
+    gw_member *m = (gw_member *)node;
+    for (gw_link *l = m->head, *next; l; l = next) {
+        next = l->mnext;
+        free(l);
+    }
+    free(m);
+}
+
 void gw_rooms_free(gw_rooms *r)
 {
     if (!r)
         return;
-    /* Every link, member and room is reachable from the tables (each node starts its struct). */
-    gw_htab *tabs[] = {&r->links, &r->members, &r->rooms};
-    for (size_t t = 0; t < 3; t++) {
-        gw_htab_each(tabs[t], free_node, NULL);
-        gw_htab_free(tabs[t]);
-    }
+    /* Every member and room is reachable from the tables (each node starts its struct), every
+     * link from its member. */
+    gw_htab_each(&r->members, free_member, NULL);
+    gw_htab_free(&r->members);
+    gw_htab_each(&r->rooms, free_node, NULL);
+    gw_htab_free(&r->rooms);
     free(r);
 }
 
@@ -123,18 +129,19 @@ static gw_member *find_member(const gw_rooms *r, const void *member)
     return NULL;
 }
 
-static uint64_t link_hash(const gw_room *room, const void *member)
+/* The membership of m in room: O(min(rooms of m, members of room)). */
+static gw_link *find_link(const gw_room *room, const gw_member *m)
 {
-    return gw_hash_mix(ptr_hash(room) ^ rotl64(ptr_hash(member), 17));
-}
-
-static gw_link *find_link(const gw_rooms *r, const gw_room *room, const void *member)
-{
-    uint64_t h = link_hash(room, member);
-    for (gw_hnode *n = gw_htab_first(&r->links, h); n; n = gw_htab_next(n, h)) {
-        gw_link *l = (gw_link *)n;
-        if (l->room == room && l->m->member == member)
-            return l;
+    if (!room || !m)
+        return NULL;
+    if (m->nrooms <= room->nmembers) {
+        for (gw_link *l = m->head; l; l = l->mnext)
+            if (l->room == room)
+                return l;
+    } else {
+        for (gw_link *l = room->head; l; l = l->rnext)
+            if (l->m == m)
+                return l;
     }
     return NULL;
 }
@@ -163,7 +170,7 @@ int gw_rooms_join(gw_rooms *r, const char *room, void *member)
         return -EINVAL;
     rm = find_room(r, room, len);
     m = find_member(r, member);
-    if (rm && m && find_link(r, rm, member))
+    if (find_link(rm, m))
         return 1;
 
     if (!rm) {
@@ -193,8 +200,6 @@ int gw_rooms_join(gw_rooms *r, const char *room, void *member)
         gw_htab_insert(&r->members, &m->node);
     l->room = rm;
     l->m = m;
-    l->node.hash = link_hash(rm, member);
-    gw_htab_insert(&r->links, &l->node);
 
     l->rprev = rm->tail;
     if (rm->tail)
@@ -244,7 +249,6 @@ static void drop_link(gw_rooms *r, gw_link *l)
         l->mnext->mprev = l->mprev;
     m->nrooms--;
 
-    gw_htab_remove(&r->links, &l->node);
     free(l);
     if (rm->nmembers == 0) {
         gw_htab_remove(&r->rooms, &rm->node);
@@ -264,7 +268,7 @@ int gw_rooms_leave(gw_rooms *r, const char *room, void *member)
     gw_room *rm = find_room(r, room, len);
     if (!rm)
         return 1;
-    gw_link *l = find_link(r, rm, member);
+    gw_link *l = find_link(rm, find_member(r, member));
     if (!l)
         return 1;
     drop_link(r, l);
@@ -277,7 +281,7 @@ bool gw_rooms_is_member(const gw_rooms *r, const char *room, const void *member)
     if (!room_len(room, &len))
         return false;
     gw_room *rm = find_room(r, room, len);
-    return rm && find_link(r, rm, member);
+    return find_link(rm, find_member(r, member)) != NULL;
 }
 
 size_t gw_rooms_count_of(const gw_rooms *r, const void *member)

@@ -1,6 +1,7 @@
 /* gw_rooms.h: the room index of one gateway: which local sessions are joined to which room.
  * Members are opaque pointers (the gateway's sessions); the index never dereferences them.
- * Join, leave and membership checks are O(1) on average; leave_all is O(rooms of the member);
+ * Join, leave and membership checks are O(1) on average, plus O(min(rooms of the member,
+ * members of the room)) to find the membership; leave_all is O(rooms of the member);
  * fan-out visits the room's members in join order. Rooms with no members are freed.
  * Loop thread only. */
 #ifndef GW_ROOMS_H
