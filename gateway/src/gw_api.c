@@ -44,7 +44,7 @@ struct gw_api_req {
     struct lws *wsi;
     gw_api_req **slot; /* the connection's pointer to this request */
     gw_api_respond_fn respond;
-    gw_handle *h; /* the policy's handle on this request (h->req is this) */
+    gw_handle *h; /* the policy's handle on this request (in an api_handle) */
     gw_identity id;
     int kind;
     char *body; /* publish: the request body, at most CHAT_MAX_FRAME bytes */
@@ -87,6 +87,18 @@ static unsigned status_of(const char *code)
     return 400;
 }
 
+/* The policy's handle on a request, and the request (NULL once it went away). The handle is
+ * the first member: gw_handle_unref frees the whole. */
+typedef struct api_handle {
+    gw_handle h;
+    gw_api_req *req;
+} api_handle;
+
+static gw_api_req **req_of(gw_handle *h)
+{
+    return &((api_handle *)h)->req;
+}
+
 /* Forgets the request: the connection's slot, the policy's handle (its answer, if it still
  * comes, goes nowhere; store reads not started are cancelled). */
 static void req_free(gw_api_req *r)
@@ -97,7 +109,7 @@ static void req_free(gw_api_req *r)
         *r->slot = NULL;
     if (r->h) {
         r->h->answer = NULL;
-        r->h->req = NULL;
+        *req_of(r->h) = NULL;
         r->ctx->ops->cancel_reads(r->ctx->ops_arg, r->h);
         gw_handle_unref(r->h);
     }
@@ -109,7 +121,7 @@ static void req_free(gw_api_req *r)
 /* The policy's answer: the frame a session would get. */
 static void on_answer(gw_handle *h, gw_buf *frame)
 {
-    gw_api_req *r = h->req;
+    gw_api_req *r = *req_of(h);
     if (!r)
         return;
     json_t *j = frame ? json_loadb((const char *)gw_buf_payload(frame), frame->len, 0, NULL) : NULL;
@@ -197,12 +209,13 @@ static bool frame_of(gw_api_req *r, json_t *json, gw_frame *f)
 /* Hands f to the policy under a new handle; the answer comes through on_answer. */
 static int go(gw_api_req *r, const gw_frame *f, const char *from)
 {
-    r->h = calloc(1, sizeof(*r->h));
-    if (!r->h)
+    api_handle *ah = calloc(1, sizeof(*ah));
+    if (!ah)
         return -1;
+    r->h = &ah->h;
     r->h->refs = 1;
     r->h->answer = on_answer;
-    r->h->req = r;
+    ah->req = r;
     if (r->kind == GW_API_PUBLISH)
         gw_sessions_publish(r->ctx, r->h, f, from);
     else

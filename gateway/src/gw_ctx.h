@@ -33,12 +33,13 @@ typedef struct gw_session gw_session;
  * results): the session sets s = NULL when it closes, and the last holder frees the handle. */
 typedef struct gw_handle {
     gw_session *s;
-    unsigned refs;
     /* a server API request instead of a session (s NULL): its answer, the frame a session
      * would get (ack, history or error; NULL when it could not be built), our reference; the
-     * request sets answer NULL when it goes away first */
+     * request sets answer NULL when it goes away first. The request is found from the handle
+     * by the API itself (gw_api.c embeds the handle), so that a session's handle, one per
+     * connection, stays a 32-byte malloc chunk. */
     void (*answer)(struct gw_handle *h, gw_buf *frame);
-    void *req;
+    unsigned refs;
 } gw_handle;
 
 gw_handle *gw_handle_ref(gw_handle *h);
