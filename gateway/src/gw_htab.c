@@ -44,9 +44,12 @@ static void resize(gw_htab *t, size_t n)
     t->nslots = n;
 }
 
+/* Doubles at two nodes per slot on average: chains stay short (the hashes are keyed SipHash or
+ * a mixed pointer), and the tables indexed per connection (users, presence, room members) cost
+ * 4 to 8 bytes of slots per entry, not 8 to 16. */
 void gw_htab_insert(gw_htab *t, gw_hnode *node)
 {
-    if (t->count >= t->nslots && t->nslots <= SIZE_MAX / 2 / sizeof(*t->slots))
+    if (t->count >= 2 * t->nslots && t->nslots <= SIZE_MAX / 4 / sizeof(*t->slots))
         resize(t, t->nslots * 2);
     size_t i = node->hash & (t->nslots - 1);
     node->next = t->slots[i];

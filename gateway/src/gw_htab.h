@@ -1,6 +1,6 @@
 /* gw_htab.h: a minimal intrusive chained hash table. A node (gw_hnode: the chain link and the
  * full 64-bit hash) is embedded in the caller's struct; the table never allocates nodes, only its
- * slot array, which grows by doubling past one node per slot and shrinks below one per eight.
+ * slot array, which grows by doubling past two nodes per slot and shrinks below one per eight.
  * Lookups walk the slot's chain comparing hashes; the caller compares keys. Callers hash what
  * clients choose with gw_hash_sip (gw_hash.h). Not thread-safe; the gateway uses it on the loop
  * thread. */
