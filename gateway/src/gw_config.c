@@ -88,9 +88,10 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_COALESCE_MS", CHAT_CFG_INT, "0", 0, 1000, S(coalesce_ms),
      "a room whose members were sent to less than this many ms ago waits that long, so that "
      "its messages go out several per write: less CPU per delivery, more latency (0: at once)"},
-    {"CHAT_KAFKA_LINGER_MS", CHAT_CFG_INT, "2", 0, 1000, S(kafka_linger_ms),
+    {"CHAT_KAFKA_LINGER_MS", CHAT_CFG_INT, "0", 0, 1000, S(kafka_linger_ms),
      "how long a send may wait in the producer for others to share its Kafka request "
-     "(linger.ms): less is less latency, more is fewer produce requests under load"},
+     "(linger.ms); 0: none, since with one request in flight per broker the sends that arrive "
+     "while one is on its way already share the next"},
     {"CHAT_DRAIN_MS", CHAT_CFG_INT, "5000", 0, 600000, S(drain_ms),
      "at SIGTERM: new upgrades get 503, /healthz and /readyz 503, and the clients here are "
      "served until they are quiet and every message they sent has its ack, at most this long; "
