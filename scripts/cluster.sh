@@ -51,6 +51,11 @@
 #                                 (files, no server; it filters only _id in the database, so a
 #                                 room's history read scans the whole collection)
 #   CHAT_PG_BIN=/usr/lib/postgresql/15/bin   initdb, postgres, pg_isready, psql
+#   CHAT_STORE_NICE=10            nice value of the store path (persister, FerretDB, PostgreSQL):
+#                                 on one machine they share the cores with the gateways and
+#                                 Kafka, and their bursts of work (a batch every CHAT_BATCH_MS)
+#                                 would delay deliveries; in production they have their own
+#                                 machines. They only need throughput. 0: the same as the rest
 #   CHAT_DATA_DIR=<repo>/.data    everything the cluster writes (below)
 #   CHAT_BUILD_DIR=<repo>/build   where gateway/chat-gateway, persister/chat-persister and
 #                                 tools/chat-admin are
@@ -113,7 +118,7 @@ OWN_VARS=(CHAT_PUBLIC_PORT CHAT_GATEWAY_PORTS CHAT_STATS_PORT CHAT_KAFKA_PORT CH
 	CHAT_UP_TIMEOUT CHAT_STOP_TIMEOUT CHAT_KEEP_ON_FAIL CHAT_JAVA CHAT_PYTHON CHAT_DEPS_EXTRA_DEBS
 	CHAT_PUBLIC_BIND CHAT_STATS_BIND CHAT_GW1_ADDR CHAT_GW2_ADDR CHAT_KAFKA_CONTROLLER_PORT
 	CHAT_PUBLIC_URL CHAT_WS_URL CHAT_TLS_PORT CHAT_TLS_BIND CHAT_TLS_CRT CHAT_CONN_RATE_LIMIT
-	CHAT_HTTPS_URL CHAT_WSS_URL CHAT_TLS_CA CHAT_KAFKA_NODES)
+	CHAT_HTTPS_URL CHAT_WSS_URL CHAT_TLS_CA CHAT_KAFKA_NODES CHAT_STORE_NICE)
 
 say() { echo "==> $*"; }
 warn() { echo "cluster.sh: WARNING: $*" >&2; }
@@ -184,6 +189,9 @@ resolve_settings() {
 	pg | sqlite) ;;
 	*) die "bad CHAT_STORE_BACKEND '$STORE_BACKEND' (pg or sqlite)" ;;
 	esac
+	STORE_NICE=${CHAT_STORE_NICE:-10}
+	[[ $STORE_NICE =~ ^[0-9]+$ ]] && [ "$STORE_NICE" -le 19 ] ||
+		die "bad CHAT_STORE_NICE '$STORE_NICE' (0 to 19)"
 	PG_BIN=${CHAT_PG_BIN:-/usr/lib/postgresql/15/bin}
 	PG_URL=postgres://chat@127.0.0.1:$PG_PORT/chat
 	[ ${#GW_PORTS[@]} -ge 1 ] || die "CHAT_GATEWAY_PORTS lists no port"
@@ -563,7 +571,7 @@ start_postgres() {
 	# TCP on 127.0.0.1 only, no Unix socket (its directory would be shared with other servers).
 	# A failed statement is not logged: the routine one is a replayed message's duplicate key,
 	# and the statement would copy the message into the log.
-	launch postgres "${PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DATA" \
+	launch postgres nice -n "$STORE_NICE" "${PG_AS[@]}" "$PG_BIN/postgres" -D "$PG_DATA" \
 		-c listen_addresses=127.0.0.1 -c port="$PG_PORT" -c unix_socket_directories= \
 		-c lc_messages=C -c log_min_error_statement=panic
 }
@@ -628,7 +636,7 @@ start_ferretdb() {
 	mkdir -p "$DATA/ferretdb"
 	say "starting ferretdb on 127.0.0.1:$MONGO_PORT ($STORE_BACKEND backend)"
 	# The debug HTTP listener is off (it would take 127.0.0.1:8088 in every cluster); telemetry off.
-	launch ferretdb env DO_NOT_TRACK=1 "$FERRETDB_BIN" "${backend[@]}" --state-dir="$DATA/ferretdb" \
+	launch ferretdb nice -n "$STORE_NICE" env DO_NOT_TRACK=1 "$FERRETDB_BIN" "${backend[@]}" --state-dir="$DATA/ferretdb" \
 		--listen-addr="127.0.0.1:$MONGO_PORT" --debug-addr=- --telemetry=disable
 }
 wait_ferretdb() { wait_ready ferretdb port_busy "$MONGO_PORT"; }
@@ -672,7 +680,7 @@ start_persister() {
 	[ -x "$PERSISTER_BIN" ] || die "build first: make build (missing $PERSISTER_BIN)"
 	check_port_free "$PERSISTER_METRICS_PORT" "persister metrics"
 	say "starting persister (metrics on :$PERSISTER_METRICS_PORT)"
-	launch persister "${CHAT_ENV[@]}" "CHAT_METRICS_LISTEN=127.0.0.1:$PERSISTER_METRICS_PORT" \
+	launch persister nice -n "$STORE_NICE" "${CHAT_ENV[@]}" "CHAT_METRICS_LISTEN=127.0.0.1:$PERSISTER_METRICS_PORT" \
 		"$PERSISTER_BIN"
 }
 # ready once its metrics listener answers (it starts before the persister reaches Kafka)
