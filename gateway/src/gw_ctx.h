@@ -107,6 +107,7 @@ typedef struct gw_stats {
     chat_label_counts refused;                   /* error replies, by error code */
     chat_label_counts closes;                    /* closes the gateway decided, by close code */
     chat_label_counts peer_closes;               /* close frames from clients, by their code */
+    chat_label_counts upgrades_refused;          /* WebSocket upgrades answered with an error */
     chat_hist ack_latency;        /* send frame received -> its ack queued, seconds */
     chat_hist store_read_latency; /* one MongoDB history read in a worker, seconds */
 } gw_stats;

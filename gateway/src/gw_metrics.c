@@ -136,6 +136,9 @@ int gw_metrics_render(gw_ctx *ctx, char **body, size_t *len)
                        &st->closes);
     chat_prom_labelled(&w, G "peer_closes_total", "Close frames received from clients, by code.",
                        "code", &st->peer_closes);
+    chat_prom_labelled(&w, G "upgrades_refused_total",
+                       "WebSocket upgrades answered with an error, by reason.", "reason",
+                       &st->upgrades_refused);
     chat_prom_hist(&w, G "ack_latency_seconds",
                    "From a send frame's arrival to its ack being queued to the client.",
                    &st->ack_latency);

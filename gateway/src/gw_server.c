@@ -160,9 +160,10 @@ static int upgrade_auth(gw_ctx *ctx, struct lws *wsi, gw_identity *id, char *why
  * because lws 4.1 writes an "HTTP/1.0" status line at this stage, which WebSocket clients
  * refuse to read. Returns 1, what LWS_CALLBACK_HTTP_CONFIRM_UPGRADE wants after a response was
  * sent. */
-static int refuse_upgrade(struct lws *wsi, const char *status, const char *extra, const char *error,
-                          const char *why)
+static int refuse_upgrade(gw_ctx *ctx, struct lws *wsi, const char *status, const char *extra,
+                          const char *error, const char *why)
 {
+    chat_label_counts_add(&ctx->stats.upgrades_refused, error, 1);
     char safe[160], resp[LWS_PRE + 1024];
     size_t j = 0;
     for (size_t i = 0; why[i] && j + 1 < sizeof(safe); i++)
@@ -642,6 +643,7 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
          * (RFC 6455 4.2.1: the token is case-insensitive); so does this check */
         if (lws_hdr_copy(wsi, path, sizeof(path), WSI_TOKEN_GET_URI) < 0 ||
             strcmp(path, "/ws") != 0 || strcasecmp(upgrade, "websocket") != 0) {
+            chat_label_counts_add(&ctx->stats.upgrades_refused, "not_found", 1);
             lws_return_http_status(wsi, HTTP_STATUS_NOT_FOUND, "WebSocket endpoint is /ws");
             return 1;
         }
@@ -650,23 +652,23 @@ static int chat_callback(struct lws *wsi, enum lws_callback_reasons reason, void
         if (lws_hdr_copy(wsi, version, sizeof(version), WSI_TOKEN_VERSION) < 0 ||
             strcmp(version, "13") != 0) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 426: Sec-WebSocket-Version not 13");
-            return refuse_upgrade(wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
+            return refuse_upgrade(ctx, wsi, "426 Upgrade Required", "sec-websocket-version: 13\r\n",
                                   "unsupported_version", "Sec-WebSocket-Version must be 13");
         }
         if (ctx->draining) {
             /* HAProxy retries a 503 on another gateway (retry-on in its config) */
-            return refuse_upgrade(wsi, "503 Service Unavailable", "retry-after: 1\r\n",
+            return refuse_upgrade(ctx, wsi, "503 Service Unavailable", "retry-after: 1\r\n",
                                   "going_away", "this gateway is shutting down; try another");
         }
         if (!origin_allowed(ctx, wsi)) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 403: Origin not allowed");
-            return refuse_upgrade(wsi, "403 Forbidden", "", "forbidden_origin",
+            return refuse_upgrade(ctx, wsi, "403 Forbidden", "", "forbidden_origin",
                                   "pages from this origin may not connect (CHAT_ALLOWED_ORIGINS)");
         }
         int a = upgrade_auth(ctx, wsi, &id, why, sizeof(why));
         if (a < 0) {
             log_untrusted(CHAT_LOG_INFO, "upgrade refused with 401: %s", why);
-            return refuse_upgrade(wsi, "401 Unauthorized",
+            return refuse_upgrade(ctx, wsi, "401 Unauthorized",
                                   "www-authenticate: Bearer error=\"invalid_token\"\r\n",
                                   "unauthorized", why);
         }

@@ -7,6 +7,7 @@ committed offsets)."""
 from __future__ import annotations
 
 import asyncio
+import http.client
 import re
 import time
 
@@ -43,6 +44,7 @@ GATEWAY_FAMILIES = {
     "chat_gateway_frames_refused": "counter",
     "chat_gateway_closes": "counter",
     "chat_gateway_peer_closes": "counter",
+    "chat_gateway_upgrades_refused": "counter",
     "chat_gateway_ack_latency_seconds": "histogram",
     "chat_gateway_produce_latency_seconds": "histogram",
     "chat_gateway_store_read_latency_seconds": "histogram",
@@ -100,6 +102,18 @@ def test_every_metrics_page_parses(cluster):
     assert http_get(cluster.persister_metrics_port, "/nope").status == 404
 
 
+def _upgrade_status(port: int, authorization: str) -> int:
+    """The status of a WebSocket upgrade of GET /ws with that Authorization header."""
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    try:
+        conn.request("GET", "/ws", headers={
+            "Upgrade": "websocket", "Connection": "Upgrade", "Sec-WebSocket-Version": "13",
+            "Sec-WebSocket-Key": "dGhlIHNhbXBsZSBub25jZQ==", "Authorization": authorization})
+        return conn.getresponse().status
+    finally:
+        conn.close()
+
+
 def test_counters_move_with_traffic(cluster):
     room = unique("metrics")
     p1, p2 = cluster.gateway_ports[0], cluster.gateway_ports[1]
@@ -131,6 +145,9 @@ def test_counters_move_with_traffic(cluster):
         assert code == 4001, code
         # a client close with 1000
         await b.close()
+        # an upgrade with a bad token: 401 before the upgrade
+        status = await asyncio.to_thread(_upgrade_status, p1, "Bearer not-a-token")
+        assert status == 401, status
 
     run(main, cluster, timeout=60)
     wait_persisted(cluster, room, n, timeout=60)
@@ -156,6 +173,7 @@ def test_counters_move_with_traffic(cluster):
     assert delta(after1, before1, "chat_gateway_frames_refused_total", reason="not_joined") >= 1
     assert delta(after1, before1, "chat_gateway_closes_total", code="4001") >= 1
     assert delta(after2, before2, "chat_gateway_peer_closes_total", code="1000") >= 1
+    assert delta(after1, before1, "chat_gateway_upgrades_refused_total", reason="unauthorized") >= 1
     # the store histogram counts the store reads that ran
     for after in (after1, after2):
         assert (sample(after, "chat_gateway_store_read_latency_seconds_count")
