@@ -9,6 +9,7 @@
  * gateway can deliver one frame per send() for less. */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <getopt.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <pthread.h>
@@ -99,32 +100,39 @@ int main(int argc, char **argv)
     size_t frame = 120;
     long frames = 400000;
     const char *json = NULL, *per = "1,4,16,64";
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
+    static const struct option lo[] = {
+        {"conns", 1, 0, 'c'}, {"frame", 1, 0, 'f'}, {"frames", 1, 0, 'n'}, {"per-send", 1, 0, 'k'},
+        {"json", 1, 0, 'j'},  {"help", 0, 0, 'h'},  {0, 0, 0, 0}};
+    int ch;
+    while ((ch = getopt_long(argc, argv, "", lo, NULL)) != -1) {
+        switch (ch) {
+        case 'c':
+            conns = atoi(optarg);
+            break;
+        case 'f':
+            frame = (size_t)atol(optarg);
+            break;
+        case 'n':
+            frames = atol(optarg);
+            break;
+        case 'k':
+            per = optarg;
+            break;
+        case 'j':
+            json = optarg;
+            break;
+        case 'h':
             usage(stdout);
             return 0;
-        }
-        if (!v) {
+        default:
             usage(stderr);
             return 2;
         }
-        if (!strcmp(a, "--conns"))
-            conns = atoi(v);
-        else if (!strcmp(a, "--frame"))
-            frame = (size_t)atol(v);
-        else if (!strcmp(a, "--frames"))
-            frames = atol(v);
-        else if (!strcmp(a, "--per-send"))
-            per = v;
-        else if (!strcmp(a, "--json"))
-            json = v;
-        else {
-            fprintf(stderr, "chat-send-floor: unknown option %s\n", a);
-            usage(stderr);
-            return 2;
-        }
-        i++;
+    }
+    if (optind < argc) {
+        fprintf(stderr, "chat-send-floor: unexpected argument %s\n", argv[optind]);
+        usage(stderr);
+        return 2;
     }
     for (const char *p = per; *p && nks < 8;) {
         ks[nks] = atoi(p);
