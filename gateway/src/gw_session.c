@@ -1906,8 +1906,7 @@ void gw_session_on_record(const chat_message *m, int32_t partition, int64_t offs
 {
     gw_ctx *ctx = arg;
     ctx->stats.fanout_records++;
-    if (m->env.cid && *m->env.cid &&
-        gw_log_skip_copy(ctx->log, partition, offset, m->env.room, m->env.from, m->env.cid)) {
+    if (gw_log_skip_copy(ctx->log, partition, offset, m->env.room, m->env.from, m->env.cid)) {
         /* a second record of one send (Kafka wrote a send it refused, and the client's retry
          * with the same cid): every gateway reads the same records in the same order, so each
          * drops the same copy, and the persister does too (ps_persister.c) */

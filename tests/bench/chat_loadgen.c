@@ -366,6 +366,20 @@ static void pump(int timeout_ms)
     }
 }
 
+/* Sends a message stamped with its send time (stamp, ns) and pad bytes of text after the stamp
+ * to c's room: on_frame reads the stamp back from each delivery. */
+static void send_stamped(conn *c, int64_t stamp, int pad)
+{
+    static char text[65536 + 128];
+    int n = snprintf(text, sizeof(text),
+                     "{\"type\":\"send\",\"room\":\"bench-%s-%d\",\"text\":\"t=%lld;", o.name,
+                     c->room, (long long)stamp);
+    memset(text + n, 'x', (size_t)pad);
+    n += pad;
+    n += snprintf(text + n, sizeof(text) - (size_t)n, "\"}");
+    send_text(c, text, (size_t)n);
+}
+
 /* --prefill: the first connection joins alone and sends o.prefill messages to its room, and
  * waits until they came back, so that the joins timed next have history to answer. What it
  * does is not counted in the figures; *t0 restarts. Returns the connections started (1). */
@@ -378,11 +392,7 @@ static int prefill(int64_t *t0)
     if (cs[0].state != 4)
         die("--prefill: the first connection did not join");
     for (int i = 0; i < o.prefill; i++) {
-        char text[160];
-        int n = snprintf(text, sizeof(text),
-                         "{\"type\":\"send\",\"room\":\"bench-%s-%d\",\"text\":\"t=%lld;prefill\"}",
-                         o.name, cs[0].room, (long long)now_ns());
-        send_text(&cs[0], text, (size_t)n);
+        send_stamped(&cs[0], now_ns(), o.size);
         pump(0);
     }
     while (n_delivered < (uint64_t)o.prefill && now_ns() < until)
@@ -601,7 +611,6 @@ int main(int argc, char **argv)
     int64_t start = now_ns(), next_send = start, end = start + (int64_t)o.seconds * 1000000000;
     uint64_t k = 0, last_del = 0;
     int64_t next_report = start + 1000000000;
-    char text[65536 + 128];
     if (!o.join_only && o.senders > 0 && o.rate > 0) {
         int64_t interval = (int64_t)(1e9 / o.rate);
         while (now_ns() < end) {
@@ -609,14 +618,7 @@ int main(int argc, char **argv)
             while (next_send <= now) {
                 conn *c = &cs[k % (uint64_t)o.senders];
                 if (c->state == 4) {
-                    int n = snprintf(text, sizeof(text),
-                                     "{\"type\":\"send\",\"room\":\"bench-%s-%d\","
-                                     "\"text\":\"t=%lld;",
-                                     o.name, c->room, (long long)next_send);
-                    memset(text + n, 'x', (size_t)o.size);
-                    n += o.size;
-                    n += snprintf(text + n, sizeof(text) - (size_t)n, "\"}");
-                    send_text(c, text, (size_t)n);
+                    send_stamped(c, next_send, o.size);
                     n_sent++;
                 }
                 k++;

@@ -13,7 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "b64url.h"
+#include "gw_b64.h"
 #include "chat_validate.h"
 #include "gw_access.h"
 #include "gw_auth.h"
@@ -32,16 +32,16 @@ static char *sign(const uint8_t *payload, size_t n)
     unsigned maclen = 0;
     if (!tok)
         return NULL;
-    size_t o = b64url_encode((const uint8_t *)hdr, strlen(hdr), tok);
+    size_t o = gw_b64url_encode((const uint8_t *)hdr, strlen(hdr), tok);
     tok[o++] = '.';
-    o += b64url_encode(payload, n, tok + o);
+    o += gw_b64url_encode(payload, n, tok + o);
     if (!HMAC(EVP_sha256(), FUZZ_SECRET, (int)strlen(FUZZ_SECRET), (const unsigned char *)tok, o,
               mac, &maclen)) {
         free(tok);
         return NULL;
     }
     tok[o++] = '.';
-    b64url_encode(mac, maclen, tok + o);
+    gw_b64url_encode(mac, maclen, tok + o);
     return tok;
 }
 

@@ -15,7 +15,7 @@
 #include <unistd.h>
 
 #include "chat_error.h"
-#include "b64url.h"
+#include "gw_b64.h"
 #include "check.h"
 #include "gw_auth.h"
 
@@ -44,7 +44,10 @@ static char *hs256(const char *claims_json)
     return make_token(JWT_ALG_HS256, SECRET, strlen(SECRET), claims_json);
 }
 
-static void b64url(const char *in, char *out) { b64url_encode(in, strlen(in), out); }
+static void b64url(const char *in, char *out)
+{
+    gw_b64url_encode(in, strlen(in), out);
+}
 
 /* header.payload.sig from plain JSON texts and a literal signature part. */
 static void craft(char *out, const char *header, const char *payload, const char *sig)
