@@ -20,7 +20,6 @@ from __future__ import annotations
 import atexit
 import importlib.util
 import os
-import shutil
 import signal
 import socket
 import sys
@@ -33,7 +32,7 @@ import pytest
 E2E = Path(__file__).resolve().parents[1] / "e2e"
 sys.path.insert(0, str(E2E))
 
-from chat_e2e import REPO, Cluster, env_flag  # noqa: E402
+from chat_e2e import REPO, Cluster  # noqa: E402
 
 # The end-to-end suite's cluster helpers (readiness wait, down, sanitizer scan), not its hooks.
 _spec = importlib.util.spec_from_file_location("e2e_conftest", E2E / "conftest.py")
@@ -51,17 +50,16 @@ SETTINGS.update({
 })
 
 
-class _State:
+class _State(e2e._State):
+    """The end-to-end suite's run state, plus when the module started."""
+
     def __init__(self):
-        self.cluster: Cluster | None = None
-        self.needs_down = False
-        self.exitstatus = 0
-        self.created_data_dir = False
-        self.notes: list[str] = []
+        super().__init__()
         self.t0 = time.monotonic()
 
 
-STATE = pytest.StashKey[_State]()
+# the end-to-end suite's stash key, so that its end-of-run hooks below serve this state too
+STATE = e2e.STATE
 
 
 def pytest_configure(config):
@@ -159,8 +157,7 @@ def cluster(request):
         pytest.fail("sanitizer reports in the cluster logs:\n" + "\n".join(errors), pytrace=False)
 
 
-def pytest_sessionfinish(session, exitstatus):
-    session.config.stash[STATE].exitstatus = int(exitstatus)
+pytest_sessionfinish = e2e.pytest_sessionfinish  # records the exit status
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):
@@ -181,12 +178,5 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):
             tr.write_line(line)
     tr.write_line(f"[faults] cluster data kept in {c.data_dir}")
 
-
-def pytest_unconfigure(config):
-    state = config.stash.get(STATE, None)
-    if state is None or state.cluster is None:
-        return
-    if state.needs_down:
-        e2e._down(state.cluster, state)
-    if state.created_data_dir and state.exitstatus == 0 and not env_flag("CHAT_E2E_KEEP_DATA"):
-        shutil.rmtree(state.cluster.data_dir, ignore_errors=True)
+# down if the fixture's finally did not run; the data directory removed after a green run
+pytest_unconfigure = e2e.pytest_unconfigure
