@@ -9,6 +9,7 @@
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "chat_metrics.h"
 #include "chat_msgid.h"
@@ -36,14 +37,18 @@ typedef struct gw_handle {
     /* a server API request instead of a session (s NULL): its answer, the frame a session
      * would get (ack, history or error; NULL when it could not be built), our reference; the
      * request sets answer NULL when it goes away first. The request is found from the handle
-     * by the API itself (gw_api.c embeds the handle), so that a session's handle, one per
-     * connection, stays a 32-byte malloc chunk. */
+     * by the API itself (gw_api.c embeds the handle), so that a session's handle stays a
+     * 32-byte malloc chunk. */
     void (*answer)(struct gw_handle *h, gw_buf *frame);
     unsigned refs;
 } gw_handle;
 
 gw_handle *gw_handle_ref(gw_handle *h);
 void gw_handle_unref(gw_handle *h);
+/* The session's handle (s->handle), made when first asked for: NULL on ENOMEM. The session
+ * drops it again once it is the only holder (at its next writeable), so take a reference to keep
+ * it. */
+gw_handle *gw_session_handle(gw_session *s);
 
 /* A session's position in one joined room: a cursor into the room log, not a queue. */
 typedef struct gw_sub {
@@ -59,36 +64,49 @@ typedef struct gw_sub {
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
 
 /* What a session keeps of its gw_identity: sub and name in one malloc'd block (sub, its NUL,
- * then name), not gw_identity's two arrays of CHAT_USER_MAX + 1 bytes that every idle connection
- * would carry (docs/internals.md, "Memory per connection"). */
+ * then name and its NUL), not gw_identity's two arrays of CHAT_USER_MAX + 1 bytes that every idle
+ * connection would carry (docs/internals.md, "Memory per connection"). */
 typedef struct gw_session_id {
-    char *sub;        /* the block; NULL until authenticated */
-    const char *name; /* in the block: "" when the token has none; NULL while sub is */
-    char *rooms;      /* the rooms claim, packed (gw_access.h); NULL: no claim */
+    char *sub;   /* the block; NULL until authenticated */
+    char *rooms; /* the rooms claim, packed (gw_access.h); NULL: no claim */
     long long exp;
 } gw_session_id;
 
+/* The name in an authenticated session's id block: "" when the token has none. */
+static inline const char *gw_session_id_name(const gw_session_id *sid)
+{
+    return sid->sub + strlen(sid->sub) + 1;
+}
+
+/* One per connection, in the lws per-session data (gw_server.c's gw_pss): the fields are ordered
+ * and sized so that the whole is a 192-byte malloc chunk (docs/internals.md, "Memory per
+ * connection"); the bounds and rates all sessions share are in gw_ctx. */
 struct gw_session {
     struct gw_ctx *ctx;
     void *conn; /* the connection, for ctx->ops (libwebsockets: the wsi) */
+    /* a weak handle for replies that arrive later, made when the first one is asked for
+     * (gw_session.c session_handle) and dropped once nothing else holds it; NULL meanwhile */
     gw_handle *handle;
     gw_session *prev, *next; /* ctx->sessions */
     gw_user_link ulink;      /* in ctx->users while authenticated */
-    enum gw_session_state state;
     gw_session_id id;
-    gw_sendq q; /* replies (acks, joined, errors...): written before room frames */
-    gw_rate rate;
-    /* the auth and expiry timer is the wsi's own (ops->auth_timer: lws_set_timer_usecs) */
-    char *rx;                /* reassembly of a fragmented frame; NULL when not fragmented */
+    gw_sendq q;   /* replies (acks, joined, errors...): written before room frames */
+    gw_rate rate; /* frames from the client, within ctx->frame_rate */
+    char *rx;     /* reassembly of a fragmented frame; NULL when not fragmented */
+    gw_sub *subs; /* one per joined room */
+    /* the close frame's reason (malloc'd when the close is decided; NULL: none, or no memory
+     * for one). The writeable callback hands it to lws, not before: lws keeps a close reason in
+     * the buffer a ping's payload also goes to, so an earlier ping would overwrite it. */
+    char *close_reason;
     uint32_t rx_len, rx_cap; /* within CHAT_MAX_FRAME */
-    gw_sub *subs;            /* one per joined room */
+    uint32_t gen;            /* joins made so far */
     uint16_t nsubs, capsubs;
-    uint16_t reads;  /* history store reads this session waits for */
-    bool dirty;      /* in ctx->dirty: fan-out gave it frames to write (gw_sessions_flush) */
-    uint32_t gen;    /* joins made so far */
-    int close_code;  /* != 0: close with this code at the next writeable */
-    int close_after; /* != 0: close with this code once everything owed is written (drain) */
-    char close_reason[64];
+    uint16_t reads;       /* history store reads this session waits for */
+    int16_t close_code;   /* != 0: close with this code at the next writeable */
+    uint16_t close_after; /* != 0: close with this code once everything owed is written (drain) */
+    uint8_t state;        /* enum gw_session_state */
+    bool dirty;           /* in ctx->dirty: fan-out gave it frames to write (gw_sessions_flush) */
+    /* the auth and expiry timer is the wsi's own (ops->auth_timer: lws_set_timer_usecs) */
 };
 
 /* The gateway's counters, served at /metrics (gw_metrics.c renders them; adding one is a field
@@ -144,7 +162,9 @@ typedef struct gw_ctx {
     gw_presence *presence;             /* the cluster's presence; NULL: not tracked */
     gw_presence_kafka *presence_kafka; /* carries it on the presence topic */
     gw_frame_limits limits;
-    gw_session *sessions; /* every open WebSocket session */
+    gw_sendq_limits sendq_limits; /* every session's reply queue: CHAT_SEND_QUEUE(_BYTES) */
+    gw_rate_spec frame_rate;      /* every session's frame rate: CHAT_RATE, CHAT_RATE_BURST */
+    gw_session *sessions;         /* every open WebSocket session */
     gw_stats stats;
     lws_sorted_usec_list_t stats_sul;
     lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */

@@ -2,24 +2,28 @@
  * continuously at per_ms up to burst; a clock that goes backwards refills nothing. */
 #include "gw_rate.h"
 
-void gw_rate_init(gw_rate *r, double per_second, double burst, int64_t now_ms)
+void gw_rate_spec_init(gw_rate_spec *sp, double per_second, double burst)
 {
     if (!(per_second > 0))
         per_second = 1;
     if (!(burst >= 1))
         burst = 1;
-    r->per_ms = per_second / 1000.0;
-    r->burst = burst;
-    r->tokens = burst;
+    sp->per_ms = per_second / 1000.0;
+    sp->burst = burst;
+}
+
+void gw_rate_init(gw_rate *r, const gw_rate_spec *sp, int64_t now_ms)
+{
+    r->tokens = sp->burst;
     r->last_ms = now_ms;
 }
 
-bool gw_rate_take(gw_rate *r, int64_t now_ms)
+bool gw_rate_take(gw_rate *r, const gw_rate_spec *sp, int64_t now_ms)
 {
     if (now_ms > r->last_ms) {
-        r->tokens += (double)(now_ms - r->last_ms) * r->per_ms;
-        if (r->tokens > r->burst)
-            r->tokens = r->burst;
+        r->tokens += (double)(now_ms - r->last_ms) * sp->per_ms;
+        if (r->tokens > sp->burst)
+            r->tokens = sp->burst;
         r->last_ms = now_ms;
     }
     /* The epsilon absorbs rounding in the sums above: a token due at t is granted at t. */

@@ -63,7 +63,7 @@ typedef struct rooms_job {
 
 const void *gw_reads_owner(const gw_session *s)
 {
-    return (const char *)s->handle + 1;
+    return s->handle ? (const char *)s->handle + 1 : NULL;
 }
 
 /* --- counting from the room log ---------------------------------------------------------- */
@@ -289,7 +289,8 @@ void gw_reads_join_begin(gw_session *s, gw_sub *sub)
     gw_ctx *ctx = s->ctx;
     if (!ctx->ops->store_job || sub->rd)
         return;
-    gw_join_read *rd = calloc(1, sizeof(*rd));
+    gw_handle *h = gw_session_handle(s);
+    gw_join_read *rd = h ? calloc(1, sizeof(*rd)) : NULL;
     join_job *j = rd ? calloc(1, sizeof(*j)) : NULL;
     if (!j) {
         free(rd);
@@ -297,7 +298,7 @@ void gw_reads_join_begin(gw_session *s, gw_sub *sub)
     }
     chat_dm dm;
     int64_t next = 0;
-    j->h = gw_handle_ref(s->handle);
+    j->h = gw_handle_ref(h);
     j->gen = sub->gen;
     snprintf(j->room, sizeof(j->room), "%s", sub->lr->name);
     snprintf(j->user, sizeof(j->user), "%s", s->id.sub);
@@ -425,12 +426,13 @@ void gw_reads_on_read(gw_session *s, const gw_frame *f)
                          f->cid);
         return;
     }
-    read_job *j = ctx->ops->store_job ? calloc(1, sizeof(*j)) : NULL;
+    gw_handle *h = gw_session_handle(s);
+    read_job *j = ctx->ops->store_job && h ? calloc(1, sizeof(*j)) : NULL;
     if (!j) {
         gw_session_error(s, GW_ERR_UNAVAILABLE, "read state is unavailable; try again", f->cid);
         return;
     }
-    j->h = gw_handle_ref(s->handle);
+    j->h = gw_handle_ref(h);
     snprintf(j->cid, sizeof(j->cid), "%s", f->cid ? f->cid : "");
     snprintf(j->room, sizeof(j->room), "%s", f->room);
     snprintf(j->user, sizeof(j->user), "%s", s->id.sub);
@@ -448,12 +450,13 @@ void gw_reads_on_read(gw_session *s, const gw_frame *f)
 void gw_reads_on_rooms(gw_session *s, const gw_frame *f)
 {
     gw_ctx *ctx = s->ctx;
-    rooms_job *j = ctx->ops->store_job ? calloc(1, sizeof(*j)) : NULL;
+    gw_handle *h = gw_session_handle(s);
+    rooms_job *j = ctx->ops->store_job && h ? calloc(1, sizeof(*j)) : NULL;
     if (!j) {
         gw_session_error(s, GW_ERR_UNAVAILABLE, "read state is unavailable; try again", f->cid);
         return;
     }
-    j->h = gw_handle_ref(s->handle);
+    j->h = gw_handle_ref(h);
     snprintf(j->cid, sizeof(j->cid), "%s", f->cid ? f->cid : "");
     snprintf(j->user, sizeof(j->user), "%s", s->id.sub);
     if (ctx->ops->store_job(ctx->ops_arg, run_rooms, j, GW_Q_READ_ROOMS, gw_reads_owner(s),

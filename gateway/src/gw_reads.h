@@ -47,7 +47,8 @@ void gw_reads_on_result(gw_ctx *ctx, gw_store_result *res);
 /* A read event of another gateway. */
 void gw_reads_on_event(gw_ctx *ctx, const chat_event *e);
 /* The store owner of s's read-state jobs (apart from its history reads, so neither lane fills
- * the other's bound); cancel it when s closes. */
+ * the other's bound); cancel it when s closes. Derived from s's handle, which every job holds:
+ * NULL while s has none (it then has no job either). */
 const void *gw_reads_owner(const gw_session *s);
 
 #endif

@@ -7,21 +7,20 @@
 #include <stdlib.h>
 #include <string.h>
 
-int gw_sendq_init(gw_sendq *q, size_t max_items, size_t max_bytes)
+int gw_sendq_limits_init(gw_sendq_limits *lim, size_t max_items, size_t max_bytes)
 {
-    memset(q, 0, sizeof(*q));
     if (max_items < 1 || max_bytes < 1)
         return -EINVAL;
-    q->max_items = max_items > UINT32_MAX ? UINT32_MAX : (uint32_t)max_items;
-    q->max_bytes = max_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)max_bytes;
+    lim->max_items = max_items > UINT32_MAX ? UINT32_MAX : (uint32_t)max_items;
+    lim->max_bytes = max_bytes > UINT32_MAX ? UINT32_MAX : (uint32_t)max_bytes;
     return 0;
 }
 
-static int grow(gw_sendq *q)
+static int grow(gw_sendq *q, uint32_t max_items)
 {
     size_t cap = q->cap ? (size_t)q->cap * 2 : 4;
-    if (cap > q->max_items)
-        cap = q->max_items;
+    if (cap > max_items)
+        cap = max_items;
     gw_buf **items = malloc(cap * sizeof(*items));
     if (!items)
         return -ENOMEM;
@@ -34,11 +33,11 @@ static int grow(gw_sendq *q)
     return 0;
 }
 
-int gw_sendq_push(gw_sendq *q, gw_buf *b)
+int gw_sendq_push(gw_sendq *q, const gw_sendq_limits *lim, gw_buf *b)
 {
-    if (q->count >= q->max_items || b->len > q->max_bytes - q->bytes)
+    if (q->count >= lim->max_items || b->len > lim->max_bytes - q->bytes)
         return -ENOBUFS;
-    if (q->count == q->cap && grow(q) != 0)
+    if (q->count == q->cap && grow(q, lim->max_items) != 0)
         return -ENOMEM;
     q->items[(q->head + q->count) % q->cap] = gw_buf_ref(b);
     q->count++;
@@ -71,10 +70,4 @@ void gw_sendq_clear(gw_sendq *q)
 {
     while (q->count)
         gw_sendq_pop(q);
-}
-
-void gw_sendq_free(gw_sendq *q)
-{
-    gw_sendq_clear(q);
-    memset(q, 0, sizeof(*q));
 }

@@ -12,26 +12,28 @@
 
 #include "gw_buf.h"
 
-/* 32-bit counts: every connection has one (CHAT_SEND_QUEUE and CHAT_SEND_QUEUE_BYTES are at
- * most 1,000,000 frames and 1 GiB; gw_sendq_init clamps larger bounds). */
+/* The bounds, shared by every connection's queue (CHAT_SEND_QUEUE and CHAT_SEND_QUEUE_BYTES,
+ * at most 1,000,000 frames and 1 GiB; gw_sendq_limits_init clamps larger ones to 32 bits). */
+typedef struct gw_sendq_limits {
+    uint32_t max_items, max_bytes;
+} gw_sendq_limits;
+
+/* One per connection: 24 bytes, 32-bit counts. A zeroed queue is empty. */
 typedef struct gw_sendq {
     gw_buf **items; /* ring of cap slots; NULL while empty */
-    uint32_t cap, head, count;
-    uint32_t max_items, bytes, max_bytes;
+    uint32_t cap, head, count, bytes;
 } gw_sendq;
 
-/* Sets the bounds; allocates nothing. Returns 0 or -EINVAL (a bound below 1). */
-int gw_sendq_init(gw_sendq *q, size_t max_items, size_t max_bytes);
-/* Queues b, taking a new reference on success. Returns 0, -ENOBUFS when full or -ENOMEM (no
- * reference taken). */
-int gw_sendq_push(gw_sendq *q, gw_buf *b);
+/* Returns 0 or -EINVAL (a bound below 1). */
+int gw_sendq_limits_init(gw_sendq_limits *lim, size_t max_items, size_t max_bytes);
+/* Queues b within lim, taking a new reference on success. Returns 0, -ENOBUFS when full or
+ * -ENOMEM (no reference taken). */
+int gw_sendq_push(gw_sendq *q, const gw_sendq_limits *lim, gw_buf *b);
 /* The oldest queued buffer (still owned by the queue), or NULL when empty. */
 gw_buf *gw_sendq_peek(const gw_sendq *q);
 /* Removes the oldest and drops the queue's reference. No-op when empty. */
 void gw_sendq_pop(gw_sendq *q);
-/* Drops every queued reference and frees the ring; the bounds stay. */
+/* Drops every queued reference and frees the ring: the queue is empty (and owns nothing). */
 void gw_sendq_clear(gw_sendq *q);
-/* gw_sendq_clear, then forgets the bounds too. */
-void gw_sendq_free(gw_sendq *q);
 
 #endif

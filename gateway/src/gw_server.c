@@ -240,6 +240,7 @@ static bool origin_allowed(gw_ctx *ctx, struct lws *wsi)
  * callback (lws_set_log_level) has no user pointer. */
 #define GW_UNTRUSTED_LOG_RATE 5   /* lines per second */
 #define GW_UNTRUSTED_LOG_BURST 20 /* lines at once */
+static gw_rate_spec untrusted_spec;
 static gw_rate untrusted_bucket;
 static unsigned long untrusted_suppressed;
 
@@ -255,7 +256,7 @@ static void log_untrusted(int level, const char *fmt, ...) __attribute__((format
 
 static void log_untrusted(int level, const char *fmt, ...)
 {
-    if (!gw_rate_take(&untrusted_bucket, gw_now_ms())) {
+    if (!gw_rate_take(&untrusted_bucket, &untrusted_spec, gw_now_ms())) {
         untrusted_suppressed++;
         return;
     }
@@ -944,7 +945,8 @@ int gw_server_start(gw_ctx *ctx, char *err, size_t errlen)
     ctx->retry.secs_since_valid_ping = (uint16_t)ctx->cfg.ping_interval;
     ctx->retry.secs_since_valid_hangup = (uint16_t)(ctx->cfg.ping_interval * 2);
 
-    gw_rate_init(&untrusted_bucket, GW_UNTRUSTED_LOG_RATE, GW_UNTRUSTED_LOG_BURST, gw_now_ms());
+    gw_rate_spec_init(&untrusted_spec, GW_UNTRUSTED_LOG_RATE, GW_UNTRUSTED_LOG_BURST);
+    gw_rate_init(&untrusted_bucket, &untrusted_spec, gw_now_ms());
     lws_set_log_level(LLL_ERR | LLL_WARN, lws_log_emit);
 
     memset(&ctx->mounts, 0, sizeof(ctx->mounts));

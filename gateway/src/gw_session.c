@@ -96,9 +96,30 @@ static gw_pending_reply *reply_on(gw_handle *h, const char *cid, const char *roo
     return r;
 }
 
+gw_handle *gw_session_handle(gw_session *s)
+{
+    if (!s->handle && (s->handle = calloc(1, sizeof(*s->handle)))) {
+        s->handle->s = s;
+        s->handle->refs = 1;
+    }
+    return s->handle;
+}
+
+/* Drops the session's handle when nothing but the session holds it: an idle connection keeps
+ * no handle (docs/internals.md, "Memory per connection"). Only where no caller up the stack
+ * holds the pointer: the start of the writeable callback. */
+static void handle_trim(gw_session *s)
+{
+    if (s->handle && s->handle->refs == 1) {
+        free(s->handle);
+        s->handle = NULL;
+    }
+}
+
 static gw_pending_reply *reply_new(gw_session *s, const char *cid, const char *room)
 {
-    return reply_on(s->handle, cid, room);
+    gw_handle *h = gw_session_handle(s);
+    return h ? reply_on(h, cid, room) : NULL;
 }
 
 static void reply_free(gw_pending_reply *r)
@@ -130,7 +151,6 @@ static int id_take(gw_session_id *sid, gw_identity *id)
     memcpy(b, id->sub, ls + 1);
     memcpy(b + ls + 1, id->name, ln + 1);
     sid->sub = b;
-    sid->name = b + ls + 1;
     sid->rooms = id->rooms;
     sid->exp = id->exp;
     id->rooms = NULL;
@@ -156,8 +176,8 @@ static void fail_session(gw_session *s, int code, const char *reason)
         return;
     s->state = GW_S_CLOSING;
     gw_metrics_close(&s->ctx->stats, code);
-    s->close_code = code;
-    snprintf(s->close_reason, sizeof(s->close_reason), "%s", reason);
+    s->close_code = (int16_t)code;
+    s->close_reason = strdup(reason); /* NULL: the close frame goes without one */
     gw_sendq_clear(&s->q);
     s->ctx->ops->want_write(s->conn);
     /* a client that never reads never becomes writeable: make sure it goes anyway */
@@ -178,7 +198,7 @@ static void send_buf(gw_session *s, gw_buf *b)
 {
     if (s->state == GW_S_CLOSING || !b)
         return;
-    if (gw_sendq_push(&s->q, b) != 0) {
+    if (gw_sendq_push(&s->q, &s->ctx->sendq_limits, b) != 0) {
         too_slow(s, "reply queue full");
         return;
     }
@@ -276,7 +296,7 @@ static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
     sub->skip_to = -1;
     sub->gen = ++s->gen;
     if (s->ctx->presence) /* full table: the user is not counted here (gw_presence.h) */
-        gw_presence_join(s->ctx->presence, lr->name, s->id.sub, s->id.name);
+        gw_presence_join(s->ctx->presence, lr->name, s->id.sub, gw_session_id_name(&s->id));
     return sub;
 }
 
@@ -560,7 +580,8 @@ static int store_read_for(gw_ctx *ctx, gw_handle *owner, const gw_store_query *q
 
 static int store_read(gw_session *s, const gw_store_query *q, gw_pending_reply *r)
 {
-    return store_read_for(s->ctx, s->handle, q, r);
+    gw_handle *h = gw_session_handle(s);
+    return h ? store_read_for(s->ctx, h, q, r) : -ENOMEM;
 }
 
 static gw_room_state *room_state(gw_log_room *lr)
@@ -965,7 +986,12 @@ static void on_send(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
         return;
     }
-    publish(s->ctx, s->handle, f, s->id.sub, s->id.name);
+    gw_handle *h = gw_session_handle(s);
+    if (!h) {
+        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        return;
+    }
+    publish(s->ctx, h, f, s->id.sub, gw_session_id_name(&s->id));
 }
 
 void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from)
@@ -1119,6 +1145,10 @@ static void inflight_expire(lws_sorted_usec_list_t *sul)
 
 int gw_sessions_init(gw_ctx *ctx, int32_t partitions)
 {
+    gw_rate_spec_init(&ctx->frame_rate, (double)ctx->cfg.rate, (double)ctx->cfg.rate_burst);
+    if (gw_sendq_limits_init(&ctx->sendq_limits, (size_t)ctx->cfg.send_queue,
+                             (size_t)ctx->cfg.send_queue_bytes) != 0)
+        return -EINVAL;
     ctx->log = gw_log_new((size_t)ctx->cfg.log_bytes, partitions, gw_session_room_state_free);
     ctx->inflight = calloc(GW_INFLIGHT_SLOTS, sizeof(*ctx->inflight));
     ctx->batch_cap = GW_BATCH_BYTES;
@@ -1240,11 +1270,16 @@ static void on_history(gw_session *s, const gw_frame *f)
 {
     if (!may_use(s, f->room, f->cid))
         return;
+    gw_handle *h = gw_session_handle(s);
+    if (!h) {
+        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+        return;
+    }
     gw_sub *sub = sub_find(s, f->room);
     if (!sub && chat_dm_parse(f->room, strlen(f->room), NULL)) {
         /* one's own direct room needs no join */
         gw_ctx *ctx = s->ctx;
-        history_page(ctx, s->handle, f, gw_log_room_find(ctx->log, f->room),
+        history_page(ctx, h, f, gw_log_room_find(ctx->log, f->room),
                      ctx->ops->partition_of(ctx->ops_arg, f->room), &s->reads);
         return;
     }
@@ -1252,7 +1287,7 @@ static void on_history(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before reading its history", f->cid);
         return;
     }
-    history_page(s->ctx, s->handle, f, sub->lr, sub->lr->partition, &s->reads);
+    history_page(s->ctx, h, f, sub->lr, sub->lr->partition, &s->reads);
 }
 
 void gw_sessions_history(gw_ctx *ctx, gw_handle *h, const gw_frame *f)
@@ -1489,20 +1524,13 @@ void gw_session_auth_expired(gw_session *s)
 int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
-    s->handle = calloc(1, sizeof(*s->handle));
-    if (!s->handle || (id && id_take(&s->id, id) != 0)) {
-        if (id)
-            gw_identity_clear(id);
-        free(s->handle);
-        s->handle = NULL;
+    if (id && id_take(&s->id, id) != 0) {
+        gw_identity_clear(id);
         return -1; /* s->ctx NULL: gw_session_closed has nothing to undo */
     }
     s->ctx = ctx;
     s->conn = conn;
-    s->handle->s = s;
-    s->handle->refs = 1;
-    gw_sendq_init(&s->q, (size_t)ctx->cfg.send_queue, (size_t)ctx->cfg.send_queue_bytes);
-    gw_rate_init(&s->rate, (double)ctx->cfg.rate, (double)ctx->cfg.rate_burst, gw_now_ms());
+    gw_rate_init(&s->rate, &ctx->frame_rate, gw_now_ms());
     s->next = ctx->sessions;
     if (s->next)
         s->next->prev = s;
@@ -1539,8 +1567,10 @@ void gw_session_closed(gw_session *s)
             if (ctx->dirty[i] == s)
                 ctx->dirty[i] = NULL;
     s->dirty = false;
-    ctx->ops->cancel_reads(ctx->ops_arg, s->handle); /* what has not started never will */
-    ctx->ops->cancel_reads(ctx->ops_arg, gw_reads_owner(s));
+    if (s->handle) { /* what has not started never will */
+        ctx->ops->cancel_reads(ctx->ops_arg, s->handle);
+        ctx->ops->cancel_reads(ctx->ops_arg, gw_reads_owner(s));
+    }
     gw_rooms_leave_all(ctx->rooms, s);
     bool counted = gw_users_sub(&s->ulink) != NULL;
     gw_users_remove(&ctx->users, &s->ulink);
@@ -1548,9 +1578,11 @@ void gw_session_closed(gw_session *s)
         conns_changed(s);
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);
-    gw_sendq_free(&s->q);
+    gw_sendq_clear(&s->q);
     free(s->rx);
     s->rx = NULL;
+    free(s->close_reason);
+    s->close_reason = NULL;
     id_clear(&s->id);
     if (s->handle) {
         s->handle->s = NULL;
@@ -1582,7 +1614,7 @@ static void on_message(gw_session *s, const char *data, size_t len, bool binary)
             dispatch(s, data, len);
         return;
     }
-    if (!gw_rate_take(&s->rate, gw_now_ms())) {
+    if (!gw_rate_take(&s->rate, &s->ctx->frame_rate, gw_now_ms())) {
         send_error(s, GW_ERR_RATE_LIMITED, "too many frames; slow down", NULL);
         return;
     }
@@ -1727,10 +1759,11 @@ void gw_session_peer_closing(gw_session *s)
 
 int gw_session_writeable(gw_session *s)
 {
+    handle_trim(s);
     if (s->close_code == GW_CLOSE_BROKEN)
         return -1;
     if (s->close_code) {
-        s->ctx->ops->close_reason(s->conn, s->close_code, s->close_reason);
+        s->ctx->ops->close_reason(s->conn, s->close_code, s->close_reason ? s->close_reason : "");
         return -1;
     }
     gw_batch w = {.s = s};
@@ -1772,7 +1805,7 @@ out:
     if (w.stopped)
         s->ctx->ops->want_write(s->conn);
     else if (s->close_after && !gw_sendq_peek(&s->q) && caught_up(s)) {
-        s->close_code = s->close_after; /* all written: the close frame goes next */
+        s->close_code = (int16_t)s->close_after; /* all written: the close frame goes next */
         s->ctx->ops->want_write(s->conn);
     }
     return 0;
@@ -1791,8 +1824,7 @@ void gw_sessions_drain(gw_ctx *ctx, int close_within_s)
             continue;
         s->state = GW_S_CLOSING; /* frames that still arrive are dropped */
         s->close_after = LWS_CLOSE_STATUS_GOINGAWAY;
-        snprintf(s->close_reason, sizeof(s->close_reason), "%s",
-                 "gateway going away: reconnect and resume with since");
+        s->close_reason = strdup("gateway going away: reconnect and resume with since");
         ctx->ops->want_write(s->conn);
         ctx->ops->close_within(s->conn, close_within_s);
     }

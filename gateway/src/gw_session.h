@@ -69,9 +69,11 @@ void gw_sessions_shutdown(gw_ctx *ctx);
  * cut after close_within_s (ops->close_within). */
 void gw_sessions_drain(gw_ctx *ctx, int close_within_s);
 
-/* The state all sessions share (the room logs, the in-flight send table): init once the
+/* The state all sessions share (the room logs, the in-flight send table, the reply queue
+ * bounds and frame rate from ctx->cfg): init once the
  * partition count is known (then gw_log_cover each partition where fan-out starts), timers
- * once the lws context exists, free after the loop. gw_sessions_init returns 0 or -ENOMEM. */
+ * once the lws context exists, free after the loop. gw_sessions_init returns 0, -EINVAL (a
+ * reply queue bound below 1) or -ENOMEM. */
 int gw_sessions_init(gw_ctx *ctx, int32_t partitions);
 void gw_sessions_start_timers(gw_ctx *ctx);
 void gw_sessions_free(gw_ctx *ctx);

@@ -36,57 +36,59 @@ static void test_buf(void)
 
 static void test_item_bound(void)
 {
-    gw_sendq q;
+    gw_sendq q = {0};
+    gw_sendq_limits lim;
     gw_buf *b = gw_buf_from("x", 1);
-    CHECK(gw_sendq_init(&q, 3, 1000) == 0);
+    CHECK(gw_sendq_limits_init(&lim, 3, 1000) == 0);
     CHECK(gw_sendq_peek(&q) == NULL);
     gw_sendq_pop(&q); /* empty: no-op */
-    CHECK(gw_sendq_push(&q, b) == 0);
-    CHECK(gw_sendq_push(&q, b) == 0);
-    CHECK(gw_sendq_push(&q, b) == 0);
+    CHECK(gw_sendq_push(&q, &lim, b) == 0);
+    CHECK(gw_sendq_push(&q, &lim, b) == 0);
+    CHECK(gw_sendq_push(&q, &lim, b) == 0);
     CHECK(b->refs == 4);
-    CHECK(gw_sendq_push(&q, b) == -ENOBUFS);
+    CHECK(gw_sendq_push(&q, &lim, b) == -ENOBUFS);
     CHECK(b->refs == 4); /* no reference taken on failure */
     CHECK(q.count == 3);
     CHECK(q.bytes == 3);
     gw_sendq_pop(&q);
     CHECK(b->refs == 3);
-    CHECK(gw_sendq_push(&q, b) == 0);
-    gw_sendq_free(&q);
-    CHECK(b->refs == 1); /* free dropped every queued reference */
+    CHECK(gw_sendq_push(&q, &lim, b) == 0);
+    gw_sendq_clear(&q);
+    CHECK(b->refs == 1); /* clear dropped every queued reference */
     gw_buf_unref(b);
 
-    CHECK(gw_sendq_init(&q, 0, 10) == -EINVAL);
-    CHECK(gw_sendq_init(&q, 10, 0) == -EINVAL);
+    CHECK(gw_sendq_limits_init(&lim, 0, 10) == -EINVAL);
+    CHECK(gw_sendq_limits_init(&lim, 10, 0) == -EINVAL);
 }
 
 static void test_byte_bound(void)
 {
-    gw_sendq q;
+    gw_sendq q = {0};
+    gw_sendq_limits lim;
     gw_buf *big = gw_buf_new(60), *small = gw_buf_new(30), *huge = gw_buf_new(101);
     CHECK(big && small && huge);
     if (!big || !small || !huge)
         return;
-    CHECK(gw_sendq_init(&q, 100, 100) == 0);
-    CHECK(gw_sendq_push(&q, huge) == -ENOBUFS); /* larger than the bound on its own */
-    CHECK(gw_sendq_push(&q, big) == 0);
-    CHECK(gw_sendq_push(&q, small) == 0);
+    CHECK(gw_sendq_limits_init(&lim, 100, 100) == 0);
+    CHECK(gw_sendq_push(&q, &lim, huge) == -ENOBUFS); /* larger than the bound on its own */
+    CHECK(gw_sendq_push(&q, &lim, big) == 0);
+    CHECK(gw_sendq_push(&q, &lim, small) == 0);
     CHECK(q.bytes == 90);
-    CHECK(gw_sendq_push(&q, small) == -ENOBUFS); /* 120 > 100 */
+    CHECK(gw_sendq_push(&q, &lim, small) == -ENOBUFS); /* 120 > 100 */
     CHECK(q.bytes == 90);
     CHECK(gw_sendq_peek(&q) == big);
     gw_sendq_pop(&q);
     CHECK(q.bytes == 30);
-    CHECK(gw_sendq_push(&q, big) == 0); /* exactly 90 again */
+    CHECK(gw_sendq_push(&q, &lim, big) == 0); /* exactly 90 again */
     gw_buf *ten = gw_buf_new(10);
-    CHECK(gw_sendq_push(&q, ten) == 0); /* exactly 100 */
+    CHECK(gw_sendq_push(&q, &lim, ten) == 0); /* exactly 100 */
     CHECK(q.bytes == 100);
     gw_buf *one = gw_buf_new(1);
-    CHECK(gw_sendq_push(&q, one) == -ENOBUFS);
+    CHECK(gw_sendq_push(&q, &lim, one) == -ENOBUFS);
     /* an empty buffer still costs an item slot but no bytes */
     gw_buf *zero = gw_buf_new(0);
-    CHECK(gw_sendq_push(&q, zero) == 0);
-    gw_sendq_free(&q);
+    CHECK(gw_sendq_push(&q, &lim, zero) == 0);
+    gw_sendq_clear(&q);
     CHECK(big->refs == 1 && small->refs == 1 && ten->refs == 1 && zero->refs == 1);
     gw_buf_unref(big);
     gw_buf_unref(small);
@@ -98,18 +100,19 @@ static void test_byte_bound(void)
 
 static void test_wraparound(void)
 {
-    gw_sendq q;
+    gw_sendq q = {0};
+    gw_sendq_limits lim;
     gw_buf *bufs[5];
     char s[2] = "a";
     for (int i = 0; i < 5; i++) {
         s[0] = (char)('a' + i);
         bufs[i] = gw_buf_from(s, 1);
     }
-    CHECK(gw_sendq_init(&q, 3, 100) == 0);
+    CHECK(gw_sendq_limits_init(&lim, 3, 100) == 0);
     /* push and pop many times over a ring of 3 so head wraps repeatedly; order is FIFO */
     int next_in = 0, next_out = 0;
     for (int round = 0; round < 50; round++) {
-        while (gw_sendq_push(&q, bufs[next_in % 5]) == 0)
+        while (gw_sendq_push(&q, &lim, bufs[next_in % 5]) == 0)
             next_in++;
         CHECK(q.count == 3);
         int pops = 1 + round % 3;
@@ -122,7 +125,7 @@ static void test_wraparound(void)
         CHECK(q.bytes == q.count);
     }
     CHECK(next_in - next_out == (int)q.count);
-    gw_sendq_free(&q);
+    gw_sendq_clear(&q);
     CHECK(q.items == NULL);
     for (int i = 0; i < 5; i++) {
         CHECK(bufs[i]->refs == 1);
@@ -133,19 +136,19 @@ static void test_wraparound(void)
 /* One buffer shared by many queues, as in fan-out: freed only after the last queue drops it. */
 static void test_shared(void)
 {
-    gw_sendq qs[4];
+    gw_sendq qs[4] = {0};
+    gw_sendq_limits lim;
     gw_buf *b = gw_buf_from("{\"type\":\"message\"}", 18);
-    for (int i = 0; i < 4; i++) {
-        CHECK(gw_sendq_init(&qs[i], 2, 64) == 0);
-        CHECK(gw_sendq_push(&qs[i], b) == 0);
-    }
+    CHECK(gw_sendq_limits_init(&lim, 2, 64) == 0);
+    for (int i = 0; i < 4; i++)
+        CHECK(gw_sendq_push(&qs[i], &lim, b) == 0);
     gw_buf_unref(b); /* the producer's reference */
     CHECK(b->refs == 4);
     for (int i = 0; i < 3; i++)
-        gw_sendq_free(&qs[i]);
+        gw_sendq_clear(&qs[i]);
     CHECK(b->refs == 1);
     CHECK(memcmp(gw_buf_payload(gw_sendq_peek(&qs[3])), "{\"type\"", 7) == 0);
-    gw_sendq_free(&qs[3]);
+    gw_sendq_clear(&qs[3]);
 }
 
 int main(void)

@@ -396,6 +396,7 @@ static void test_rate_before_parse(void)
     harness *h = h_new(1 << 20, 0);
     h->ctx.cfg.rate = 1;
     h->ctx.cfg.rate_burst = 5;
+    gw_rate_spec_init(&h->ctx.frame_rate, 1, 5); /* what gw_sessions_init made of the config */
     h_conn *a = h_open(h, 0, "alice");
     for (int i = 0; i < 20; i++)
         h_frame(h, a, "{");
@@ -797,6 +798,35 @@ static void test_max_user_conns(void)
     h_free(h);
 }
 
+/* An idle connection keeps no weak handle: one is made for a reply that comes later (a send's
+ * delivery report, a join's read state) and dropped at the writeable after the last such reply
+ * (docs/internals.md, "Memory per connection"). */
+static void test_handle_only_while_needed(void)
+{
+    harness *h = h_new(1 << 20, 0);
+    h_conn *a = h_open(h, 0, "alice"), *b = h_open(h, 1, "bob");
+    h_write_all(h);
+    CHECK(a->s.handle == NULL && b->s.handle == NULL); /* welcome written: nothing owed */
+    join(h, a, "r", NULL);
+    join(h, b, "r", NULL);
+    h_jobs(h);
+    h_write_all(h);
+    CHECK(count_of(a, "joined") == 1);
+    CHECK(a->s.handle == NULL && b->s.handle == NULL);
+    h_frame(h, a, "{\"type\":\"send\",\"room\":\"r\",\"text\":\"hi\",\"cid\":\"c1\"}");
+    CHECK(a->s.handle && a->s.handle->refs == 2); /* the delivery report holds the other */
+    h_write(h, a);
+    CHECK(a->s.handle != NULL); /* still held: not dropped under the report */
+    h_flush(h);
+    h_write_all(h);
+    json_t *k = next_of(a, "ack");
+    CHECK(k != NULL);
+    json_decref(k);
+    CHECK(count_of(b, "message") == 1);
+    CHECK(a->s.handle == NULL && b->s.handle == NULL);
+    h_free(h);
+}
+
 int main(void)
 {
     RUN(test_typing);
@@ -807,6 +837,7 @@ int main(void)
     RUN(test_presence);
     RUN(test_max_user_conns);
     RUN(test_join_is_exact_and_waits_for_fan_out);
+    RUN(test_handle_only_while_needed);
     RUN(test_resume);
     RUN(test_resume_from_the_store);
     RUN(test_retries);
