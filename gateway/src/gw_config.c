@@ -61,6 +61,9 @@ static const chat_cfg_entry gw_table[] = {
     {"CHAT_MAX_TEXT", CHAT_CFG_INT, "4096", 1, 65536, S(max_text), "bytes of message text"},
     {"CHAT_MAX_FRAME", CHAT_CFG_INT, "65536", 1024, 1048576, S(max_frame),
      "bytes of a client frame; larger closes with 1009"},
+    {"CHAT_MAX_HANDSHAKES", CHAT_CFG_INT, "64", 1, 65535, S(max_handshakes),
+     "HTTP requests (WebSocket upgrades included) whose headers are read at once, each holding "
+     "a 12 KiB header buffer until it is answered; more connections wait their turn"},
     {"CHAT_MAX_ROOMS", CHAT_CFG_INT, "100", 1, 10000, S(max_rooms), "rooms one session may join"},
     {"CHAT_MAX_USER_CONNS", CHAT_CFG_INT, "20", 0, 1000000, S(max_user_conns),
      "connections one user may have across the cluster; the next closes with 4029 (0: no "

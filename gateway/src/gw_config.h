@@ -32,6 +32,7 @@ typedef struct gw_settings {
     bool dev_tokens;
     long long max_text;
     long long max_frame;
+    long long max_handshakes;
     long long max_rooms;
     long long max_user_conns;
     long long history_limit;

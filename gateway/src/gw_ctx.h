@@ -59,6 +59,7 @@ typedef struct gw_sub {
     bool live;               /* false while its joined answer waits for the store */
     bool presence;           /* joined with "presence":true: members and presence frames */
     struct gw_join_read *rd; /* while a join waits: the user's read state of the room */
+    gw_rooms_link rl;        /* in ctx->rooms: the session is a member of the room */
 } gw_sub;
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };

@@ -279,6 +279,8 @@ static gw_sub *sub_find(gw_session *s, const char *room)
     return NULL;
 }
 
+/* A new sub on lr (the caller's reference, which the sub takes), the session a member of its
+ * room in ctx->rooms; NULL on ENOMEM (the reference stays the caller's). */
 static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
 {
     if (s->nsubs == s->capsubs) {
@@ -289,9 +291,20 @@ static gw_sub *sub_add(gw_session *s, gw_log_room *lr)
             return NULL;
         s->subs = subs;
         s->capsubs = cap;
+        for (uint16_t i = 0; i < s->nsubs; i++) /* the room members' lists follow the move */
+            gw_rooms_moved(&subs[i].rl);
     }
-    gw_sub *sub = &s->subs[s->nsubs++];
+    gw_sub *sub = &s->subs[s->nsubs];
     memset(sub, 0, sizeof(*sub));
+    if (gw_rooms_join(s->ctx->rooms, lr->name, &sub->rl, s) != 0) {
+        if (s->nsubs == 0) {
+            free(s->subs);
+            s->subs = NULL;
+            s->capsubs = 0;
+        }
+        return NULL;
+    }
+    s->nsubs++;
     sub->lr = lr;
     sub->skip_to = -1;
     sub->gen = ++s->gen;
@@ -319,7 +332,12 @@ static void sub_remove(gw_session *s, gw_sub *sub)
     }
     gw_reads_join_end(sub);
     gw_log_room_unref(s->ctx->log, sub->lr);
-    *sub = s->subs[--s->nsubs];
+    gw_rooms_leave(s->ctx->rooms, &sub->rl);
+    gw_sub *last = &s->subs[--s->nsubs];
+    if (sub != last) {
+        *sub = *last;
+        gw_rooms_moved(&sub->rl);
+    }
     if (s->nsubs == 0) {
         free(s->subs);
         s->subs = NULL;
@@ -681,7 +699,6 @@ static int join_latest(gw_session *s, gw_sub *sub, int limit, const char *since,
         if (r)
             reply_free(r);
         send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", cid);
-        gw_rooms_leave(ctx->rooms, lr->name, s);
         sub_remove(s, sub);
         return -EAGAIN;
     }
@@ -737,7 +754,6 @@ static void join_proceed(gw_session *s, gw_sub *sub, gw_pending_reply *r)
                 if (q)
                     reply_free(q);
                 send_error(s, GW_ERR_UNAVAILABLE, "history is busy; try again", r->cid);
-                gw_rooms_leave(ctx->rooms, lr->name, s);
                 sub_remove(s, sub);
                 return;
             }
@@ -768,11 +784,8 @@ static void on_join(gw_session *s, const gw_frame *f)
     }
     if (!sub) {
         gw_log_room *lr = gw_log_room_ref(ctx->log, f->room, p);
-        if (!lr || !(sub = sub_add(s, lr)) || gw_rooms_join(ctx->rooms, f->room, s) < 0) {
-            if (sub)
-                sub_remove(s, sub);
-            else
-                gw_log_room_unref(ctx->log, lr);
+        if (!lr || !(sub = sub_add(s, lr))) {
+            gw_log_room_unref(ctx->log, lr);
             reply_free(r);
             send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
             return;
@@ -849,7 +862,6 @@ static void on_leave(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "you have not joined this room", f->cid);
         return;
     }
-    gw_rooms_leave(s->ctx->rooms, f->room, s);
     sub_remove(s, sub);
     send_new(s, gw_out_left(f->room));
 }
@@ -1319,7 +1331,6 @@ static void leave_forbidden(gw_session *s)
             continue;
         char room[CHAT_ROOM_MAX + 1];
         snprintf(room, sizeof(room), "%s", sub->lr->name);
-        gw_rooms_leave(s->ctx->rooms, room, s);
         sub_remove(s, sub);
         send_new(s, gw_out_left(room));
     }
@@ -1571,7 +1582,6 @@ void gw_session_closed(gw_session *s)
         ctx->ops->cancel_reads(ctx->ops_arg, s->handle);
         ctx->ops->cancel_reads(ctx->ops_arg, gw_reads_owner(s));
     }
-    gw_rooms_leave_all(ctx->rooms, s);
     bool counted = gw_users_sub(&s->ulink) != NULL;
     gw_users_remove(&ctx->users, &s->ulink);
     if (counted)
@@ -1918,10 +1928,8 @@ static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
             }
             gw_log_room *ref = gw_log_room_ref(ctx->log, lr->name, lr->partition);
             gw_sub *sub = ref ? sub_add(s, ref) : NULL;
-            if (!sub || gw_rooms_join(ctx->rooms, lr->name, s) < 0) {
-                if (sub)
-                    sub_remove(s, sub);
-                else if (ref)
+            if (!sub) {
+                if (ref)
                     gw_log_room_unref(ctx->log, ref);
                 chat_log(CHAT_LOG_ERROR, "session %s: out of memory joining %s", who(s), lr->name);
                 continue;
@@ -2071,7 +2079,6 @@ static void on_join_flight(gw_ctx *ctx, gw_store_result *res)
         gw_session *s = NULL;
         gw_sub *sub = reply_sub(w, &s);
         if (sub && rc) {
-            gw_rooms_leave(ctx->rooms, sub->lr->name, s);
             sub_remove(s, sub);
             send_error(s, GW_ERR_UNAVAILABLE,
                        "history is unavailable, so the join failed; try again", w->cid);
@@ -2103,7 +2110,6 @@ static void on_resume(gw_ctx *ctx, gw_store_result *res, gw_pending_reply *r)
     if (!sub)
         return;
     if (res->err) {
-        gw_rooms_leave(ctx->rooms, sub->lr->name, s);
         sub_remove(s, sub);
         send_error(s, GW_ERR_UNAVAILABLE,
                    "history is unavailable, so the join failed; try "

@@ -40,7 +40,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from chat_e2e import connect_on, make_jwt, run, spawn_gateway, unique
+from chat_e2e import connect_on, extra_gateway, make_jwt, run, spawn_gateway, unique
 from raw_ws import OP_CLOSE, OP_TEXT, Eof, RawWs
 
 BURST = 10_000
@@ -344,3 +344,33 @@ def test_attacks_leave_legitimate_clients_and_memory_alone(cluster):
     assert rss_after[-1] - rss_before[-1] <= CLEAN_SLACK_MIB, (
         f"gateway-attack (no quarantine): RSS {rss_before[-1]:.1f} -> {rss_after[-1]:.1f} MiB "
         f"after {BURST} bad upgrades and the attacks: more than {CLEAN_SLACK_MIB} MiB kept")
+
+
+def test_requests_read_at_once_are_bounded(cluster):
+    """CHAT_MAX_HANDSHAKES: with 2, two unfinished requests hold both header tables and a third
+    connection is not read (no answer) until one of them goes; then it is answered at once."""
+    with extra_gateway(cluster, "gw-handshakes", port_index=11, CHAT_MAX_HANDSHAKES="2") as port:
+        holders = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
+        try:
+            for h in holders:
+                h.sendall(b"GET /ws HTTP/1.1\r\nHost: 127.0.0.1\r\n")  # never finished
+            time.sleep(0.5)
+            third = socket.create_connection(("127.0.0.1", port), timeout=5)
+            try:
+                third.sendall(b"GET /healthz HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                              b"Connection: close\r\n\r\n")
+                third.settimeout(1.5)
+                try:
+                    early = third.recv(4096)
+                except socket.timeout:
+                    early = None
+                assert early is None, f"a third request was read past the bound: {early[:80]!r}"
+                holders.pop().close()
+                third.settimeout(3)
+                answer = third.recv(4096)
+                assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
+            finally:
+                third.close()
+        finally:
+            for h in holders:
+                h.close()

@@ -1,5 +1,6 @@
-/* test_gw_rooms.c: the room index (gw_rooms.c): joins, duplicate joins, leaves, leave_all,
- * fan-out order, rooms freed when empty, and a few thousand rooms and members. */
+/* test_gw_rooms.c: the room index (gw_rooms.c): joins, leaves, names, fan-out order, links the
+ * caller moves (as a session's realloc'd array of subs does), rooms freed when empty, and a few
+ * thousand rooms and members. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,58 +21,70 @@ static void record(void *member, void *arg)
     v->n++;
 }
 
+/* Whether member is among room's members, by a visit. */
+static bool has(gw_rooms *r, const char *room, void *member)
+{
+    visit v = {0};
+    gw_rooms_foreach(r, room, record, &v);
+    for (size_t i = 0; i < v.n && i < 64; i++)
+        if (v.seen[i] == member)
+            return true;
+    return false;
+}
+
 static void test_join_leave(void)
 {
     gw_rooms *r = gw_rooms_new();
-    int a, b, c;
+    int a, b;
+    gw_rooms_link la1 = {0}, la2 = {0}, lb = {0};
     CHECK(r != NULL);
     if (!r)
         return;
 
     CHECK(gw_rooms_room_count(r) == 0);
-    CHECK(!gw_rooms_is_member(r, "general", &a));
-    CHECK(gw_rooms_join(r, "general", &a) == 0);
-    CHECK(gw_rooms_join(r, "general", &a) == 1); /* duplicate */
-    CHECK(gw_rooms_join(r, "general", &b) == 0);
-    CHECK(gw_rooms_join(r, "random", &a) == 0);
+    CHECK(gw_rooms_join(r, "general", &la1, &a) == 0);
+    CHECK(gw_rooms_join(r, "general", &lb, &b) == 0);
+    CHECK(gw_rooms_join(r, "random", &la2, &a) == 0);
     CHECK(gw_rooms_room_count(r) == 2);
-    CHECK(gw_rooms_is_member(r, "general", &a));
-    CHECK(gw_rooms_is_member(r, "general", &b));
-    CHECK(!gw_rooms_is_member(r, "random", &b));
-    CHECK(!gw_rooms_is_member(r, "general", &c));
-    CHECK(!gw_rooms_is_member(r, "nowhere", &a));
-    CHECK(gw_rooms_count_of(r, &a) == 2);
-    CHECK(gw_rooms_count_of(r, &b) == 1);
-    CHECK(gw_rooms_count_of(r, &c) == 0);
+    CHECK(gw_rooms_member_count(r, "general") == 2);
+    CHECK(gw_rooms_member_count(r, "random") == 1);
+    CHECK(gw_rooms_member_count(r, "nowhere") == 0);
+    CHECK_STR(gw_rooms_name(&la2), "random");
+    CHECK(has(r, "general", &a) && has(r, "general", &b) && !has(r, "random", &b));
 
     /* names are exact */
-    CHECK(!gw_rooms_is_member(r, "General", &a));
-    CHECK(!gw_rooms_is_member(r, "genera", &a));
+    CHECK(gw_rooms_member_count(r, "General") == 0);
+    CHECK(gw_rooms_member_count(r, "genera") == 0);
 
-    /* invalid names are refused, never stored */
-    CHECK(gw_rooms_join(r, "", &a) == -EINVAL);
-    CHECK(gw_rooms_join(r, "a b", &a) == -EINVAL);
-    CHECK(gw_rooms_join(r, NULL, &a) == -EINVAL);
-    CHECK(gw_rooms_join(r, "0123456789012345678901234567890123456789012345678901234567890123x",
+    /* invalid names are refused, never stored, and the link stays out */
+    gw_rooms_link lx = {0};
+    CHECK(gw_rooms_join(r, "", &lx, &a) == -EINVAL);
+    CHECK(gw_rooms_join(r, "a b", &lx, &a) == -EINVAL);
+    CHECK(gw_rooms_join(r, NULL, &lx, &a) == -EINVAL);
+    CHECK(gw_rooms_join(r, "0123456789012345678901234567890123456789012345678901234567890123x", &lx,
                         &a) == -EINVAL);
+    CHECK(lx.room == NULL && gw_rooms_name(&lx) == NULL);
     CHECK(gw_rooms_room_count(r) == 2);
+    CHECK(gw_rooms_member_count(r, NULL) == 0);
 
-    /* leave of a non-member, of an unknown room */
-    CHECK(gw_rooms_leave(r, "random", &b) == 1);
-    CHECK(gw_rooms_leave(r, "nowhere", &a) == 1);
-    CHECK(gw_rooms_leave(r, "random", &a) == 0);
-    CHECK(gw_rooms_leave(r, "random", &a) == 1);
+    /* a link in no room leaves as a no-op */
+    gw_rooms_leave(r, &lx);
+    gw_rooms_leave(r, &la2);
+    CHECK(la2.room == NULL); /* zeroed */
+    gw_rooms_leave(r, &la2);
     CHECK(gw_rooms_room_count(r) == 1); /* random is gone with its last member */
-    CHECK(gw_rooms_count_of(r, &a) == 1);
     visit v = {0};
     CHECK(gw_rooms_foreach(r, "random", record, &v) == 0);
     CHECK(v.n == 0);
 
     /* leave and join again */
-    CHECK(gw_rooms_leave(r, "general", &a) == 0);
-    CHECK(gw_rooms_count_of(r, &a) == 0);
-    CHECK(gw_rooms_join(r, "general", &a) == 0);
-    CHECK(gw_rooms_count_of(r, &a) == 1);
+    gw_rooms_leave(r, &la1);
+    CHECK(!has(r, "general", &a));
+    CHECK(gw_rooms_join(r, "general", &la1, &a) == 0);
+    CHECK(has(r, "general", &a));
+    gw_rooms_leave(r, &la1);
+    gw_rooms_leave(r, &lb);
+    CHECK(gw_rooms_room_count(r) == 0);
     gw_rooms_free(r);
 }
 
@@ -79,17 +92,17 @@ static void test_foreach_order(void)
 {
     gw_rooms *r = gw_rooms_new();
     int m[10];
+    gw_rooms_link l[10] = {0};
     CHECK(r != NULL);
     if (!r)
         return;
     for (int i = 0; i < 10; i++)
-        CHECK(gw_rooms_join(r, "room", &m[i]) == 0);
+        CHECK(gw_rooms_join(r, "room", &l[i], &m[i]) == 0);
     /* remove from the front, the middle and the back; rejoin goes to the end */
-    CHECK(gw_rooms_leave(r, "room", &m[0]) == 0);
-    CHECK(gw_rooms_leave(r, "room", &m[5]) == 0);
-    CHECK(gw_rooms_leave(r, "room", &m[9]) == 0);
-    CHECK(gw_rooms_join(r, "room", &m[0]) == 0);
-    CHECK(gw_rooms_join(r, "room", &m[3]) == 1);
+    gw_rooms_leave(r, &l[0]);
+    gw_rooms_leave(r, &l[5]);
+    gw_rooms_leave(r, &l[9]);
+    CHECK(gw_rooms_join(r, "room", &l[0], &m[0]) == 0);
 
     visit v = {0};
     CHECK(gw_rooms_foreach(r, "room", record, &v) == 8);
@@ -98,33 +111,59 @@ static void test_foreach_order(void)
     for (size_t i = 0; i < 8 && i < v.n; i++)
         CHECK(v.seen[i] == &m[want[i]]);
     CHECK(gw_rooms_foreach(r, "other", record, &v) == 0);
+    for (int i = 0; i < 10; i++)
+        gw_rooms_leave(r, &l[i]);
     gw_rooms_free(r);
 }
 
-static void test_leave_all(void)
+/* Links moved by the caller, at the head, the middle and the tail of a room's list, and over
+ * another slot (as sub_remove copies the last sub over the one that leaves): order and
+ * membership hold, and the old addresses are never read again (ASan: they are freed). */
+static void test_moved(void)
 {
     gw_rooms *r = gw_rooms_new();
-    int a, b;
+    int m[4];
+    gw_rooms_link *l[4];
     CHECK(r != NULL);
     if (!r)
         return;
-    char name[16];
-    for (int i = 0; i < 20; i++) {
-        snprintf(name, sizeof(name), "room%d", i);
-        CHECK(gw_rooms_join(r, name, &a) == 0);
-        if (i % 2 == 0)
-            CHECK(gw_rooms_join(r, name, &b) == 0);
+    for (int i = 0; i < 4; i++) {
+        l[i] = calloc(1, sizeof(*l[i]));
+        CHECK(l[i] && gw_rooms_join(r, "room", l[i], &m[i]) == 0);
     }
-    CHECK(gw_rooms_room_count(r) == 20);
-    CHECK(gw_rooms_count_of(r, &a) == 20);
-    CHECK(gw_rooms_leave_all(r, &a) == 20);
-    CHECK(gw_rooms_count_of(r, &a) == 0);
-    CHECK(gw_rooms_room_count(r) == 10); /* the rooms b is still in */
-    CHECK(gw_rooms_is_member(r, "room4", &b));
-    CHECK(!gw_rooms_is_member(r, "room4", &a));
-    CHECK(!gw_rooms_is_member(r, "room5", &b));
-    CHECK(gw_rooms_leave_all(r, &a) == 0);
-    CHECK(gw_rooms_leave_all(r, &b) == 10);
+    int order[] = {0, 3, 1, 2}; /* head, tail, middle, middle */
+    for (int k = 0; k < 4; k++) {
+        int i = order[k];
+        gw_rooms_link *to = malloc(sizeof(*to));
+        CHECK(to != NULL);
+        memcpy(to, l[i], sizeof(*to));
+        free(l[i]);
+        l[i] = to;
+        gw_rooms_moved(to);
+    }
+    visit v = {0};
+    CHECK(gw_rooms_foreach(r, "room", record, &v) == 4);
+    for (size_t i = 0; i < 4 && i < v.n; i++)
+        CHECK(v.seen[i] == &m[i]);
+    /* an array whose last entry is copied over one that leaves */
+    gw_rooms_link arr[3] = {0};
+    int x[3];
+    for (int i = 0; i < 3; i++)
+        CHECK(gw_rooms_join(r, i == 1 ? "other" : "room", &arr[i], &x[i]) == 0);
+    gw_rooms_leave(r, &arr[0]);
+    arr[0] = arr[2];
+    memset(&arr[2], 0xa5, sizeof(arr[2])); /* the old slot is garbage from now on */
+    gw_rooms_moved(&arr[0]);
+    memset(&v, 0, sizeof(v));
+    CHECK(gw_rooms_foreach(r, "room", record, &v) == 5);
+    CHECK(v.n == 5 && v.seen[4] == &x[2]);
+    gw_rooms_moved(&(gw_rooms_link){0}); /* in no room: a no-op */
+    for (int i = 0; i < 4; i++) {
+        gw_rooms_leave(r, l[i]);
+        free(l[i]);
+    }
+    gw_rooms_leave(r, &arr[0]);
+    gw_rooms_leave(r, &arr[1]);
     CHECK(gw_rooms_room_count(r) == 0);
     gw_rooms_free(r);
 }
@@ -134,10 +173,12 @@ static void test_many(void)
     enum { MEMBERS = 2000, ROOMS = 500, PER = 8 };
     gw_rooms *r = gw_rooms_new();
     char *members = calloc(MEMBERS, 1);
-    CHECK(r != NULL && members != NULL);
-    if (!r || !members) {
+    gw_rooms_link *links = calloc((size_t)MEMBERS * PER, sizeof(*links));
+    CHECK(r != NULL && members != NULL && links != NULL);
+    if (!r || !members || !links) {
         gw_rooms_free(r);
         free(members);
+        free(links);
         return;
     }
     char name[16];
@@ -145,7 +186,7 @@ static void test_many(void)
     for (int i = 0; i < MEMBERS; i++)
         for (int k = 0; k < PER; k++) {
             snprintf(name, sizeof(name), "r%d", (i + k * 61) % ROOMS);
-            CHECK(gw_rooms_join(r, name, &members[i]) == 0);
+            CHECK(gw_rooms_join(r, name, &links[i * PER + k], &members[i]) == 0);
         }
     CHECK(gw_rooms_room_count(r) == ROOMS);
     size_t total = 0;
@@ -154,28 +195,26 @@ static void test_many(void)
         snprintf(name, sizeof(name), "r%d", j);
         memset(&v, 0, sizeof(v));
         total += gw_rooms_foreach(r, name, record, &v);
+        CHECK(gw_rooms_member_count(r, name) == v.n);
     }
     CHECK(total == (size_t)MEMBERS * PER);
-    for (int i = 0; i < MEMBERS; i++)
-        CHECK(gw_rooms_count_of(r, &members[i]) == PER);
     /* every member checks out: every room disappears */
-    size_t left = 0;
-    for (int i = 0; i < MEMBERS; i++)
-        left += gw_rooms_leave_all(r, &members[i]);
-    CHECK(left == (size_t)MEMBERS * PER);
+    for (int i = 0; i < MEMBERS * PER; i++)
+        gw_rooms_leave(r, &links[i]);
     CHECK(gw_rooms_room_count(r) == 0);
     /* the index is still usable after shrinking */
-    CHECK(gw_rooms_join(r, "again", &members[0]) == 0);
-    CHECK(gw_rooms_is_member(r, "again", &members[0]));
+    CHECK(gw_rooms_join(r, "again", &links[0], &members[0]) == 0);
+    CHECK(has(r, "again", &members[0]));
     gw_rooms_free(r); /* frees a non-empty index (ASan checks for leaks) */
     free(members);
+    free(links);
 }
 
 int main(void)
 {
     RUN(test_join_leave);
     RUN(test_foreach_order);
-    RUN(test_leave_all);
+    RUN(test_moved);
     RUN(test_many);
     gw_rooms_free(NULL);
     return check_summary();
