@@ -29,6 +29,7 @@ typedef struct gw_presence gw_presence;
 typedef struct gw_presence_kafka gw_presence_kafka;
 typedef struct gw_store gw_store;
 typedef struct gw_session gw_session;
+typedef struct gw_rx gw_rx;
 
 /* A weak handle on a session, for replies that arrive later (Kafka delivery reports, MongoDB
  * results): the session sets s = NULL when it closes, and the last holder frees the handle. */
@@ -80,7 +81,7 @@ static inline const char *gw_session_id_name(const gw_session_id *sid)
 }
 
 /* One per connection, in the lws per-session data (gw_server.c's gw_pss): the fields are ordered
- * and sized so that the whole is a 192-byte malloc chunk (docs/internals.md, "Memory per
+ * and sized so that the whole is a 176-byte malloc chunk (docs/internals.md, "Memory per
  * connection"); the bounds and rates all sessions share are in gw_ctx. */
 struct gw_session {
     struct gw_ctx *ctx;
@@ -91,16 +92,15 @@ struct gw_session {
     gw_session *prev, *next; /* ctx->sessions */
     gw_user_link ulink;      /* in ctx->users while authenticated */
     gw_session_id id;
-    gw_sendq q;   /* replies (acks, joined, errors...): written before room frames */
-    gw_rate rate; /* frames from the client, within ctx->frame_rate */
-    char *rx;     /* reassembly of a fragmented frame; NULL when not fragmented */
-    gw_sub *subs; /* one per joined room */
+    gw_sendq q;       /* replies (acks, joined, errors...): written before room frames */
+    gw_rate rate;     /* frames from the client, within ctx->frame_rate */
+    struct gw_rx *rx; /* reassembly of a fragmented message; NULL when not fragmented */
+    gw_sub *subs;     /* one per joined room */
     /* the close frame's reason (malloc'd when the close is decided; NULL: none, or no memory
      * for one). The writeable callback hands it to lws, not before: lws keeps a close reason in
      * the buffer a ping's payload also goes to, so an earlier ping would overwrite it. */
     char *close_reason;
-    uint32_t rx_len, rx_cap; /* within CHAT_MAX_FRAME */
-    uint32_t gen;            /* joins made so far */
+    uint32_t gen; /* joins made so far */
     uint16_t nsubs, capsubs;
     uint16_t reads;       /* history store reads this session waits for */
     int16_t close_code;   /* != 0: close with this code at the next writeable */

@@ -1634,11 +1634,16 @@ static void on_message(gw_session *s, const char *data, size_t len, bool binary)
         dispatch(s, data, len);
 }
 
+/* A fragmented message being reassembled: its bytes so far, in a block of cap. */
+struct gw_rx {
+    uint32_t len, cap; /* within CHAT_MAX_FRAME */
+    char data[];
+};
+
 static void rx_reset(gw_session *s)
 {
     free(s->rx);
     s->rx = NULL;
-    s->rx_len = s->rx_cap = 0;
 }
 
 int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bool final,
@@ -1657,31 +1662,31 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
         return 0;
     }
     /* fragmented: reassemble within the bound */
-    if (s->rx_len + len > max)
+    size_t have = s->rx ? s->rx->len : 0;
+    if (have + len > max)
         goto too_big;
-    if (!s->rx || s->rx_len + len > s->rx_cap) {
-        size_t cap = s->rx_cap ? s->rx_cap : 4096;
-        while (cap < s->rx_len + len)
+    if (!s->rx || have + len > s->rx->cap) {
+        size_t cap = s->rx ? s->rx->cap : 4096;
+        while (cap < have + len)
             cap *= 2;
         if (cap > max)
             cap = max;
-        char *rx = realloc(s->rx, cap ? cap : 1);
+        gw_rx *rx = realloc(s->rx, sizeof(*rx) + cap);
         if (!rx) {
             rx_reset(s);
             fail_session(s, 1011, "internal error");
             return 0;
         }
-        if (!s->rx)
-            s->rx_len = 0;
+        rx->len = (uint32_t)have;
+        rx->cap = (uint32_t)cap; /* at most max, CHAT_MAX_FRAME */
         s->rx = rx;
-        s->rx_cap = (uint32_t)cap; /* at most max, CHAT_MAX_FRAME */
     }
     if (len)
-        memcpy(s->rx + s->rx_len, in, len);
-    s->rx_len += (uint32_t)len;
+        memcpy(s->rx->data + s->rx->len, in, len);
+    s->rx->len += (uint32_t)len;
     if (!final)
         return 0;
-    on_message(s, s->rx, s->rx_len, binary);
+    on_message(s, s->rx->data, s->rx->len, binary);
     rx_reset(s);
     return 0;
 too_big:
