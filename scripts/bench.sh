@@ -15,7 +15,9 @@
 #                   connections, 1, 4, 16 and 64 frames per send() (build/tests/chat-send-floor),
 #                   the floor under the fan-out figures, measured in the same run
 #   idle-10k        10,000 idle authenticated connections in 100 rooms: gateway RSS growth per
-#                   connection
+#                   connection, over all of them and over the second 5,000 alone (what start-up
+#                   and the first connect burst cost once is not in that one), and from the two
+#                   an estimate for 100,000 where the file limit does not allow idle-100k
 #   idle-100k       the same with 100,000 (needs a file limit above 100,064)
 #   fanout-100x100  100 members, 100 msg/s: 10,000 deliveries/s
 #   fanout-1000x200 1,000 members, 200 msg/s: 200,000 deliveries/s
@@ -171,6 +173,14 @@ for r in rows:
           f"{r['join_p50_ms']:>7.2f}/{r['join_p99_ms']:<7.2f} "
           f"{100 * r['loadgen_cpu']:>6.0f}%{' SATURATED' if r['saturated'] else ''}")
 for r in rows:
+    if r["name"].startswith("idle-") and r.get("idle_bytes_second_half"):
+        n, avg, half = r["joined"], r["idle_bytes_per_conn"], r["idle_bytes_second_half"]
+        est = (avg * n + half * (100000 - n)) / 100000 if n < 100000 else avg
+        print(f"\n{r['name']}: gateway RSS growth per idle connection: {avg:.0f} B over all "
+              f"{n}, {half:.0f} B each over the second {n - n // 2} (without what start-up and "
+              f"the first connect burst cost once)"
+              + (f"; 100,000 connections, extrapolated from these: {est:.0f} B each"
+                 if n < 100000 else ""))
     if r["name"] == "floor":
         figs = ", ".join(f"{k}: {us:.2f}" for k, us in zip(r["per_send"], r["us_per_frame"]))
         print(f"\nfloor: the kernel's CPU per {r['frame']}-byte frame on {r['conns']} loopback "

@@ -12,7 +12,9 @@
  *                [--pid PID] [--name fanout] [--json out.json] [--join-only] [--idle SECONDS]
  *                [--storm]
  * The senders are the first --senders connections (on --port); with --port2 every other
- * connection reads through that second gateway.
+ * connection reads through that second gateway. --idle S (with --pid): half the connections
+ * join, S seconds of quiet, the gateway's RSS, the other half, S seconds, the RSS again: the
+ * growth per connection over all of them, and over the second half alone.
  *
  * Prints a progress line per second and a final summary line; --json writes the figures. */
 #define _GNU_SOURCE
@@ -454,7 +456,9 @@ static void usage(void)
             "usage: chat-loadgen --secret S [--host H] [--port P] [--port2 P2] [--conns N]\n"
             "  [--rooms R]\n"
             "  [--senders S] [--rate MSG_PER_S] [--seconds T] [--size BYTES] [--sources K]\n"
-            "  [--pid GATEWAY_PID] [--name NAME] [--json FILE] [--join-only] [--idle S]\n"
+            "  [--pid GATEWAY_PID] [--name NAME] [--json FILE] [--join-only]\n"
+            "  [--idle S]  (half join, S s, RSS; the rest join, S s, RSS: bytes per idle\n"
+            "               connection over all, and over the second half)\n"
             "  [--storm]  (connect everyone first, then all join at once and time it)\n"
             "  [--join-window N]  (joins under way at once, default 500; 1: one at a time)\n"
             "  [--prefill N]  (the first connection sends N messages to its room before the\n"
@@ -578,18 +582,34 @@ int main(int argc, char **argv)
             if (cs[i].state == 6)
                 send_join(&cs[i]);
     }
+    /* idle: a look at the gateway's RSS halfway too, once the first half has settled, so that
+     * the second half's growth per connection (no start-up or first-burst costs in it) can be
+     * told from the average */
+    long rss_half = -1;
+    uint64_t n_half = 0;
+    int64_t paused = 0;
+    int target = o.idle && o.pid && !o.storm ? o.conns / 2 : o.conns;
     while (n_joined + n_failed < (uint64_t)o.conns) {
-        while (started < o.conns &&
+        while (started < target &&
                (uint64_t)started - n_joined - n_failed < (uint64_t)o.join_window)
             start_conn(started++);
         pump(o.join_window < 500 ? 1 : 50);
-        if (now_ns() - t0 > (int64_t)(60 + o.conns / 500) * 1000000000) {
+        if (target < o.conns && n_joined + n_failed >= (uint64_t)target) {
+            int64_t p0 = now_ns();
+            while (now_ns() < p0 + (int64_t)o.idle * 1000000000)
+                pump(100);
+            rss_half = proc_rss_kb(o.pid);
+            n_half = n_joined;
+            paused = now_ns() - p0;
+            target = o.conns;
+        }
+        if (now_ns() - t0 - paused > (int64_t)(60 + o.conns / 500) * 1000000000) {
             fprintf(stderr, "chat-loadgen: only %llu of %d joined within the time allowed\n",
                     (unsigned long long)n_joined, o.conns);
             break;
         }
     }
-    double join_s = (double)(now_ns() - t0) / 1e9;
+    double join_s = (double)(now_ns() - t0 - paused) / 1e9;
     printf("%s: %llu of %d connections joined in %.2fs (%llu failed); join -> joined p50 %.2f ms "
            "p99 %.2f ms max %.1f ms\n",
            o.name, (unsigned long long)n_joined, o.conns, join_s, (unsigned long long)n_failed,
@@ -597,6 +617,7 @@ int main(int argc, char **argv)
            percentile_ms(join_hist, 1.0));
     fflush(stdout);
     long rss1 = -1;
+    double second_half = 0;
     if (o.idle) {
         int64_t until = now_ns() + (int64_t)o.idle * 1000000000;
         while (now_ns() < until)
@@ -605,6 +626,11 @@ int main(int argc, char **argv)
         if (rss1 > 0 && rss0 > 0)
             printf("%s: gateway RSS %ld KiB -> %ld KiB: %.0f bytes per idle connection\n", o.name,
                    rss0, rss1, (double)(rss1 - rss0) * 1024 / (double)(n_joined ? n_joined : 1));
+        if (rss1 > 0 && rss_half > 0 && n_joined > n_half) {
+            second_half = (double)(rss1 - rss_half) * 1024 / (double)(n_joined - n_half);
+            printf("%s: the second %llu connections: RSS %ld KiB -> %ld KiB: %.0f bytes each\n",
+                   o.name, (unsigned long long)(n_joined - n_half), rss_half, rss1, second_half);
+        }
     }
 
     double s0 = self_cpu_s(), g1 = o.pid ? proc_cpu_s(o.pid) : -1;
@@ -669,7 +695,8 @@ int main(int argc, char **argv)
                     "\"delivered\":%llu,\"p50_ms\":%.3f,\"p99_ms\":%.3f,\"max_ms\":%.3f,"
                     "\"gateway_us_per_delivery\":%.3f,\"gateway_us_per_record\":%.3f,"
                     "\"gateway_cpu_s\":%.3f,\"gateway_rss_kb\":%ld,"
-                    "\"idle_bytes_per_conn\":%.0f,\"loadgen_cpu\":%.3f,\"saturated\":%s,"
+                    "\"idle_bytes_per_conn\":%.0f,\"idle_bytes_second_half\":%.0f,"
+                    "\"loadgen_cpu\":%.3f,\"saturated\":%s,"
                     "\"errors\":%llu,\"failed\":%llu}\n",
                     o.name, o.conns, o.rooms, o.senders, o.rate, o.seconds,
                     (unsigned long long)n_joined, join_s, percentile_ms(join_hist, 0.5),
@@ -680,7 +707,7 @@ int main(int argc, char **argv)
                     rss1 > 0 && rss0 > 0
                         ? (double)(rss1 - rss0) * 1024 / (double)(n_joined ? n_joined : 1)
                         : 0,
-                    wall > 0 ? self / wall : 0, saturated ? "true" : "false",
+                    second_half, wall > 0 ? self / wall : 0, saturated ? "true" : "false",
                     (unsigned long long)n_errors, (unsigned long long)n_failed);
             fclose(f);
         }

@@ -29,6 +29,26 @@ def test_load_generator_smoke(cluster, tmp_path):
     assert 0 < fig["p50_ms"] <= fig["p99_ms"], fig
 
 
+def test_load_generator_idle_smoke(cluster, tmp_path):
+    """The idle scenarios' mode (--idle with --pid): half join, a pause, the rest; both RSS
+    figures are reported (their values are make bench's to print, not judged here)."""
+    binary = cluster.build_dir / "tests" / "chat-loadgen"
+    pid = int((cluster.data_dir / "run" / "gateway-1.pid").read_text().strip())
+    out = tmp_path / "idle.json"
+    r = subprocess.run(
+        [str(binary), "--secret", cluster.secret, "--port", str(cluster.gateway_ports[0]),
+         "--conns", "40", "--rooms", "4", "--senders", "0", "--idle", "1", "--join-only",
+         "--pid", str(pid), "--name", unique("idle"), "--json", str(out)],
+        capture_output=True, text=True, timeout=120)
+    print(r.stdout)
+    assert r.returncode == 0, f"chat-loadgen exited {r.returncode}: {r.stdout}\n{r.stderr}"
+    assert "bytes per idle connection" in r.stdout and "the second 20 connections" in r.stdout, \
+        r.stdout
+    fig = json.loads(out.read_text())
+    assert fig["joined"] == 40 and fig["failed"] == 0 and fig["errors"] == 0, fig
+    assert "idle_bytes_per_conn" in fig and "idle_bytes_second_half" in fig, fig
+
+
 def test_send_floor_smoke(cluster, tmp_path):
     """The kernel-floor program of `make bench` (tests/bench/send_floor.c) on a few connections:
     it runs, every figure is a positive time, and more frames per send() cost less per frame."""
