@@ -1,10 +1,20 @@
 /* gw_presence.c: the cluster's presence table (see gw_presence.h): entries (room, user) with a
- * bit per node that has the user in the room, grouped by room; the known nodes and their last
- * sign of life; the changes the local watchers have not been told yet. */
+ * bit per node that has the user in the room, grouped by room; the users they name, each once,
+ * with the counts of their connections; the known nodes and their last sign of life; the changes
+ * the local watchers have not been told yet.
+ *
+ * Memory. There is an entry for every (room, user) of the cluster and a user for every user of
+ * an entry or with a count, so both are kept small: an entry points at its user (which holds
+ * the id, for all its entries and its counts, and is freed when no entry names it and it has no
+ * count), and the lists of changes (a room's entries to report, the users whose count is to be
+ * written) are arrays that exist while there are changes, not a link in every entry and user.
+ * On x86-64, with glibc's chunks (the size asked + 8, rounded up to 16), an entry is 72 bytes
+ * (an 80-byte chunk) and a user 38 + the id's length + 1 (a 64-byte chunk up to 18 bytes). */
 #define _DEFAULT_SOURCE /* strdup */
 #include "gw_presence.h"
 
 #include <errno.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +28,7 @@
 #define SELF 0 /* the node slot of this gateway */
 
 typedef struct prs_member prs_member;
+typedef struct prs_user prs_user;
 
 /* One gateway run. */
 typedef struct prs_node {
@@ -30,9 +41,11 @@ typedef struct prs_node {
 typedef struct prs_room {
     gw_hnode h;
     prs_member *head;            /* its entries */
-    prs_member *dirty;           /* entries changed since the last frame */
+    prs_member **dirty;          /* entries changed since the last frame, the latest last */
+    size_t ndirty, dirty_cap;    /* (the array is freed when a flush empties it) */
     struct prs_room *dirty_next; /* the table's rooms with a dirty entry */
     bool on_dirty;
+    bool lost;       /* a changed entry did not fit in dirty (ENOMEM): see m->lost */
     size_t count;    /* entries present (on some node) */
     size_t watchers; /* local connections watching */
     char name[CHAT_ROOM_MAX + 1];
@@ -41,14 +54,14 @@ typedef struct prs_room {
 struct prs_member {
     gw_hnode h;
     prs_room *room;
+    prs_user *user;          /* its id; one of the user's refs */
     prs_member *prev, *next; /* the room's entries */
-    prs_member *dirty_next;
-    uint64_t nodes; /* bit i: node slot i has the user in the room */
-    uint32_t local; /* local connections joined (bit SELF while > 0) */
-    bool reported;  /* present, as the watchers were last told */
-    bool dirty;
-    char *name; /* NULL: none */
-    char user[];
+    uint64_t nodes;          /* bit i: node slot i has the user in the room */
+    char *name;              /* NULL: none */
+    uint32_t local;          /* local connections joined (bit SELF while > 0) */
+    bool reported;           /* present, as the watchers were last told */
+    bool dirty;              /* changed since the last frame: in room->dirty, or lost */
+    bool lost;               /* dirty but not in room->dirty (ENOMEM): the next flush adds it */
 };
 
 /* A remote node's count of a user's connections. */
@@ -58,24 +71,29 @@ typedef struct prs_count {
     uint32_t n;
 } prs_count;
 
-/* A user's connections: this gateway's, and the other nodes' as their records say. */
-typedef struct prs_user {
+/* A user of the cluster: the id its entries point at, and its connections, this gateway's and
+ * the other nodes' as their records say. Kept while an entry names it or it has a count (a
+ * member record may come before the user's count record, or without one). Allocated to the end
+ * of its id (offsetof(prs_user, user) + length + 1), never copied as a whole. */
+struct prs_user {
     gw_hnode h;
-    prs_count *counts;
-    uint32_t remote;  /* the sum of counts */
-    uint32_t local;   /* this gateway's */
-    uint32_t written; /* this gateway's, as last written to the topic */
-    bool dirty;       /* local != written: on the table's list to write at the next tick */
-    struct prs_user *dirty_next;
+    prs_count *counts; /* the other nodes' (their sum: gw_presence_remote_conns) */
+    uint32_t local;    /* this gateway's */
+    uint32_t written;  /* this gateway's, as last written to the topic */
+    uint32_t refs;     /* entries naming the user */
+    bool dirty;        /* local != written: in the table's udirty, to write at the next tick */
+    bool counted;      /* it has counts (counts, local, written or dirty): stats.users */
     char user[];
-} prs_user;
+};
 
 struct gw_presence {
     gw_presence_config cfg;
     char node_id[CHAT_NODE_MAX + 1];
     prs_node nodes[GW_PRESENCE_MAX_NODES];
     gw_htab members, rooms, users;
-    prs_user *udirty; /* users whose local count changed since the last tick */
+    size_t ncounted;   /* users with counts (the others are only named by entries) */
+    prs_user **udirty; /* users whose local count changed since the last tick, the latest last */
+    size_t nudirty, udirty_cap; /* (the array is freed at each tick) */
     uint64_t key[2];
     prs_room *dirty; /* rooms with dirty entries */
     int64_t next_heartbeat, next_flush, wall_ms;
@@ -93,6 +111,17 @@ static uint64_t member_hash(const gw_presence *p, const char *room, const char *
     buf[rl] = '\0';
     memcpy(buf + rl + 1, user, ul);
     return gw_hash_sip(p->key, buf, rl + 1 + ul);
+}
+
+/* arr (an array of *cap elements of elem bytes) doubled, 16 elements at least; NULL on ENOMEM
+ * (arr is then unchanged). The arrays of changes are bounded by the entries and users. */
+static void *grow(void *arr, size_t *cap, size_t elem)
+{
+    size_t n = *cap ? *cap * 2 : 16;
+    void *a = realloc(arr, n * elem);
+    if (a)
+        *cap = n;
+    return a;
 }
 
 static prs_room *room_find(gw_presence *p, const char *name)
@@ -125,7 +154,21 @@ static void room_maybe_free(gw_presence *p, prs_room *r)
     if (r->head || r->watchers || r->on_dirty)
         return;
     gw_htab_remove(&p->rooms, &r->h);
+    free(r->dirty);
     free(r);
+}
+
+/* Adds m to the room's changed entries; false on ENOMEM. */
+static bool room_add_dirty(prs_room *r, prs_member *m)
+{
+    if (r->ndirty == r->dirty_cap) {
+        prs_member **a = grow(r->dirty, &r->dirty_cap, sizeof(*a));
+        if (!a)
+            return false;
+        r->dirty = a;
+    }
+    r->dirty[r->ndirty++] = m;
+    return true;
 }
 
 static prs_member *member_find(gw_presence *p, const char *room, const char *user)
@@ -133,10 +176,108 @@ static prs_member *member_find(gw_presence *p, const char *room, const char *use
     uint64_t h = member_hash(p, room, user);
     for (gw_hnode *n = gw_htab_first(&p->members, h); n; n = gw_htab_next(n, h)) {
         prs_member *m = gw_htab_entry(n, prs_member, h);
-        if (strcmp(m->user, user) == 0 && strcmp(m->room->name, room) == 0)
+        if (strcmp(m->user->user, user) == 0 && strcmp(m->room->name, room) == 0)
             return m;
     }
     return NULL;
+}
+
+static prs_user *user_find(gw_presence *p, const char *user)
+{
+    uint64_t h = gw_hash_sip(p->key, user, strlen(user));
+    for (gw_hnode *n = gw_htab_first(&p->users, h); n; n = gw_htab_next(n, h)) {
+        prs_user *u = gw_htab_entry(n, prs_user, h);
+        if (strcmp(u->user, user) == 0)
+            return u;
+    }
+    return NULL;
+}
+
+/* A user not in the table yet, without entries or counts; NULL on ENOMEM. The caller gives it
+ * an entry or a count, or settles it. */
+static prs_user *user_new(gw_presence *p, const char *user)
+{
+    size_t ul = strlen(user);
+    prs_user *u = calloc(1, offsetof(prs_user, user) + ul + 1);
+    if (!u)
+        return NULL;
+    memcpy(u->user, user, ul + 1);
+    u->h.hash = gw_hash_sip(p->key, user, ul);
+    gw_htab_insert(&p->users, &u->h);
+    return u;
+}
+
+/* The user, to be given a count: NULL past max_entries users with counts (counted in dropped;
+ * the users only named by entries are bounded by the entries) or on ENOMEM. */
+static prs_user *user_get_counted(gw_presence *p, const char *user)
+{
+    prs_user *u = user_find(p, user);
+    if ((!u || !u->counted) && p->ncounted >= p->cfg.max_entries) {
+        p->st.dropped++;
+        return NULL;
+    }
+    return u ? u : user_new(p, user);
+}
+
+/* After a change of u: whether it has counts, and its end when neither its entries nor its
+ * counts need it any more. */
+static void user_settle(gw_presence *p, prs_user *u)
+{
+    bool counted = u->counts || u->local || u->written || u->dirty;
+    if (counted != u->counted) {
+        u->counted = counted;
+        if (counted)
+            p->ncounted++;
+        else
+            p->ncounted--;
+    }
+    if (counted || u->refs)
+        return;
+    gw_htab_remove(&p->users, &u->h);
+    free(u);
+}
+
+static void emit_conns(gw_presence *p, int slot, const prs_user *u, uint32_t n);
+
+/* u's local count changed: written at the next tick when it still differs then. */
+static void user_mark(gw_presence *p, prs_user *u)
+{
+    if (u->dirty || u->local == u->written)
+        return;
+    if (p->nudirty == p->udirty_cap) {
+        prs_user **a = grow(p->udirty, &p->udirty_cap, sizeof(*a));
+        if (!a) { /* ENOMEM: written now rather than at the next tick */
+            emit_conns(p, SELF, u, u->local);
+            u->written = u->local;
+            return;
+        }
+        p->udirty = a;
+    }
+    u->dirty = true;
+    p->udirty[p->nudirty++] = u;
+}
+
+/* Sets (n > 0) or removes (n == 0) a remote node's count of u's connections. */
+static void user_set_count(prs_user *u, int slot, uint32_t n)
+{
+    prs_count **pp = &u->counts;
+    while (*pp && (*pp)->slot != slot)
+        pp = &(*pp)->next;
+    prs_count *c = *pp;
+    if (c) {
+        if (!n) {
+            *pp = c->next;
+            free(c);
+            return;
+        }
+    } else {
+        if (!n || !(c = calloc(1, sizeof(*c))))
+            return;
+        c->slot = slot;
+        c->next = u->counts;
+        u->counts = c;
+    }
+    c->n = n;
 }
 
 static prs_member *member_get(gw_presence *p, const char *room, const char *user)
@@ -149,13 +290,18 @@ static prs_member *member_get(gw_presence *p, const char *room, const char *user
         return NULL;
     }
     prs_room *r = room_get(p, room);
-    size_t ul = strlen(user);
-    if (!r || !(m = calloc(1, sizeof(*m) + ul + 1))) {
+    prs_user *u = r ? user_find(p, user) : NULL;
+    if (r && !u)
+        u = user_new(p, user);
+    if (!u || !(m = calloc(1, sizeof(*m)))) {
+        if (u)
+            user_settle(p, u);
         if (r)
             room_maybe_free(p, r);
         return NULL;
     }
-    memcpy(m->user, user, ul + 1);
+    m->user = u;
+    u->refs++;
     m->room = r;
     m->next = r->head;
     if (r->head)
@@ -171,6 +317,7 @@ static void member_maybe_free(gw_presence *p, prs_member *m)
     if (m->nodes || m->local || m->dirty)
         return;
     prs_room *r = m->room;
+    prs_user *u = m->user;
     if (m->prev)
         m->prev->next = m->next;
     else
@@ -180,12 +327,14 @@ static void member_maybe_free(gw_presence *p, prs_member *m)
     gw_htab_remove(&p->members, &m->h);
     free(m->name);
     free(m);
+    u->refs--;
+    user_settle(p, u);
     room_maybe_free(p, r);
 }
 
 static void set_name(prs_member *m, const char *name)
 {
-    if (!name || !*name || strcmp(name, m->user) == 0) {
+    if (!name || !*name || strcmp(name, m->user->user) == 0) {
         free(m->name);
         m->name = NULL;
     } else if (!m->name || strcmp(m->name, name) != 0) {
@@ -213,85 +362,13 @@ static void set_nodes(gw_presence *p, prs_member *m, uint64_t nodes)
     if (!r->watchers || m->dirty)
         return;
     m->dirty = true;
-    m->dirty_next = r->dirty;
-    r->dirty = m;
+    if (!room_add_dirty(r, m))
+        m->lost = r->lost = true;
     if (!r->on_dirty) {
         r->on_dirty = true;
         r->dirty_next = p->dirty;
         p->dirty = r;
     }
-}
-
-static prs_user *user_find(gw_presence *p, const char *user)
-{
-    uint64_t h = gw_hash_sip(p->key, user, strlen(user));
-    for (gw_hnode *n = gw_htab_first(&p->users, h); n; n = gw_htab_next(n, h)) {
-        prs_user *u = gw_htab_entry(n, prs_user, h);
-        if (strcmp(u->user, user) == 0)
-            return u;
-    }
-    return NULL;
-}
-
-static prs_user *user_get(gw_presence *p, const char *user)
-{
-    prs_user *u = user_find(p, user);
-    if (u)
-        return u;
-    if (p->users.count >= p->cfg.max_entries) {
-        p->st.dropped++;
-        return NULL;
-    }
-    size_t ul = strlen(user);
-    u = calloc(1, sizeof(*u) + ul + 1);
-    if (!u)
-        return NULL;
-    memcpy(u->user, user, ul + 1);
-    u->h.hash = gw_hash_sip(p->key, user, ul);
-    gw_htab_insert(&p->users, &u->h);
-    return u;
-}
-
-static void user_maybe_free(gw_presence *p, prs_user *u)
-{
-    if (u->counts || u->local || u->written || u->dirty)
-        return;
-    gw_htab_remove(&p->users, &u->h);
-    free(u);
-}
-
-static void user_mark(gw_presence *p, prs_user *u)
-{
-    if (u->dirty || u->local == u->written)
-        return;
-    u->dirty = true;
-    u->dirty_next = p->udirty;
-    p->udirty = u;
-}
-
-/* Sets (n > 0) or removes (n == 0) a remote node's count of u's connections. */
-static void user_set_count(prs_user *u, int slot, uint32_t n)
-{
-    prs_count **pp = &u->counts;
-    while (*pp && (*pp)->slot != slot)
-        pp = &(*pp)->next;
-    prs_count *c = *pp;
-    if (c) {
-        u->remote -= c->n;
-        if (!n) {
-            *pp = c->next;
-            free(c);
-            return;
-        }
-    } else {
-        if (!n || !(c = calloc(1, sizeof(*c))))
-            return;
-        c->slot = slot;
-        c->next = u->counts;
-        u->counts = c;
-    }
-    c->n = n;
-    u->remote += n;
 }
 
 /* --- records ---------------------------------------------------------------------------- */
@@ -317,7 +394,7 @@ static void emit_member(gw_presence *p, int slot, const prs_member *m, bool tomb
         .kind = CHAT_PRESENCE_MEMBER, .incarnation = p->nodes[slot].inc, .ts_ms = p->wall_ms};
     strcpy(rec.node, p->nodes[slot].id);
     strcpy(rec.room, m->room->name);
-    strcpy(rec.user, m->user);
+    strcpy(rec.user, m->user->user);
     if (m->name)
         strcpy(rec.name, m->name);
     emit(p, &rec, tombstone);
@@ -433,7 +510,7 @@ static void node_kill(gw_presence *p, int slot, bool tombstones, const char *why
         if (tombstones)
             emit_conns(p, slot, uv[i], 0);
         user_set_count(uv[i], slot, 0);
-        user_maybe_free(p, uv[i]);
+        user_settle(p, uv[i]);
     }
     if (uv)
         memset(&p->nodes[slot], 0, sizeof(p->nodes[slot]));
@@ -489,6 +566,7 @@ int gw_presence_on_record(gw_presence *p, const char *key, size_t klen, const ui
             if (u && u->written) {
                 u->written = 0;
                 user_mark(p, u);
+                user_settle(p, u);
             }
             return 0;
         }
@@ -500,10 +578,10 @@ int gw_presence_on_record(gw_presence *p, const char *key, size_t klen, const ui
     if (k.kind == CHAT_PRESENCE_CONNS) {
         int i =
             val ? node_get(p, k.node, k.incarnation, seen) : node_find(p, k.node, k.incarnation);
-        prs_user *u = i < 0 ? NULL : val ? user_get(p, k.user) : user_find(p, k.user);
+        prs_user *u = i < 0 ? NULL : val ? user_get_counted(p, k.user) : user_find(p, k.user);
         if (u) {
             user_set_count(u, i, val ? k.conns : 0);
-            user_maybe_free(p, u);
+            user_settle(p, u);
         }
         return 0;
     }
@@ -574,31 +652,35 @@ void gw_presence_watch(gw_presence *p, const char *room, int delta)
 /* --- time --------------------------------------------------------------------------------- */
 
 /* One frame for a room's dirty entries (at most max_changes joined and left; the rest stay
- * dirty for the next flush), then frees what nobody holds any more. */
+ * dirty for the next flush), then frees what nobody holds any more. The entries are taken the
+ * latest change first; the ones left for the next flush are taken then after the changes made
+ * until then, in the reverse of this flush's order. */
 static void flush_room(gw_presence *p, prs_room *r)
 {
-    prs_member *m = r->dirty, *keep = NULL, *done = NULL;
-    size_t nj = 0, nl = 0;
-    r->dirty = NULL;
-    while (m) {
-        prs_member *next = m->dirty_next;
-        bool is = m->nodes != 0;
-        bool full = is ? nj == p->cfg.max_changes : nl == p->cfg.max_changes;
-        if (r->watchers && is != m->reported && full) {
-            m->dirty_next = keep;
-            keep = m;
-        } else {
-            if (r->watchers && is != m->reported) {
-                if (is)
-                    p->joined[nj++] = (gw_out_user){m->user, m->name};
-                else
-                    p->left[nl++] = m->user;
+    if (r->lost) { /* the entries that changed when the array could not grow */
+        r->lost = false;
+        for (prs_member *m = r->head; m; m = m->next)
+            if (m->lost) {
+                if (!room_add_dirty(r, m)) {
+                    r->lost = true;
+                    break;
+                }
+                m->lost = false;
             }
-            m->reported = is;
-            m->dirty_next = done;
-            done = m;
+    }
+    size_t n = r->ndirty, nj = 0, nl = 0;
+    for (size_t i = n; i-- > 0;) {
+        prs_member *m = r->dirty[i];
+        bool is = m->nodes != 0;
+        if (r->watchers && is != m->reported) {
+            if (is ? nj == p->cfg.max_changes : nl == p->cfg.max_changes)
+                continue; /* the next frame's */
+            if (is)
+                p->joined[nj++] = (gw_out_user){m->user->user, m->name};
+            else
+                p->left[nl++] = m->user->user;
         }
-        m = next;
+        m->reported = is;
     }
     if (nj + nl) {
         gw_buf *b = gw_out_presence(r->name, p->joined, nj, p->left, nl, r->count);
@@ -608,12 +690,33 @@ static void flush_room(gw_presence *p, prs_room *r)
             gw_buf_unref(b);
         }
     }
-    r->dirty = keep;
-    for (m = done; m;) {
-        prs_member *next = m->dirty_next;
-        m->dirty = false;
-        member_maybe_free(p, m);
-        m = next;
+    /* The ones reported (or nobody watches) leave the array and may go; the others (still
+     * unreported) are packed at its end, then put at its start in the reverse order. */
+    size_t w = n;
+    for (size_t i = n; i-- > 0;) {
+        prs_member *m = r->dirty[i];
+        if (r->watchers && (m->nodes != 0) != m->reported) {
+            r->dirty[--w] = m;
+        } else {
+            m->dirty = false;
+            member_maybe_free(p, m);
+        }
+    }
+    size_t keep = n - w, later = r->ndirty - n; /* later: made dirty during the delivery */
+    for (size_t i = 0; i < keep / 2; i++) {
+        prs_member *t = r->dirty[w + i];
+        r->dirty[w + i] = r->dirty[n - 1 - i];
+        r->dirty[n - 1 - i] = t;
+    }
+    if (keep && w)
+        memmove(r->dirty, r->dirty + w, keep * sizeof(*r->dirty));
+    if (later)
+        memmove(r->dirty + keep, r->dirty + n, later * sizeof(*r->dirty));
+    r->ndirty = keep + later;
+    if (!r->ndirty) {
+        free(r->dirty);
+        r->dirty = NULL;
+        r->dirty_cap = 0;
     }
 }
 
@@ -625,7 +728,7 @@ static void flush(gw_presence *p)
         prs_room *next = r->dirty_next;
         /* on_dirty stays set during flush_room: its members' frees must not free the room */
         flush_room(p, r);
-        if (r->dirty) {
+        if (r->ndirty || r->lost) {
             r->dirty_next = again;
             again = r;
         } else {
@@ -637,21 +740,23 @@ static void flush(gw_presence *p)
     p->dirty = again;
 }
 
-/* Writes the connection counts that changed since the last tick (one record per user at most). */
+/* Writes the connection counts that changed since the last tick (one record per user at most),
+ * the latest change first. */
 static void write_counts(gw_presence *p)
 {
-    prs_user *u = p->udirty;
-    p->udirty = NULL;
-    while (u) {
-        prs_user *next = u->dirty_next;
+    for (size_t i = p->nudirty; i-- > 0;) {
+        prs_user *u = p->udirty[i];
         u->dirty = false;
         if (u->local != u->written) {
             emit_conns(p, SELF, u, u->local);
             u->written = u->local;
         }
-        user_maybe_free(p, u);
-        u = next;
+        user_settle(p, u);
     }
+    p->nudirty = 0;
+    free(p->udirty);
+    p->udirty = NULL;
+    p->udirty_cap = 0;
 }
 
 void gw_presence_tick(gw_presence *p, int64_t now_ms, int64_t wall_ms)
@@ -709,10 +814,10 @@ void gw_presence_members(gw_presence *p, const char *room, const char *first_use
     if (first && !first->nodes)
         first = NULL;
     if (first)
-        v->users[v->n++] = (gw_out_user){first->user, first->name};
+        v->users[v->n++] = (gw_out_user){first->user->user, first->name};
     for (prs_member *m = r->head; m && v->n < GW_PRESENCE_LIST_MAX; m = m->next)
         if (m->nodes && m != first)
-            v->users[v->n++] = (gw_out_user){m->user, m->name};
+            v->users[v->n++] = (gw_out_user){m->user->user, m->name};
     v->truncated = v->n < v->count;
 }
 
@@ -724,25 +829,28 @@ bool gw_presence_has(gw_presence *p, const char *room, const char *user)
 
 void gw_presence_set_conns(gw_presence *p, const char *user, uint32_t n)
 {
-    prs_user *u = n ? user_get(p, user) : user_find(p, user);
+    prs_user *u = n ? user_get_counted(p, user) : user_find(p, user);
     if (!u)
         return;
     u->local = n;
     user_mark(p, u);
-    user_maybe_free(p, u);
+    user_settle(p, u);
 }
 
 uint32_t gw_presence_remote_conns(gw_presence *p, const char *user)
 {
     prs_user *u = user_find(p, user);
-    return u ? u->remote : 0;
+    uint32_t n = 0;
+    for (const prs_count *c = u ? u->counts : NULL; c; c = c->next)
+        n += c->n;
+    return n;
 }
 
 void gw_presence_get_stats(const gw_presence *p, gw_presence_stats *st)
 {
     *st = p->st;
     st->entries = p->members.count;
-    st->users = p->users.count;
+    st->users = p->ncounted;
     st->rooms = p->rooms.count;
     st->nodes = 0;
     for (int i = 0; i < GW_PRESENCE_MAX_NODES; i++)
@@ -802,7 +910,9 @@ static void free_user(gw_hnode *n, void *arg)
 static void free_room(gw_hnode *n, void *arg)
 {
     (void)arg;
-    free(gw_htab_entry(n, prs_room, h));
+    prs_room *r = gw_htab_entry(n, prs_room, h);
+    free(r->dirty);
+    free(r);
 }
 
 void gw_presence_free(gw_presence *p)
@@ -818,6 +928,7 @@ void gw_presence_free(gw_presence *p)
     gw_htab_free(&p->users);
     gw_htab_free(&p->members);
     gw_htab_free(&p->rooms);
+    free(p->udirty);
     free(p->joined);
     free(p->left);
     free(p);

@@ -24,6 +24,7 @@
  * Memory is bounded by max_entries (room, user) entries and as many users with connection
  * counts; past them new ones are not kept
  * (counted in gw_presence_stats.dropped) and at most 64 nodes (this one included) are known.
+ * A user's id is held once, for its entries and its counts.
  * Loop thread only. */
 #ifndef GW_PRESENCE_H
 #define GW_PRESENCE_H

@@ -4,7 +4,9 @@
  * one; coalesced frames (one per flush, net changes, at most max_changes names); members
  * snapshots truncated at 100 with the asking user first; a dead gateway's users leaving after
  * dead_ms with the tombstones written by one survivor; a restarted node id cleaning its
- * previous run; records refused on decode; the entry bound. */
+ * previous run; records refused on decode; the entry bound; a user's entries and counts sharing
+ * one user whatever the order of their records; the heap an entry costs, and all of it given
+ * back when its users leave. */
 #include <errno.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -15,6 +17,39 @@
 #include "chat_presence.h"
 #include "check.h"
 #include "gw_presence.h"
+
+/* The heap in use: under ASan the sanitizer's count of the bytes asked, exact; otherwise
+ * glibc's in-use chunks, where the chunks its thread cache keeps after a free still count (up
+ * to 7 of each size below 1 KB): HEAP_SLACK allows for them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define HEAP_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HEAP_ASAN 1
+#endif
+#endif
+#ifdef HEAP_ASAN
+size_t __sanitizer_get_current_allocated_bytes(void); /* <sanitizer/allocator_interface.h> */
+static size_t heap_in_use(void)
+{
+    return __sanitizer_get_current_allocated_bytes();
+}
+#define HEAP_SLACK 0
+#else
+#include <malloc.h>
+static size_t heap_in_use(void)
+{
+    return mallinfo2().uordblks;
+}
+#define HEAP_SLACK 16384
+#endif
+
+/* Whether the heap is back to base (what a test made has been freed). */
+static bool heap_back(size_t base)
+{
+    size_t now = heap_in_use();
+    return now + HEAP_SLACK >= base && now <= base + HEAP_SLACK;
+}
 
 #define MAXREC 4096
 #define MAXFRAMES 64
@@ -61,6 +96,16 @@ static void deliver(void *arg, const char *room, gw_buf *frame)
             json_loadb((const char *)gw_buf_payload(frame), frame->len, 0, NULL);
 }
 
+static void emit_none(void *arg, const char *key, size_t klen, const uint8_t *val, size_t vlen)
+{
+    (void)arg, (void)key, (void)klen, (void)val, (void)vlen;
+}
+
+static void deliver_none(void *arg, const char *room, gw_buf *frame)
+{
+    (void)arg, (void)room, (void)frame;
+}
+
 static void gw_init(gw *g, const char *node, uint64_t inc, size_t max_entries)
 {
     memset(g, 0, sizeof(*g));
@@ -99,6 +144,14 @@ static void carry(gw *from, gw *to, int64_t now)
 static void carried(gw *g)
 {
     g->sent = g->nrecs;
+}
+
+/* Drops the records g wrote (all carried): the test's copies are heap too. */
+static void forget(gw *g)
+{
+    for (size_t i = 0; i < g->nrecs; i++)
+        free(g->recs[i].val);
+    g->nrecs = g->sent = 0;
 }
 
 static size_t count(gw *g, const char *room)
@@ -483,6 +536,184 @@ static void test_conns(void)
     gw_done(&b);
 }
 
+/* The name of user in room's members, or NULL when not listed ("" for none). */
+static const char *member_name(gw *g, const char *room, const char *user)
+{
+    static gw_presence_view v;
+    gw_presence_members(g->p, room, NULL, &v);
+    for (size_t i = 0; i < v.n; i++)
+        if (strcmp(v.users[i].user, user) == 0)
+            return v.users[i].name ? v.users[i].name : "";
+    return NULL;
+}
+
+/* A remote user's entries and counts share one user, in whichever order their records come;
+ * the user is there while either needs it and its memory goes with the last; stats.users counts
+ * only the users with counts. */
+static void test_shared_users(void)
+{
+    gw a, b;
+    gw_init(&a, "gw-a", 1, 1000);
+    gw_init(&b, "gw-b", 2, 1000);
+    gw_presence_tick(a.p, 0, 1000);
+    carry(&a, &b, 0), carried(&a); /* b knows a (and has logged it) before the baseline */
+    forget(&a);
+    gw_presence_stats st;
+    size_t base = heap_in_use();
+
+    /* a member record without a count record */
+    CHECK(gw_presence_join(a.p, "r", "alice", "Al") == 0);
+    carry(&a, &b, 10), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 1 && st.users == 0);
+    CHECK(gw_presence_has(b.p, "r", "alice") && gw_presence_remote_conns(b.p, "alice") == 0);
+    CHECK_STR(member_name(&b, "r", "alice"), "Al");
+    /* then its count record */
+    gw_presence_set_conns(a.p, "alice", 2);
+    gw_presence_tick(a.p, 100, 1100);
+    carry(&a, &b, 100), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 1 && st.users == 1 && gw_presence_remote_conns(b.p, "alice") == 2);
+    /* the entry goes first: the count stays */
+    gw_presence_leave(a.p, "r", "alice");
+    carry(&a, &b, 110), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 0 && st.users == 1 && gw_presence_remote_conns(b.p, "alice") == 2);
+    CHECK(!gw_presence_has(b.p, "r", "alice"));
+    gw_presence_set_conns(a.p, "alice", 0);
+    gw_presence_tick(a.p, 200, 1200);
+    carry(&a, &b, 200), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 0 && st.users == 0 && gw_presence_remote_conns(b.p, "alice") == 0);
+    forget(&a);
+    CHECK(heap_back(base));
+
+    /* the count record first; the count goes before the entry */
+    gw_presence_set_conns(a.p, "bob", 1);
+    gw_presence_tick(a.p, 300, 1300);
+    carry(&a, &b, 300), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 0 && st.users == 1 && gw_presence_remote_conns(b.p, "bob") == 1);
+    CHECK(gw_presence_join(a.p, "r", "bob", NULL) == 0);
+    CHECK(gw_presence_join(a.p, "s", "bob", "Bobby") == 0);
+    carry(&a, &b, 310), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 2 && st.users == 1 && count(&b, "r") == 1 && count(&b, "s") == 1);
+    CHECK_STR(member_name(&b, "r", "bob"), "");
+    CHECK_STR(member_name(&b, "s", "bob"), "Bobby");
+    gw_presence_set_conns(a.p, "bob", 0);
+    gw_presence_tick(a.p, 400, 1400);
+    carry(&a, &b, 400), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 2 && st.users == 0 && gw_presence_remote_conns(b.p, "bob") == 0);
+    CHECK(gw_presence_has(b.p, "r", "bob") && gw_presence_has(b.p, "s", "bob"));
+    /* bob is also b's own user, in a third room */
+    CHECK(gw_presence_join(b.p, "t", "bob", NULL) == 0);
+    gw_presence_set_conns(b.p, "bob", 1);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 3 && st.users == 1 && gw_presence_remote_conns(b.p, "bob") == 0);
+    gw_presence_leave(a.p, "r", "bob");
+    gw_presence_leave(a.p, "s", "bob");
+    carry(&a, &b, 410), carried(&a);
+    CHECK(!gw_presence_has(b.p, "r", "bob") && gw_presence_has(b.p, "t", "bob"));
+    gw_presence_leave(b.p, "t", "bob");
+    gw_presence_set_conns(b.p, "bob", 0);
+    gw_presence_tick(b.p, 500, 1500);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 0 && st.users == 0 && st.rooms == 0);
+    forget(&a);
+    forget(&b);
+    CHECK(heap_back(base));
+
+    /* a dead gateway's user with both an entry and a count goes with its node */
+    gw_presence_join(a.p, "r", "carol", NULL);
+    gw_presence_set_conns(a.p, "carol", 1);
+    gw_presence_tick(a.p, 600, 1600);
+    carry(&a, &b, 600), carried(&a);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 1 && st.users == 1);
+    gw_presence_tick(b.p, 9000, 10000);
+    gw_presence_get_stats(b.p, &st);
+    CHECK(st.entries == 0 && st.users == 0 && st.nodes == 1);
+    gw_done(&a);
+    gw_done(&b);
+}
+
+/* An entry's display name is its own: one user may have a name in one room and another (or
+ * none) in another, locally and from records. */
+static void test_names_per_entry(void)
+{
+    gw a, b;
+    gw_init(&a, "gw-a", 1, 1000);
+    gw_init(&b, "gw-b", 2, 1000);
+    gw_presence_tick(a.p, 0, 1000);
+    CHECK(gw_presence_join(a.p, "r", "alice", "Al") == 0);
+    CHECK(gw_presence_join(a.p, "s", "alice", "Alice") == 0);
+    CHECK(gw_presence_join(b.p, "t", "alice", NULL) == 0);
+    carry(&a, &b, 10), carried(&a);
+    CHECK_STR(member_name(&a, "r", "alice"), "Al");
+    CHECK_STR(member_name(&a, "s", "alice"), "Alice");
+    CHECK_STR(member_name(&b, "r", "alice"), "Al");
+    CHECK_STR(member_name(&b, "s", "alice"), "Alice");
+    CHECK_STR(member_name(&b, "t", "alice"), "");
+    /* a new name in one room leaves the other's */
+    CHECK(gw_presence_join(a.p, "r", "alice", "Ally") == 0);
+    carry(&a, &b, 20), carried(&a);
+    CHECK_STR(member_name(&b, "r", "alice"), "Ally");
+    CHECK_STR(member_name(&b, "s", "alice"), "Alice");
+    gw_done(&a);
+    gw_done(&b);
+}
+
+/* The heap a (room, user) entry costs with its user, as the idle-10k bench has them (one room
+ * each, user ids of 16 bytes, a connection count each), and all of it back when they leave.
+ * Per entry: the entry (72 bytes, an 80-byte glibc chunk), its user (38 + 17, a 64-byte chunk),
+ * the slots of two hash tables (about 8) and a share of the rooms; under ASan the bytes asked
+ * (about 137). It was 112 + 80 in chunks (164 bytes asked) when each held its own copy of the
+ * id. */
+static void test_memory(void)
+{
+    enum { N = 1000 };
+    gw_presence_config c = {.node_id = "gw-a",
+                            .incarnation = 1,
+                            .max_entries = 100000,
+                            .heartbeat_ms = 2000,
+                            .dead_ms = 8000,
+                            .flush_ms = 1000,
+                            .max_changes = 100,
+                            .emit = emit_none,
+                            .deliver = deliver_none};
+    gw_presence *p = gw_presence_new(&c, 0);
+    CHECK(p != NULL);
+    gw_presence_tick(p, 0, 1000);
+    size_t base = heap_in_use();
+    char user[32], room[16];
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "user-%011d", i); /* 16 bytes */
+        snprintf(room, sizeof(room), "room-%d", i % 10);
+        gw_presence_set_conns(p, user, 1);
+        CHECK(gw_presence_join(p, room, user, NULL) == 0);
+    }
+    gw_presence_tick(p, 100, 1100);
+    size_t per = (heap_in_use() - base) / N;
+    fprintf(stderr, "test_memory: %zu bytes of heap per entry and user\n", per);
+    CHECK(per <= 160);
+    gw_presence_stats st;
+    gw_presence_get_stats(p, &st);
+    CHECK(st.entries == N && st.users == N && st.rooms == 10);
+    for (int i = 0; i < N; i++) {
+        snprintf(user, sizeof(user), "user-%011d", i);
+        snprintf(room, sizeof(room), "room-%d", i % 10);
+        gw_presence_leave(p, room, user);
+        gw_presence_set_conns(p, user, 0);
+    }
+    gw_presence_tick(p, 200, 1200);
+    gw_presence_get_stats(p, &st);
+    CHECK(st.entries == 0 && st.users == 0 && st.rooms == 0);
+    CHECK(heap_back(base));
+    gw_presence_free(p);
+}
+
 int main(void)
 {
     RUN(test_counted_once);
@@ -494,5 +725,8 @@ int main(void)
     RUN(test_refused_and_bounded);
     RUN(test_shutdown);
     RUN(test_conns);
+    RUN(test_shared_users);
+    RUN(test_names_per_entry);
+    RUN(test_memory);
     return check_summary();
 }
