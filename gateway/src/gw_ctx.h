@@ -65,12 +65,13 @@ typedef struct gw_sub {
 
 enum gw_session_state { GW_S_AUTH, GW_S_READY, GW_S_CLOSING };
 
-/* What a session keeps of its gw_identity: sub and name in one malloc'd block (sub, its NUL,
- * then name and its NUL), not gw_identity's two arrays of CHAT_USER_MAX + 1 bytes that every idle
- * connection would carry (docs/internals.md, "Memory per connection"). */
+/* What a session keeps of its gw_identity: sub, name and the rooms claim in one malloc'd block
+ * (sub and its NUL, name and its NUL, then a byte saying whether a claim follows and the packed
+ * claim, gw_access.h), not gw_identity's two arrays of CHAT_USER_MAX + 1 bytes and a block of its
+ * own for the claim that every idle connection would carry (docs/internals.md, "Memory per
+ * connection"). */
 typedef struct gw_session_id {
-    char *sub;   /* the block; NULL until authenticated */
-    char *rooms; /* the rooms claim, packed (gw_access.h); NULL: no claim */
+    char *sub; /* the block; NULL until authenticated */
     long long exp;
 } gw_session_id;
 
@@ -80,8 +81,16 @@ static inline const char *gw_session_id_name(const gw_session_id *sid)
     return sid->sub + strlen(sid->sub) + 1;
 }
 
+/* The packed rooms claim in an authenticated session's id block; NULL when the token has none. */
+static inline const char *gw_session_id_rooms(const gw_session_id *sid)
+{
+    const char *name = gw_session_id_name(sid);
+    const char *claim = name + strlen(name) + 1;
+    return claim[0] ? claim + 1 : NULL;
+}
+
 /* One per connection, in the lws per-session data (gw_server.c's gw_pss): the fields are ordered
- * and sized so that the whole is a 176-byte malloc chunk (docs/internals.md, "Memory per
+ * and sized so that the whole is a 160-byte malloc chunk (docs/internals.md, "Memory per
  * connection"); the bounds and rates all sessions share are in gw_ctx. */
 struct gw_session {
     struct gw_ctx *ctx;
@@ -92,14 +101,19 @@ struct gw_session {
     gw_session *prev, *next; /* ctx->sessions */
     gw_user_link ulink;      /* in ctx->users while authenticated */
     gw_session_id id;
-    gw_sendq q;       /* replies (acks, joined, errors...): written before room frames */
-    gw_rate rate;     /* frames from the client, within ctx->frame_rate */
-    struct gw_rx *rx; /* reassembly of a fragmented message; NULL when not fragmented */
-    gw_sub *subs;     /* one per joined room */
-    /* the close frame's reason (malloc'd when the close is decided; NULL: none, or no memory
-     * for one). The writeable callback hands it to lws, not before: lws keeps a close reason in
-     * the buffer a ping's payload also goes to, so an earlier ping would overwrite it. */
-    char *close_reason;
+    gw_sendq q;   /* replies (acks, joined, errors...): written before room frames */
+    gw_rate rate; /* frames from the client, within ctx->frame_rate */
+    /* one heap block, whichever the session is at: while it reads, the reassembly of a
+     * fragmented message (NULL when none); once a close is decided (fail_session, drain: they
+     * free the reassembly first, and nothing is reassembled after), the close frame's reason
+     * (NULL: none, or no memory for one). The writeable callback hands the reason to lws, not
+     * before: lws keeps a close reason in the buffer a ping's payload also goes to, so an
+     * earlier ping would overwrite it. */
+    union {
+        struct gw_rx *rx;
+        char *close_reason;
+    };
+    gw_sub *subs; /* one per joined room */
     uint32_t gen; /* joins made so far */
     uint16_t nsubs, capsubs;
     uint16_t reads;       /* history store reads this session waits for */

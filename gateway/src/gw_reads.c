@@ -416,7 +416,8 @@ void gw_reads_on_read(gw_session *s, const gw_frame *f)
     int32_t p = -1;
     const char *code = NULL;
     char why[96];
-    if (!gw_access_may_join_as(s->id.sub, s->id.rooms, f->room, &code, why, sizeof(why))) {
+    if (!gw_access_may_join_as(s->id.sub, gw_session_id_rooms(&s->id), f->room, &code, why,
+                               sizeof(why))) {
         gw_session_error(s, code, why, f->cid); /* read state is for rooms the user may join */
         return;
     }
@@ -510,7 +511,7 @@ static void on_rooms(gw_ctx *ctx, gw_store_result *res, rooms_job *j)
     for (size_t i = 0; i < j->n; i++) {
         rooms_entry *r = &j->rooms[i];
         const char *code = NULL;
-        if (!gw_access_may_join_as(s->id.sub, s->id.rooms, r->room, &code, NULL, 0))
+        if (!gw_access_may_join_as(s->id.sub, gw_session_id_rooms(&s->id), r->room, &code, NULL, 0))
             continue; /* read once, but the token no longer allows it */
         /* the log is ahead of the store: its newest id and count win when it has them */
         log_last(ctx, r->room, r->last);

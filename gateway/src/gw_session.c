@@ -140,33 +140,58 @@ void gw_handle_unref(gw_handle *h)
         free(h);
 }
 
-/* Takes id's rooms claim and copies its sub and name into one block (gw_session_id): 0, or -1
- * (ENOMEM; id then still owns its claim). */
-static int id_take(gw_session_id *sid, gw_identity *id)
+/* Bytes of a packed rooms claim, its closing empty string included. */
+static size_t claim_len(const char *rooms)
 {
-    size_t ls = strlen(id->sub), ln = strlen(id->name);
-    char *b = malloc(ls + 1 + ln + 1);
+    size_t n = 0;
+    while (rooms[n])
+        n += strlen(rooms + n) + 1;
+    return n + 1;
+}
+
+/* A gw_session_id block of sub, name and the packed claim rooms (NULL: none); NULL on ENOMEM. */
+static char *id_block(const char *sub, const char *name, const char *rooms)
+{
+    size_t ls = strlen(sub), ln = strlen(name), lr = rooms ? claim_len(rooms) : 0;
+    char *b = malloc(ls + 1 + ln + 1 + 1 + lr);
     if (!b)
+        return NULL;
+    memcpy(b, sub, ls + 1);
+    memcpy(b + ls + 1, name, ln + 1);
+    b[ls + 1 + ln + 1] = rooms ? 1 : 0;
+    if (rooms)
+        memcpy(b + ls + 1 + ln + 2, rooms, lr);
+    return b;
+}
+
+/* Copies id's sub, name and rooms claim into one block (gw_session_id): 0, or -1 (ENOMEM).
+ * id keeps what it owns. */
+static int id_take(gw_session_id *sid, const gw_identity *id)
+{
+    if (!(sid->sub = id_block(id->sub, id->name, id->rooms)))
         return -1;
-    memcpy(b, id->sub, ls + 1);
-    memcpy(b + ls + 1, id->name, ln + 1);
-    sid->sub = b;
-    sid->rooms = id->rooms;
     sid->exp = id->exp;
-    id->rooms = NULL;
     return 0;
 }
 
 static void id_clear(gw_session_id *sid)
 {
     free(sid->sub);
-    free(sid->rooms);
     memset(sid, 0, sizeof(*sid));
 }
 
 static const char *who(const gw_session *s)
 {
     return s->id.sub && s->id.sub[0] ? s->id.sub : "-";
+}
+
+/* The close frame's reason takes the block a fragmented message was reassembled in (gw_session:
+ * the reassembly is dropped, and nothing is reassembled once closing). A message being handled
+ * is not in it: gw_session_receive takes it out first. */
+static void set_close_reason(gw_session *s, const char *reason)
+{
+    free(s->rx);
+    s->close_reason = strdup(reason); /* NULL: the close frame goes without one */
 }
 
 /* Schedules a close with code and reason at the next writeable; queued replies are dropped. */
@@ -177,7 +202,7 @@ static void fail_session(gw_session *s, int code, const char *reason)
     s->state = GW_S_CLOSING;
     gw_metrics_close(&s->ctx->stats, code);
     s->close_code = (int16_t)code;
-    s->close_reason = strdup(reason); /* NULL: the close frame goes without one */
+    set_close_reason(s, reason);
     gw_sendq_clear(&s->q);
     s->ctx->ops->want_write(s->conn);
     /* a client that never reads never becomes writeable: make sure it goes anyway */
@@ -250,7 +275,8 @@ static bool may_use(gw_session *s, const char *room, const char *cid)
 {
     const char *code = NULL;
     char why[96];
-    if (gw_access_may_join_as(s->id.sub, s->id.rooms, room, &code, why, sizeof(why)))
+    if (gw_access_may_join_as(s->id.sub, gw_session_id_rooms(&s->id), room, &code, why,
+                              sizeof(why)))
         return true;
     send_error(s, code, why, cid);
     return false;
@@ -1327,7 +1353,8 @@ static void leave_forbidden(gw_session *s)
     for (uint16_t i = s->nsubs; i-- > 0;) {
         gw_sub *sub = &s->subs[i];
         const char *code;
-        if (gw_access_may_join_as(s->id.sub, s->id.rooms, sub->lr->name, &code, NULL, 0))
+        if (gw_access_may_join_as(s->id.sub, gw_session_id_rooms(&s->id), sub->lr->name, &code,
+                                  NULL, 0))
             continue;
         char room[CHAT_ROOM_MAX + 1];
         snprintf(room, sizeof(room), "%s", sub->lr->name);
@@ -1352,15 +1379,22 @@ static void on_refresh(gw_session *s, const gw_frame *f)
                    f->cid);
         return;
     }
-    /* the new token's claims replace the old ones */
-    s->id.exp = id.exp;
-    free(s->id.rooms);
-    s->id.rooms = id.rooms;
-    id.rooms = NULL;
+    /* the new token's claims replace the old ones (the name stays the one the session began
+     * with) */
+    char *b = id_block(s->id.sub, gw_session_id_name(&s->id), id.rooms);
+    long long exp = id.exp;
+    gw_identity_clear(&id);
+    if (!b) {
+        send_error(s, GW_ERR_INTERNAL, "out of memory; the current token stays", f->cid);
+        return;
+    }
+    free(s->id.sub);
+    s->id.sub = b;
+    s->id.exp = exp;
     leave_forbidden(s);
     watch_expiry(s);
     char buf[64];
-    int n = snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}", id.exp);
+    int n = snprintf(buf, sizeof(buf), "{\"type\":\"refreshed\",\"exp\":%lld}", exp);
     send_new(s, gw_buf_from(buf, (size_t)n));
 }
 
@@ -1438,7 +1472,9 @@ static int on_auth(gw_session *s, const gw_frame *f)
         fail_session(s, GW_CLOSE_AUTH, reason);
         return 0;
     }
-    if (id_take(&s->id, &id) != 0) {
+    int taken = id_take(&s->id, &id);
+    gw_identity_clear(&id);
+    if (taken != 0) {
         fail_session(s, GW_CLOSE_INTERNAL, "out of memory");
         return 0;
     }
@@ -1535,10 +1571,11 @@ void gw_session_auth_expired(gw_session *s)
 int gw_session_open(gw_ctx *ctx, gw_session *s, void *conn, gw_identity *id)
 {
     memset(s, 0, sizeof(*s));
-    if (id && id_take(&s->id, id) != 0) {
+    int taken = id ? id_take(&s->id, id) : 0;
+    if (id)
         gw_identity_clear(id);
+    if (taken != 0)
         return -1; /* s->ctx NULL: gw_session_closed has nothing to undo */
-    }
     s->ctx = ctx;
     s->conn = conn;
     gw_rate_init(&s->rate, &ctx->frame_rate, gw_now_ms());
@@ -1589,10 +1626,8 @@ void gw_session_closed(gw_session *s)
     while (s->nsubs)
         sub_remove(s, &s->subs[s->nsubs - 1]);
     gw_sendq_clear(&s->q);
-    free(s->rx);
+    free(s->rx); /* or the close reason: one block */
     s->rx = NULL;
-    free(s->close_reason);
-    s->close_reason = NULL;
     id_clear(&s->id);
     if (s->handle) {
         s->handle->s = NULL;
@@ -1650,11 +1685,12 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
                        bool binary)
 {
     size_t max = (size_t)s->ctx->cfg.max_frame;
-    if (first)
-        rx_reset(s);
-    /* closing: what still arrives is read and dropped while the close frame goes out */
+    /* closing: what still arrives is read and dropped while the close frame goes out (and the
+     * block that held a reassembly may hold the close reason now) */
     if (s->state == GW_S_CLOSING)
         return 0;
+    if (first)
+        rx_reset(s);
     if (!s->rx && first && final) {
         if (len > max)
             goto too_big;
@@ -1686,8 +1722,12 @@ int gw_session_receive(gw_session *s, const void *in, size_t len, bool first, bo
     s->rx->len += (uint32_t)len;
     if (!final)
         return 0;
-    on_message(s, s->rx->data, s->rx->len, binary);
-    rx_reset(s);
+    /* taken out of the session while it is handled: a close decided meanwhile puts its reason
+     * where the reassembly was */
+    gw_rx *whole = s->rx;
+    s->rx = NULL;
+    on_message(s, whole->data, whole->len, binary);
+    free(whole);
     return 0;
 too_big:
     /* Closed through the session's close path (the close frame at the next writeable, what
@@ -1839,7 +1879,7 @@ void gw_sessions_drain(gw_ctx *ctx, int close_within_s)
             continue;
         s->state = GW_S_CLOSING; /* frames that still arrive are dropped */
         s->close_after = LWS_CLOSE_STATUS_GOINGAWAY;
-        s->close_reason = strdup("gateway going away: reconnect and resume with since");
+        set_close_reason(s, "gateway going away: reconnect and resume with since");
         ctx->ops->want_write(s->conn);
         ctx->ops->close_within(s->conn, close_within_s);
     }
@@ -1925,7 +1965,8 @@ static void dm_reach(gw_ctx *ctx, gw_log_entry *e)
             gw_session *s = gw_htab_entry(l, gw_session, ulink);
             const char *code;
             if (s->state != GW_S_READY || sub_find(s, lr->name) ||
-                !gw_access_may_join_as(s->id.sub, s->id.rooms, lr->name, &code, NULL, 0))
+                !gw_access_may_join_as(s->id.sub, gw_session_id_rooms(&s->id), lr->name, &code,
+                                       NULL, 0))
                 continue;
             if (s->nsubs >= (size_t)ctx->cfg.max_rooms) {
                 send_buf(s, e->frame);

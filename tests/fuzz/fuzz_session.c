@@ -41,7 +41,8 @@ static void check_frames(h_conn *c)
         if (room && c->open && c->s.state == GW_S_READY &&
             (json_object_get(j, "history") || json_object_get(j, "messages") ||
              json_object_get(j, "text")) &&
-            !gw_access_may_join_as(c->s.id.sub, c->s.id.rooms, room, &code, NULL, 0))
+            !gw_access_may_join_as(c->s.id.sub, gw_session_id_rooms(&c->s.id), room, &code, NULL,
+                                   0))
             abort(); /* a room this user may not use reached it */
         json_t *list = json_object_get(j, "history");
         if (!list)

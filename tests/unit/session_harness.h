@@ -23,9 +23,10 @@
 typedef struct h_conn {
     gw_session s;
     bool open;
-    bool choked;    /* the fake socket takes nothing more */
-    int close_code; /* from close_reason */
-    char **frames;  /* what was written, as strings */
+    bool choked;            /* the fake socket takes nothing more */
+    int close_code;         /* from close_reason */
+    char close_reason[128]; /* the reason given with it */
+    char **frames;          /* what was written, as strings */
     size_t nframes, cap;
     size_t seen; /* frames already looked at by h_next */
     bool quiet;  /* h_write_all leaves it alone (a sender whose reading does not matter) */
@@ -152,8 +153,8 @@ static bool op_writable_now(void *conn)
 
 static void op_close_reason(void *conn, int code, const char *reason)
 {
-    (void)reason;
     h_of(conn)->close_code = code;
+    snprintf(h_of(conn)->close_reason, sizeof(h_of(conn)->close_reason), "%s", reason);
 }
 
 static void op_close_within(void *conn, int seconds)

@@ -386,6 +386,27 @@ static void test_reassembly(void)
     free(big);
     h_write(h, a);
     CHECK(a->close_code == 1009);
+    CHECK_STR(a->close_reason, "frame too large");
+    /* a close decided while a reassembled message is handled (a bad first-frame auth in three
+     * fragments): the reason is kept whole until the writeable */
+    h_conn *c = h_open(h, 2, NULL);
+    const char *bad = "{\"type\":\"auth\",\"token\":\"not-a-token\"}";
+    CHECK(gw_session_receive(&c->s, bad, 10, true, false, false) == 0);
+    CHECK(gw_session_receive(&c->s, bad + 10, 10, false, false, false) == 0);
+    CHECK(gw_session_receive(&c->s, bad + 20, strlen(bad) - 20, false, true, false) == 0);
+    h_write(h, c);
+    CHECK(c->close_code == 4001);
+    CHECK(strncmp(c->close_reason, "authentication failed", 21) == 0);
+    /* a close decided by a timer halfway through a fragmented message: the reassembly is
+     * dropped, the rest of the message read and dropped, the close frame keeps its reason */
+    h_conn *d = h_open(h, 3, NULL);
+    CHECK(gw_session_receive(&d->s, bad, 10, true, false, false) == 0);
+    gw_session_auth_expired(&d->s);
+    CHECK(gw_session_receive(&d->s, bad + 10, 10, false, false, false) == 0);
+    CHECK(gw_session_receive(&d->s, "{", 1, true, true, false) == 0);
+    h_write(h, d);
+    CHECK(d->close_code == 4001);
+    CHECK_STR(d->close_reason, "authentication timeout");
     h_free(h);
 }
 
