@@ -18,6 +18,7 @@
 #                   connection, over all of them and over the second 5,000 alone (what start-up
 #                   and the first connect burst cost once is not in that one), and from the two
 #                   an estimate for 100,000 where the file limit does not allow idle-100k
+#   idle-19k        the same with 19,000: the most a file limit of 20,000 takes
 #   idle-100k       the same with 100,000 (needs a file limit above 100,064)
 #   fanout-100x100  100 members, 100 msg/s: 10,000 deliveries/s
 #   fanout-1000x200 1,000 members, 200 msg/s: 200,000 deliveries/s
@@ -43,7 +44,7 @@ FLOOR=$REPO/build/tests/chat-send-floor
 SECONDS_EACH=${BENCH_SECONDS:-10}
 OUT=${BENCH_OUT:-$REPO/bench-results.json}
 BASE=${CHAT_BENCH_PORT_BASE:-38080}
-ALL=(floor idle-10k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k join-200
+ALL=(floor idle-10k idle-19k idle-100k fanout-100x100 fanout-1000x200 fanout-1000x1000 storm-10k join-200
 	skip-5000
 	persister-100k)
 
@@ -57,6 +58,7 @@ args_of() { # the load generator's arguments for a scenario
 	case $1 in
 	floor) echo "--conns 1000 --frames 400000 --per-send 1,4,16,64" ;;
 	idle-10k) echo "--conns 10000 --rooms 100 --senders 0 --idle 5 --join-only" ;;
+	idle-19k) echo "--conns 19000 --rooms 190 --senders 0 --idle 5 --join-only" ;;
 	idle-100k) echo "--conns 100000 --rooms 1000 --senders 0 --idle 5 --join-only --sources 250" ;;
 	fanout-100x100) echo "--conns 100 --rooms 1 --senders 10 --rate 100 --seconds $SECONDS_EACH" ;;
 	fanout-1000x200) echo "--conns 1000 --rooms 1 --senders 20 --rate 200 --seconds $SECONDS_EACH" ;;
