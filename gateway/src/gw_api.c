@@ -53,6 +53,11 @@ struct gw_api_req {
     struct gw_api_err err; /* status != 0: the answer, once the body was read and dropped */
 };
 
+size_t gw_api_max_pending(const gw_ctx *ctx)
+{
+    return ctx->cfg.max_handshakes > 1 ? (size_t)ctx->cfg.max_handshakes / 2 : 1;
+}
+
 /* ---- answers --------------------------------------------------------------------------- */
 
 static int respond_json(gw_api_req *r, struct lws *wsi, gw_api_respond_fn respond, unsigned status,
@@ -115,6 +120,7 @@ static void req_free(gw_api_req *r)
     }
     gw_identity_clear(&r->id);
     free(r->body);
+    r->ctx->api_pending--;
     free(r);
 }
 
@@ -274,6 +280,12 @@ static int check_request(gw_ctx *ctx, struct lws *wsi, bool post, int *kind, cha
     char path[256];
     if (ctx->draining) /* SIGTERM: the load balancer retries another gateway */
         return fail(e, 503, GW_ERR_UNAVAILABLE, "this gateway is shutting down; retry");
+    /* a request holds one of lws's CHAT_MAX_HANDSHAKES header tables until it is answered
+     * (gw_server.c), and a publish may wait seconds for Kafka: half of them stay free for
+     * upgrades and probes */
+    if (ctx->api_pending >= gw_api_max_pending(ctx))
+        return fail(e, 503, GW_ERR_UNAVAILABLE,
+                    "too many server API requests under way on this gateway; retry");
     if (lws_hdr_copy(wsi, path, sizeof(path), post ? WSI_TOKEN_POST_URI : WSI_TOKEN_GET_URI) < 0)
         return fail(e, 404, "not_found", "no such endpoint");
     static const char rooms_prefix[] = "/api/v1/rooms/";
@@ -414,6 +426,7 @@ int gw_api_request(gw_ctx *ctx, struct lws *wsi, gw_api_req **slot, gw_api_respo
         return -1;
     }
     r->ctx = ctx;
+    ctx->api_pending++;
     r->wsi = wsi;
     r->respond = respond;
     r->id = id; /* r owns its claims now */

@@ -36,5 +36,8 @@ int gw_api_body(gw_api_req *req, const void *in, size_t len);
 int gw_api_body_done(gw_api_req *req);
 /* The connection closed: the request is dropped (its answer, if it comes, goes nowhere). */
 void gw_api_closed(gw_api_req **slot);
+/* Requests that may be under way at once (ctx->api_pending): half of CHAT_MAX_HANDSHAKES, at
+ * least 1; past it a request is answered 503 at once. */
+size_t gw_api_max_pending(const gw_ctx *ctx);
 
 #endif

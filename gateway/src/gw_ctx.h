@@ -96,7 +96,7 @@ struct gw_session {
     struct gw_ctx *ctx;
     void *conn; /* the connection, for ctx->ops (libwebsockets: the wsi) */
     /* a weak handle for replies that arrive later, made when the first one is asked for
-     * (gw_session.c session_handle) and dropped once nothing else holds it; NULL meanwhile */
+     * (gw_session.c gw_session_handle) and dropped once nothing else holds it; NULL meanwhile */
     gw_handle *handle;
     gw_session *prev, *next; /* ctx->sessions */
     gw_user_link ulink;      /* in ctx->users while authenticated */
@@ -104,11 +104,11 @@ struct gw_session {
     gw_sendq q;   /* replies (acks, joined, errors...): written before room frames */
     gw_rate rate; /* frames from the client, within ctx->frame_rate */
     /* one heap block, whichever the session is at: while it reads, the reassembly of a
-     * fragmented message (NULL when none); once a close is decided (fail_session, drain: they
-     * free the reassembly first, and nothing is reassembled after), the close frame's reason
-     * (NULL: none, or no memory for one). The writeable callback hands the reason to lws, not
-     * before: lws keeps a close reason in the buffer a ping's payload also goes to, so an
-     * earlier ping would overwrite it. */
+     * fragmented message (NULL when none); once closing (fail_session, drain, a close frame
+     * from the client, a failed write: each frees the reassembly, and nothing is reassembled
+     * after), the close frame's reason (NULL: none, or no memory for one). The writeable callback
+     * hands the reason to lws, not before: lws keeps a close reason in the buffer a ping's payload
+     * also goes to, so an earlier ping would overwrite it. */
     union {
         struct gw_rx *rx;
         char *close_reason;
@@ -180,6 +180,7 @@ typedef struct gw_ctx {
     gw_sendq_limits sendq_limits; /* every session's reply queue: CHAT_SEND_QUEUE(_BYTES) */
     gw_rate_spec frame_rate;      /* every session's frame rate: CHAT_RATE, CHAT_RATE_BURST */
     gw_session *sessions;         /* every open WebSocket session */
+    size_t api_pending;           /* server API requests under way (gw_api.c) */
     gw_stats stats;
     lws_sorted_usec_list_t stats_sul;
     lws_sorted_usec_list_t kafka_sul;    /* continue draining the fan-out consumer */

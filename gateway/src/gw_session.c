@@ -1808,8 +1808,10 @@ static bool caught_up(const gw_session *s)
 
 void gw_session_peer_closing(gw_session *s)
 {
-    if (s->ctx)
+    if (s->ctx && s->state != GW_S_CLOSING) {
         s->state = GW_S_CLOSING; /* frames that still arrive are dropped; fan-out leaves it */
+        rx_reset(s);             /* closing: the block holds no reassembly (gw_session) */
+    }
 }
 
 int gw_session_writeable(gw_session *s)
@@ -1935,6 +1937,7 @@ void gw_sessions_flush(gw_ctx *ctx)
              * frame could not be written either); a callback before that closes it too */
             s->state = GW_S_CLOSING;
             s->close_code = GW_CLOSE_BROKEN;
+            rx_reset(s); /* closing: the block holds no reassembly (gw_session) */
             ctx->ops->want_write(s->conn);
         }
     }

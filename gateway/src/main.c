@@ -3,6 +3,7 @@
  * sessions closed with 1001, the producer flushed, this gateway's presence withdrawn, the
  * workers stopped. SIGHUP reads the JWKS (CHAT_JWT_JWKS) again. */
 #define _DEFAULT_SOURCE /* gethostname, strncasecmp, strdup, pipe, clock_gettime */
+#include <errno.h>
 #include <mongoc/mongoc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -133,8 +134,11 @@ int main(int argc, char **argv)
     }
     /* the room logs cover every partition from where fan-out starts reading it */
     int32_t parts = gw_kafka_partitions(ctx.kafka);
-    if (gw_sessions_init(&ctx, parts) != 0) {
-        fprintf(stderr, "chat-gateway: out of memory\n");
+    int src = gw_sessions_init(&ctx, parts);
+    if (src != 0) {
+        fprintf(stderr, "chat-gateway: %s\n",
+                src == -EINVAL ? "CHAT_SEND_QUEUE and CHAT_SEND_QUEUE_BYTES must be 1 or more"
+                               : strerror(-src));
         goto out;
     }
     for (int32_t p = 0; p < parts; p++)

@@ -696,6 +696,7 @@ int main(int argc, char **argv)
                     "\"gateway_us_per_delivery\":%.3f,\"gateway_us_per_record\":%.3f,"
                     "\"gateway_cpu_s\":%.3f,\"gateway_rss_kb\":%ld,"
                     "\"idle_bytes_per_conn\":%.0f,\"idle_bytes_second_half\":%.0f,"
+                    "\"idle_second_half_conns\":%llu,"
                     "\"loadgen_cpu\":%.3f,\"saturated\":%s,"
                     "\"errors\":%llu,\"failed\":%llu}\n",
                     o.name, o.conns, o.rooms, o.senders, o.rate, o.seconds,
@@ -707,7 +708,8 @@ int main(int argc, char **argv)
                     rss1 > 0 && rss0 > 0
                         ? (double)(rss1 - rss0) * 1024 / (double)(n_joined ? n_joined : 1)
                         : 0,
-                    second_half, wall > 0 ? self / wall : 0, saturated ? "true" : "false",
+                    second_half, (unsigned long long)(second_half > 0 ? n_joined - n_half : 0),
+                    wall > 0 ? self / wall : 0, saturated ? "true" : "false",
                     (unsigned long long)n_errors, (unsigned long long)n_failed);
             fclose(f);
         }

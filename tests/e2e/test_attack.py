@@ -40,7 +40,7 @@ import time
 from collections import Counter
 from concurrent.futures import ThreadPoolExecutor
 
-from chat_e2e import connect_on, extra_gateway, make_jwt, run, spawn_gateway, unique
+from chat_e2e import connect_on, extra_gateway, http_get, make_jwt, run, spawn_gateway, unique
 from raw_ws import OP_CLOSE, OP_TEXT, Eof, RawWs
 
 BURST = 10_000
@@ -348,7 +348,8 @@ def test_attacks_leave_legitimate_clients_and_memory_alone(cluster):
 
 def test_requests_read_at_once_are_bounded(cluster):
     """CHAT_MAX_HANDSHAKES: with 2, two unfinished requests hold both header tables and a third
-    connection is not read (no answer) until one of them goes; then it is answered at once."""
+    connection is not read (no answer) until one of them goes; then it is answered at once. The
+    server API may hold only half of them: past that it answers 503 at once."""
     with extra_gateway(cluster, "gw-handshakes", port_index=11, CHAT_MAX_HANDSHAKES="2") as port:
         holders = [socket.create_connection(("127.0.0.1", port), timeout=5) for _ in range(2)]
         try:
@@ -371,6 +372,20 @@ def test_requests_read_at_once_are_bounded(cluster):
                 assert answer.startswith(b"HTTP/1.1 200"), answer[:80]
             finally:
                 third.close()
+            holders.pop().close()
+            # the server API keeps half of them free: with 2, one request under way (a publish
+            # whose body has not come) and the next is answered 503 at once; probes still are
+            token = cluster.token(unique("backend"), role="server")
+            pending = socket.create_connection(("127.0.0.1", port), timeout=5)
+            holders.append(pending)
+            pending.sendall(b"POST /api/v1/publish HTTP/1.1\r\nHost: 127.0.0.1\r\n"
+                            b"Authorization: Bearer " + token.encode() + b"\r\n"
+                            b"Content-Type: application/json\r\nContent-Length: 100\r\n\r\n")
+            time.sleep(0.5)
+            status, body = _api(port, token, {"room": unique("api"), "text": "x", "from": "a"})
+            assert (status, body.get("error")) == (503, "unavailable"), (status, body)
+            assert "under way" in body.get("message", ""), body
+            assert http_get(port, "/healthz", timeout=3).status == 200
         finally:
             for h in holders:
                 h.close()
