@@ -57,7 +57,11 @@ static void driver_log(mongoc_log_level_t level, const char *domain, const char 
     chat_log(l, "mongoc %s: %s", domain ? domain : "", message);
 }
 
-void chat_mongo_route_log(void)
+void chat_mongo_init(void)
 {
+    /* libmongoc as Debian builds it has already initialised itself when it was loaded (its
+     * counters too: MONGOC_DISABLE_SHM must be in the environment, scripts/cluster.sh);
+     * mongoc_init is then a no-op, and is called for builds that do not */
     mongoc_log_set_handler(driver_log, NULL);
+    mongoc_init();
 }

@@ -109,6 +109,12 @@ set -euo pipefail
 REPO=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 CACHE=${CHAT_CACHE_DIR:-$HOME/.cache/chat-gateway}
 DEV_JWT_SECRET=dev-secret-change-me
+# libmongoc (as Debian builds it, initialised when it is loaded, before main) keeps its counters
+# in a /dev/shm/mongoc-<pid> file, for mongoc-stat, which nothing here reads. A killed process
+# leaves the file behind, and a later process that gets the same pid then writes a warning to
+# stderr before any log set-up (a line that is not JSON under CHAT_LOG_FORMAT=json): counters in
+# memory instead. deploy/Dockerfile sets the same.
+export MONGOC_DISABLE_SHM=1
 STARTED=() # what this invocation started, for the cleanup after a failed up
 
 # Variables that configure this script, not the processes: not saved for restarts.

@@ -143,8 +143,7 @@ int main(int argc, char **argv)
     } else if (!created) {
         chat_log(CHAT_LOG_INFO, "topic %s already exists", s.kafka_events_topic);
     }
-    chat_mongo_route_log();
-    mongoc_init();
+    chat_mongo_init();
     rc = init_mongo(&s, err, sizeof(err));
     mongoc_cleanup();
     if (rc != 0) {

@@ -92,8 +92,7 @@ int main(int argc, char **argv)
         chat_log(CHAT_LOG_WARN, "CHAT_DEV_TOKENS is on: GET /dev/token gives anyone a token "
                                 "for any name. Development only.");
 
-    mongoc_init();
-    chat_mongo_route_log();
+    chat_mongo_init();
     rc = 1;
     ctx.rooms = gw_rooms_new();
     if (!ctx.rooms) {

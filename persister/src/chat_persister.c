@@ -41,8 +41,7 @@ int main(int argc, char **argv)
              cfg.kafka_brokers, cfg.kafka_topic, cfg.kafka_group, cfg.kafka_session_ms, uri,
              cfg.mongo_db, cfg.batch_size, cfg.batch_ms, cfg.shutdown_ms, cfg.log_level,
              cfg.log_format, cfg.metrics_listen);
-    chat_mongo_route_log();
-    mongoc_init();
+    chat_mongo_init();
     rc = ps_persister_run(&cfg, &signals);
     mongoc_cleanup();
     return rc == 0 ? 0 : 1;

@@ -154,6 +154,7 @@ def _make_cluster(reuse: bool) -> tuple[Cluster, bool]:
     if web_root.is_dir():
         env.setdefault("CHAT_WEB_ROOT", str(web_root))
     env.setdefault("UBSAN_OPTIONS", "print_stacktrace=1")
+    env.setdefault("MONGOC_DISABLE_SHM", "1")  # what scripts/cluster.sh sets, for spawn_gateway
 
     c = Cluster(
         data_dir=data_dir,

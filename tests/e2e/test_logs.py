@@ -113,3 +113,16 @@ def test_persister_json_logs(cluster):
     starting = [o for o in lines if o["message"].startswith("starting:")]
     assert starting and "CHAT_LOG_FORMAT=json" in starting[0]["message"], starting
     assert any(o["message"] == "stopped" for o in lines)
+
+
+def test_no_counters_file_in_dev_shm(cluster):
+    """libmongoc's counters stay in memory (MONGOC_DISABLE_SHM, set by scripts/cluster.sh): a
+    /dev/shm/mongoc-<pid> file per process outlives a killed one, and a later process that got
+    the same pid wrote libmongoc's warning about it to stderr before any log set-up, which is
+    not a JSON line."""
+    from pathlib import Path
+
+    names = ["gateway-1", "gateway-2", "persister"]
+    pids = {n: int((cluster.data_dir / "run" / f"{n}.pid").read_text().strip()) for n in names}
+    left = [n for n, pid in pids.items() if Path(f"/dev/shm/mongoc-{pid}").exists()]
+    assert not left, f"libmongoc counters files in /dev/shm for {left} ({pids})"
