@@ -248,6 +248,16 @@ static void send_error(gw_session *s, const char *code, const char *message, con
     send_new(s, gw_out_error(code, message, cid));
 }
 
+/* The session's handle for a request (cid) whose answer comes later; NULL, with the request
+ * answered internal, when there is no memory for one. */
+static gw_handle *handle_or_error(gw_session *s, const char *cid)
+{
+    gw_handle *h = gw_session_handle(s);
+    if (!h)
+        send_error(s, GW_ERR_INTERNAL, "out of memory", cid);
+    return h;
+}
+
 /* Hands frame b (our reference) to whoever h stands for: a session's reply queue or a server
  * API request; to nobody when it went away. */
 static void answer(gw_handle *h, gw_buf *b)
@@ -1024,12 +1034,9 @@ static void on_send(gw_session *s, const gw_frame *f)
         send_error(s, GW_ERR_NOT_JOINED, "join the room before sending to it", f->cid);
         return;
     }
-    gw_handle *h = gw_session_handle(s);
-    if (!h) {
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
-        return;
-    }
-    publish(s->ctx, h, f, s->id.sub, gw_session_id_name(&s->id));
+    gw_handle *h = handle_or_error(s, f->cid);
+    if (h)
+        publish(s->ctx, h, f, s->id.sub, gw_session_id_name(&s->id));
 }
 
 void gw_sessions_publish(gw_ctx *ctx, gw_handle *h, const gw_frame *f, const char *from)
@@ -1308,11 +1315,9 @@ static void on_history(gw_session *s, const gw_frame *f)
 {
     if (!may_use(s, f->room, f->cid))
         return;
-    gw_handle *h = gw_session_handle(s);
-    if (!h) {
-        send_error(s, GW_ERR_INTERNAL, "out of memory", f->cid);
+    gw_handle *h = handle_or_error(s, f->cid);
+    if (!h)
         return;
-    }
     gw_sub *sub = sub_find(s, f->room);
     if (!sub && chat_dm_parse(f->room, strlen(f->room), NULL)) {
         /* one's own direct room needs no join */

@@ -58,20 +58,27 @@ static void record(gw_presence *p, chat_presence_kind kind, int node, uint64_t i
     free(buf);
 }
 
-static void tape(const uint8_t *data, size_t size)
+/* A presence table of this gateway's run 1, records to emit and frames to deliver. */
+static gw_presence *presence_new(const char *node, size_t max_entries, size_t max_changes)
 {
-    gw_presence_config c = {.node_id = NODES[0],
+    gw_presence_config c = {.node_id = node,
                             .incarnation = 1,
-                            .max_entries = 8,
+                            .max_entries = max_entries,
                             .heartbeat_ms = 2000,
                             .dead_ms = 8000,
                             .flush_ms = 1000,
-                            .max_changes = 2,
+                            .max_changes = max_changes,
                             .emit = emit,
                             .deliver = deliver};
     gw_presence *p = gw_presence_new(&c, 0);
     if (!p)
         abort();
+    return p;
+}
+
+static void tape(const uint8_t *data, size_t size)
+{
+    gw_presence *p = presence_new(NODES[0], 8, 2);
     int64_t now = 0;
     for (size_t i = 0; i + 1 < size; i += 2) {
         uint8_t op = data[i], a = data[i + 1];
@@ -157,18 +164,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             strcmp(w.user, v.user) != 0)
             abort();
     }
-    gw_presence_config c = {.node_id = "gw-fuzz",
-                            .incarnation = 1,
-                            .max_entries = 1000,
-                            .heartbeat_ms = 2000,
-                            .dead_ms = 8000,
-                            .flush_ms = 1000,
-                            .max_changes = 100,
-                            .emit = emit,
-                            .deliver = deliver};
-    gw_presence *p = gw_presence_new(&c, 0);
-    if (!p)
-        abort();
+    gw_presence *p = presence_new("gw-fuzz", 1000, 100);
     gw_presence_watch(p, "r", 1);
     gw_presence_on_record(p, key, klen, val, vlen, data[0] * 100, 0);
     gw_presence_tick(p, 1000, 1000);
